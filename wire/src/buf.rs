@@ -1,0 +1,187 @@
+//! The aligned receive buffer every reader of percore frames uses.
+//!
+//! Frames are read in place, so the buffer keeps two promises: its storage
+//! starts 16-aligned ([`rkyv::util::AlignedVec`]), and the unread part always
+//! starts at a multiple of 16 (frames are 16-byte multiples, and compaction
+//! moves the unread part to offset 0). Together they make every frame body
+//! 16-aligned for `rkyv::access`.
+//!
+//! The buffer grows only as far as a frame needs, never past its cap
+//! (`max_frame_bytes`), and shrinks back to its initial size when it
+//! empties, so a connection that once carried a large frame does not keep
+//! the memory.
+
+use crate::frame::FRAME_ALIGN;
+use rkyv::util::AlignedVec;
+
+/// A growable, 16-aligned receive buffer with read and write cursors.
+pub struct RecvBuf {
+    /// Storage; `data.len()` is the usable capacity, always zero-initialised.
+    data: AlignedVec<FRAME_ALIGN>,
+    /// Start of unread bytes; a multiple of 16 whenever whole frames were consumed.
+    start: usize,
+    /// End of received bytes.
+    end: usize,
+    /// Capacity it returns to when empty.
+    initial: usize,
+    /// Capacity it never exceeds.
+    max: usize,
+}
+
+impl RecvBuf {
+    /// A buffer of `initial` bytes that may grow to `max` (both rounded up to 16).
+    pub fn new(initial: usize, max: usize) -> Self {
+        let initial = initial.max(FRAME_ALIGN).next_multiple_of(FRAME_ALIGN);
+        let max = max.max(initial).next_multiple_of(FRAME_ALIGN);
+        let mut data = AlignedVec::with_capacity(initial);
+        data.resize(initial, 0);
+        RecvBuf { data, start: 0, end: 0, initial, max }
+    }
+
+    /// The received, unread bytes.
+    #[inline]
+    pub fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    /// The received, unread bytes, mutable (tests use it to corrupt frames).
+    #[inline]
+    pub fn filled_mut(&mut self) -> &mut [u8] {
+        &mut self.data[self.start..self.end]
+    }
+
+    /// Number of unread bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// True if nothing is unread.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Current capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The cap this buffer never grows past.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Marks `n` unread bytes as consumed.
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// The free space after the received bytes, to read into.
+    #[inline]
+    pub fn spare(&mut self) -> &mut [u8] {
+        &mut self.data[self.end..]
+    }
+
+    /// Marks `n` bytes of [`RecvBuf::spare`] as received.
+    #[inline]
+    pub fn commit(&mut self, n: usize) {
+        debug_assert!(self.end + n <= self.data.len());
+        self.end += n;
+    }
+
+    /// Appends bytes (tests and blocking clients).
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        let need = self.len() + bytes.len();
+        self.prepare(Some(need.max(1)));
+        let end = self.end;
+        self.data[end..end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// Makes room before a read. `frame_len` is the length of the frame at the
+    /// start of the unread bytes when its header is known; the buffer then
+    /// guarantees it can hold that whole frame. Returns false if it cannot
+    /// (the frame is larger than the cap) — callers check frame lengths
+    /// against the limits first, so that is a bug, not a peer's doing.
+    pub fn prepare(&mut self, frame_len: Option<usize>) -> bool {
+        if self.is_empty() && self.data.len() > self.initial {
+            self.shrink();
+        }
+        let need = frame_len.unwrap_or(0).max(self.len());
+        if need > self.max {
+            return false;
+        }
+        if self.start + need > self.data.len() || self.end == self.data.len() {
+            self.compact();
+        }
+        if need > self.data.len() || self.end == self.data.len() {
+            let target = need.max(self.data.len() * 2).min(self.max).next_multiple_of(FRAME_ALIGN);
+            if target <= self.data.len() {
+                return self.end < self.data.len();
+            }
+            self.data.resize(target, 0);
+        }
+        true
+    }
+
+    /// Moves the unread bytes to the front.
+    fn compact(&mut self) {
+        if self.start == 0 {
+            return;
+        }
+        debug_assert!(self.start.is_multiple_of(FRAME_ALIGN), "unread bytes must start on a frame boundary");
+        self.data.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+    }
+
+    fn shrink(&mut self) {
+        let mut data = AlignedVec::with_capacity(self.initial);
+        data.resize(self.initial, 0);
+        self.data = data;
+        self.start = 0;
+        self.end = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_is_aligned_and_grows_to_the_frame() {
+        let mut b = RecvBuf::new(64, 1024);
+        assert_eq!(b.filled().as_ptr() as usize % 16, 0);
+        assert!(b.prepare(Some(500)));
+        assert!(b.capacity() >= 500);
+        assert!(!b.prepare(Some(2000)), "beyond the cap");
+    }
+
+    #[test]
+    fn compaction_keeps_frames_aligned() {
+        let mut b = RecvBuf::new(64, 64);
+        b.extend_from_slice(&[1u8; 48]);
+        b.consume(32);
+        b.extend_from_slice(&[2u8; 40]);
+        assert_eq!(b.len(), 56);
+        assert_eq!(b.filled().as_ptr() as usize % 16, 0);
+        assert_eq!(&b.filled()[..16], &[1u8; 16]);
+    }
+
+    #[test]
+    fn shrinks_back_when_empty() {
+        let mut b = RecvBuf::new(64, 4096);
+        b.extend_from_slice(&[0u8; 3000]);
+        assert!(b.capacity() >= 3000);
+        b.consume(3000);
+        b.prepare(None);
+        assert_eq!(b.capacity(), 64);
+    }
+}

@@ -1,0 +1,357 @@
+//! A small blocking client: the handshake, single batches, stats, and
+//! routing across every shard of a cluster.
+//!
+//! This is the simple client the `percore` CLI and the tests use; the load
+//! generator has its own pipelined, multiplexed one built on the same
+//! encoders and decoders. [`Connection`] is one shard; [`Client`] routes
+//! operations to shards with [`crate::cluster::ShardMap`].
+
+use crate::buf::RecvBuf;
+use crate::cluster::{Cluster, ShardMap};
+use crate::codec::{RequestEncoder, decode, decode_response, encode};
+use crate::error::Error;
+use crate::frame::{FrameError, Kind, Next, PROTOCOL_VERSION, next_frame};
+use crate::limits::Limits;
+use crate::msg::{
+    ArchivedErrorBody, ArchivedHelloReply, ArchivedStatsReply, Hello, HelloReply, Op, OpResult, Response, StatsReply,
+};
+use rkyv::rancor;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// What the client expects to find on a port. `None` fields are discovered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// The shard id expected on this port.
+    pub shard: Option<u32>,
+    /// The total shard count expected.
+    pub total_shards: Option<u32>,
+}
+
+/// One handshaken connection to one shard.
+pub struct Connection {
+    addr: String,
+    stream: TcpStream,
+    rbuf: RecvBuf,
+    wbuf: Vec<u8>,
+    enc: RequestEncoder,
+    hello: HelloReply,
+    next_batch: u64,
+}
+
+fn io_err(addr: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { addr: addr.to_string(), source }
+}
+
+/// Limits a client accepts on frames it *receives* before the server's
+/// own limits are known (the handshake reply is small).
+fn receive_limits() -> Limits {
+    Limits { max_frame_bytes: crate::limits::MAX_FRAME_BYTES, ..Limits::default() }
+}
+
+impl Connection {
+    /// Connects to `addr` and performs the handshake. The server checks
+    /// `expect` and refuses a mismatch with an error naming both sides.
+    pub fn connect(addr: &str, expect: Expect, timeout: Duration) -> Result<Connection, Error> {
+        let sockaddr = addr
+            .to_socket_addrs()
+            .map_err(io_err(addr))?
+            .next()
+            .ok_or_else(|| Error::Protocol { addr: addr.into(), message: "address resolves to nothing".into() })?;
+        let stream = TcpStream::connect_timeout(&sockaddr, timeout).map_err(io_err(addr))?;
+        stream.set_nodelay(true).map_err(io_err(addr))?;
+        stream.set_read_timeout(Some(timeout)).map_err(io_err(addr))?;
+        stream.set_write_timeout(Some(timeout)).map_err(io_err(addr))?;
+        let mut conn = Connection {
+            addr: addr.to_string(),
+            stream,
+            rbuf: RecvBuf::new(64 << 10, crate::limits::MAX_FRAME_BYTES as usize),
+            wbuf: Vec::with_capacity(64 << 10),
+            enc: RequestEncoder::new(),
+            hello: HelloReply {
+                protocol: 0,
+                shard: 0,
+                total_shards: 0,
+                node: String::new(),
+                limits: Limits::default().into(),
+                map: Vec::new(),
+            },
+            next_batch: 1,
+        };
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            shard: expect.shard,
+            total_shards: expect.total_shards,
+            client: format!("percore-cli/{}", std::process::id()),
+        };
+        conn.wbuf.clear();
+        encode(Kind::Hello, &hello, &mut conn.wbuf)
+            .map_err(|e| Error::Protocol { addr: addr.into(), message: e.to_string() })?;
+        conn.flush()?;
+        let reply = conn.recv(Kind::HelloReply, |body| {
+            let a = decode::<ArchivedHelloReply>(Kind::HelloReply, body)?;
+            rkyv::deserialize::<HelloReply, rancor::Error>(a)
+                .map_err(|_| FrameError::Corrupt { kind: Kind::HelloReply })
+        })?;
+        let mismatch = |what: &str, client: u32, server: u32| Error::Mismatch {
+            addr: addr.to_string(),
+            message: format!("client expects {what} {client}, server has {server}"),
+        };
+        if let Some(s) = expect.shard
+            && s != reply.shard
+        {
+            return Err(mismatch("shard", s, reply.shard));
+        }
+        if let Some(t) = expect.total_shards
+            && t != reply.total_shards
+        {
+            return Err(mismatch("total shards", t, reply.total_shards));
+        }
+        conn.hello = reply;
+        Ok(conn)
+    }
+
+    /// The server's handshake reply: its shard, its limits, the shard map.
+    pub fn hello(&self) -> &HelloReply {
+        &self.hello
+    }
+
+    /// The server's limits.
+    pub fn limits(&self) -> Limits {
+        self.hello.limits.into()
+    }
+
+    /// The address this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.stream.write_all(&self.wbuf).map_err(io_err(&self.addr))?;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Reads one frame of `kind` and hands its body to `f`. An error frame
+    /// becomes [`Error::Server`]; any other kind is a protocol error.
+    fn recv<R>(&mut self, kind: Kind, f: impl FnOnce(&[u8]) -> Result<R, FrameError>) -> Result<R, Error> {
+        let limits = receive_limits();
+        loop {
+            let next = next_frame(self.rbuf.filled(), &limits)
+                .map_err(|source| Error::Frame { addr: self.addr.clone(), source })?;
+            match next {
+                Next::Frame(frame) => {
+                    let len = frame.len();
+                    let result = if frame.header.kind == kind {
+                        f(frame.body).map_err(|source| Error::Frame { addr: self.addr.clone(), source })
+                    } else if frame.header.kind == Kind::Error {
+                        Err(server_error(&self.addr, frame.body))
+                    } else {
+                        Err(Error::Protocol {
+                            addr: self.addr.clone(),
+                            message: format!("expected a {kind} frame, got {}", frame.header.kind),
+                        })
+                    };
+                    self.rbuf.consume(len);
+                    return result;
+                }
+                Next::NeedMore { frame_len } => {
+                    self.rbuf.prepare(frame_len);
+                    let n = self.stream.read(self.rbuf.spare()).map_err(io_err(&self.addr))?;
+                    if n == 0 {
+                        return Err(Error::Closed { addr: self.addr.clone() });
+                    }
+                    self.rbuf.commit(n);
+                }
+            }
+        }
+    }
+
+    /// Sends one batch and waits for its results (in operation order).
+    pub fn execute(&mut self, ops: &[Op]) -> Result<Vec<OpResult>, Error> {
+        let limits = self.limits();
+        if ops.len() > limits.max_ops_per_frame as usize {
+            return Err(Error::Limit(format!(
+                "{} operations exceed the server's max_ops_per_frame {}",
+                ops.len(),
+                limits.max_ops_per_frame
+            )));
+        }
+        for op in ops {
+            check_op(op, &limits)?;
+        }
+        let batch_id = self.next_batch;
+        self.next_batch += 1;
+        self.wbuf.clear();
+        self.enc.begin(&mut self.wbuf, batch_id);
+        for op in ops {
+            match op {
+                Op::Get { key } => self.enc.get(&mut self.wbuf, key),
+                Op::Put { key, value } => self.enc.put(&mut self.wbuf, key, value),
+                Op::Delete { key } => self.enc.delete(&mut self.wbuf, key),
+            }
+        }
+        if self.enc.frame_len() > limits.max_frame_bytes as usize {
+            return Err(Error::Limit(format!(
+                "batch of {} bytes exceeds the server's max_frame_bytes {}",
+                self.enc.frame_len(),
+                limits.max_frame_bytes
+            )));
+        }
+        self.enc.finish(&mut self.wbuf);
+        self.flush()?;
+        let resp = self.recv(Kind::Response, |body| {
+            let a = decode_response(body)?;
+            rkyv::deserialize::<Response, rancor::Error>(a).map_err(|_| FrameError::Corrupt { kind: Kind::Response })
+        })?;
+        if resp.batch_id != batch_id || resp.results.len() != ops.len() {
+            return Err(Error::Protocol {
+                addr: self.addr.clone(),
+                message: format!(
+                    "response to batch {} with {} results answers batch {batch_id} of {} operations",
+                    resp.batch_id,
+                    resp.results.len(),
+                    ops.len()
+                ),
+            });
+        }
+        Ok(resp.results)
+    }
+
+    /// Asks the shard for its counters.
+    pub fn stats(&mut self) -> Result<StatsReply, Error> {
+        self.wbuf.clear();
+        encode(Kind::StatsRequest, &(), &mut self.wbuf)
+            .map_err(|e| Error::Protocol { addr: self.addr.clone(), message: e.to_string() })?;
+        self.flush()?;
+        self.recv(Kind::StatsReply, |body| {
+            let a = decode::<ArchivedStatsReply>(Kind::StatsReply, body)?;
+            rkyv::deserialize::<StatsReply, rancor::Error>(a)
+                .map_err(|_| FrameError::Corrupt { kind: Kind::StatsReply })
+        })
+    }
+
+    /// Writes raw bytes to the server (tests use it to send bad input).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.stream.write_all(bytes).map_err(io_err(&self.addr))
+    }
+}
+
+/// Checks one operation against a server's limits before it is sent.
+pub fn check_op(op: &Op, limits: &Limits) -> Result<(), Error> {
+    let key = op.key();
+    if key.len() > limits.max_key_len as usize {
+        return Err(Error::Limit(format!(
+            "key of {} bytes exceeds the server's max_key_len {}",
+            key.len(),
+            limits.max_key_len
+        )));
+    }
+    if let Op::Put { value, .. } = op
+        && value.len() > limits.max_value_len as usize
+    {
+        return Err(Error::Limit(format!(
+            "value of {} bytes exceeds the server's max_value_len {}",
+            value.len(),
+            limits.max_value_len
+        )));
+    }
+    Ok(())
+}
+
+/// Turns an error frame's body into [`Error::Server`].
+pub fn server_error(addr: &str, body: &[u8]) -> Error {
+    match decode::<ArchivedErrorBody>(Kind::Error, body) {
+        Ok(e) => match rkyv::deserialize::<crate::msg::ErrorBody, rancor::Error>(e) {
+            Ok(e) => Error::Server { addr: addr.to_string(), code: e.code, message: e.message },
+            Err(_) => Error::Frame { addr: addr.to_string(), source: FrameError::Corrupt { kind: Kind::Error } },
+        },
+        Err(source) => Error::Frame { addr: addr.to_string(), source },
+    }
+}
+
+/// A client for a whole cluster: routes each key to its shard.
+pub struct Client {
+    map: ShardMap,
+    conns: Vec<Option<Connection>>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to one server address and learns the rest of the cluster
+    /// from its handshake reply.
+    pub fn discover(addr: &str, timeout: Duration) -> Result<Client, Error> {
+        let conn = Connection::connect(addr, Expect::default(), timeout)?;
+        let map = ShardMap::new(conn.hello.map.clone()).map_err(|message| Error::Protocol {
+            addr: addr.to_string(),
+            message: format!("bad shard map: {message}"),
+        })?;
+        let mut conns: Vec<Option<Connection>> = (0..map.len()).map(|_| None).collect();
+        let id = conn.hello.shard as usize;
+        if id < conns.len() {
+            conns[id] = Some(conn);
+        }
+        Ok(Client { map, conns, timeout })
+    }
+
+    /// A client for the shards a cluster file describes (connections open
+    /// on first use, each checking shard id and count in its handshake).
+    pub fn from_cluster(cluster: &Cluster, timeout: Duration) -> Client {
+        let conns = (0..cluster.map.len()).map(|_| None).collect();
+        Client { map: cluster.map.clone(), conns, timeout }
+    }
+
+    /// The shard map in use.
+    pub fn map(&self) -> &ShardMap {
+        &self.map
+    }
+
+    /// The connection to shard `id`, opened and handshaken on first use.
+    pub fn conn(&mut self, id: u32) -> Result<&mut Connection, Error> {
+        let total = self.map.len() as u32;
+        let info = &self.map.shards()[id as usize];
+        let slot = &mut self.conns[id as usize];
+        if slot.is_none() {
+            let addr = format!("{}:{}", info.addr, info.port);
+            *slot =
+                Some(Connection::connect(&addr, Expect { shard: Some(id), total_shards: Some(total) }, self.timeout)?);
+        }
+        Ok(slot.as_mut().expect("just connected"))
+    }
+
+    fn one(&mut self, op: Op) -> Result<OpResult, Error> {
+        let shard = self.map.shard_of(op.key());
+        let conn = self.conn(shard)?;
+        let addr = conn.addr.clone();
+        let mut results = conn.execute(std::slice::from_ref(&op))?;
+        match results.pop() {
+            Some(OpResult::Error(code)) => Err(Error::Op { addr, code }),
+            Some(r) => Ok(r),
+            None => Err(Error::Protocol { addr, message: "empty response".into() }),
+        }
+    }
+
+    /// Reads a key.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        match self.one(Op::Get { key: key.to_vec() })? {
+            OpResult::Value(v) => Ok(Some(v)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes a key.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.one(Op::Put { key: key.to_vec(), value: value.to_vec() }).map(|_| ())
+    }
+
+    /// Deletes a key.
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), Error> {
+        self.one(Op::Delete { key: key.to_vec() }).map(|_| ())
+    }
+
+    /// Every shard's counters, by shard id.
+    pub fn stats(&mut self) -> Result<Vec<StatsReply>, Error> {
+        (0..self.map.len() as u32).map(|id| self.conn(id)?.stats()).collect()
+    }
+}

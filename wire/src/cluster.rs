@@ -1,0 +1,637 @@
+//! The cluster file and the shard map built from it.
+//!
+//! One TOML file describes a deployment; the server, the load generator,
+//! the CLI and the cluster scripts all read it through [`Cluster::load`], so
+//! they cannot disagree. The schema is documented in `cluster/README.md`:
+//!
+//! ```toml
+//! base_port = 7000                 # shard i of a server listens on base_port + i
+//!
+//! [[server]]
+//! name  = "node0"                  # how the cluster scripts reach it (ssh host)
+//! addr  = "10.10.1.1"              # where clients connect
+//! cores = [1, 2, 3, 4, 5, 6, 7]    # one shard per CPU, pinned ("1-7" works too)
+//!
+//! [[client]]
+//! name  = "node4"
+//! cores = "0-7"
+//! ```
+//!
+//! Global shard ids follow file order (server 0's cores first). Hash slots
+//! are split evenly over the shards in that order unless every server
+//! assigns them with `slots = ["0-4095", …]` (one entry per core).
+//!
+//! [`ShardMap`] is the slot → shard table, the other half of routing (the
+//! first is [`crate::slot::slot_of`]).
+
+use crate::limits::Limits;
+use crate::msg::{ShardInfo, SlotRange};
+use crate::slot::{SLOTS, slot_of};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// Default base port.
+pub const DEFAULT_BASE_PORT: u16 = 7000;
+
+/// Why a cluster file (or a shard map) cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read cluster file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for the schema.
+    #[error("cluster file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The file parses but describes an impossible cluster.
+    #[error("cluster file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the values.
+        message: String,
+    },
+    /// A node name that the file does not list.
+    #[error("cluster file {path} has no {role} named {name:?} (it lists: {known})")]
+    UnknownNode {
+        /// The file.
+        path: String,
+        /// "server" or "client".
+        role: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The names it has.
+        known: String,
+    },
+}
+
+/// A list of CPUs: `[1, 2, 3]` or `"1-3"` / `"0,2,4-6"` in the file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CpuListFile {
+    List(Vec<u32>),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    name: String,
+    addr: String,
+    cores: CpuListFile,
+    port: Option<u16>,
+    listen: Option<String>,
+    slots: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    name: String,
+    cores: CpuListFile,
+    addr: Option<String>,
+}
+
+/// How the cluster scripts reach nodes over ssh (all optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SshSettings {
+    /// Remote user; unset means ssh's own default.
+    pub user: Option<String>,
+    /// Remote port; unset means 22 / ssh config.
+    pub port: Option<u16>,
+    /// Identity file.
+    pub identity: Option<String>,
+    /// Extra `-o` options, e.g. `"StrictHostKeyChecking=accept-new"`.
+    pub options: Vec<String>,
+    /// Directory on each node where binaries, pid files and logs live.
+    pub dir: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    base_port: Option<u16>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    ssh: SshSettings,
+    #[serde(default)]
+    server: Vec<ServerFile>,
+    #[serde(default)]
+    client: Vec<ClientFile>,
+}
+
+/// One server node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// Node name (ssh host for the scripts).
+    pub name: String,
+    /// Address clients connect to.
+    pub addr: String,
+    /// Address the shards bind (defaults to `addr`).
+    pub listen: String,
+    /// Port of its first shard; shard `i` of the node listens on `port + i`.
+    pub port: u16,
+    /// CPUs, one shard each, in local shard order.
+    pub cores: Vec<u32>,
+    /// Global ids of its shards.
+    pub shards: Range<u32>,
+}
+
+/// One client (load generator) node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientNode {
+    /// Node name (ssh host for the scripts).
+    pub name: String,
+    /// CPUs to run load threads on.
+    pub cores: Vec<u32>,
+    /// Address, if different from the name.
+    pub addr: Option<String>,
+}
+
+/// A validated cluster description.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// The file it came from, if any (for messages).
+    pub source: String,
+    /// Default port of every server's first shard.
+    pub base_port: u16,
+    /// Limits every server enforces.
+    pub limits: Limits,
+    /// ssh settings for the scripts.
+    pub ssh: SshSettings,
+    /// Server nodes in file order.
+    pub servers: Vec<Server>,
+    /// Client nodes in file order.
+    pub clients: Vec<ClientNode>,
+    /// Slot → shard table and every shard's address.
+    pub map: ShardMap,
+}
+
+/// Parses a CPU list: `"3"`, `"1-7"`, `"0,2,4-6"`. Duplicates are an error.
+pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(format!("empty entry in CPU list {text:?}"));
+        }
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let lo: u32 = lo.parse().map_err(|_| format!("{lo:?} in CPU list {text:?} is not a CPU number"))?;
+        let hi: u32 = hi.parse().map_err(|_| format!("{hi:?} in CPU list {text:?} is not a CPU number"))?;
+        if hi < lo {
+            return Err(format!("range {part:?} in CPU list {text:?} runs backwards"));
+        }
+        if hi - lo > 4096 {
+            return Err(format!("range {part:?} in CPU list {text:?} is implausibly large"));
+        }
+        cpus.extend(lo..=hi);
+    }
+    check_unique_cpus(&cpus).map_err(|cpu| format!("CPU {cpu} is listed twice in {text:?}"))?;
+    Ok(cpus)
+}
+
+fn check_unique_cpus(cpus: &[u32]) -> Result<(), u32> {
+    let mut seen = HashSet::new();
+    for &c in cpus {
+        if !seen.insert(c) {
+            return Err(c);
+        }
+    }
+    Ok(())
+}
+
+/// Formats CPUs compactly: `[1,2,3,5]` → `"1-3,5"`.
+pub fn format_cpu_list(cpus: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i { format!("{}-{}", cpus[i], cpus[j]) } else { cpus[i].to_string() });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// Parses slot ranges: `"0-5460"`, `"0-99,200-299,4000"`.
+pub fn parse_slot_ranges(text: &str) -> Result<Vec<SlotRange>, String> {
+    let mut ranges = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let start: u16 = a.trim().parse().map_err(|_| format!("{a:?} in slot list {text:?} is not a slot"))?;
+        let end: u16 = b.trim().parse().map_err(|_| format!("{b:?} in slot list {text:?} is not a slot"))?;
+        if end < start || end as usize >= SLOTS {
+            return Err(format!("slot range {part:?} must be within 0-{} and ascending", SLOTS - 1));
+        }
+        ranges.push(SlotRange { start, end });
+    }
+    Ok(ranges)
+}
+
+/// The even split of all slots over `n` shards: shard `i` gets
+/// `[i·16384/n, (i+1)·16384/n)`.
+pub fn even_slots(n: usize, i: usize) -> SlotRange {
+    let start = i * SLOTS / n;
+    let end = (i + 1) * SLOTS / n - 1;
+    SlotRange { start: start as u16, end: end as u16 }
+}
+
+impl CpuListFile {
+    fn resolve(self, what: &str) -> Result<Vec<u32>, String> {
+        let cpus = match self {
+            CpuListFile::List(v) => {
+                check_unique_cpus(&v).map_err(|c| format!("{what}: CPU {c} is listed twice"))?;
+                v
+            }
+            CpuListFile::Text(t) => parse_cpu_list(&t).map_err(|e| format!("{what}: {e}"))?,
+        };
+        if cpus.is_empty() {
+            return Err(format!("{what}: cores must list at least one CPU"));
+        }
+        Ok(cpus)
+    }
+}
+
+fn check_name(name: &str, what: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{what} {name:?} must be non-empty and contain no whitespace"));
+    }
+    Ok(())
+}
+
+impl Cluster {
+    /// Reads and validates a cluster file.
+    pub fn load(path: &Path) -> Result<Cluster, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        Cluster::parse(&text, &path.display().to_string())
+    }
+
+    /// Validates a cluster file's text; `source` names it in messages.
+    pub fn parse(text: &str, source: &str) -> Result<Cluster, ConfigError> {
+        let file: ClusterFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: source.to_string(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid { path: source.to_string(), message };
+        file.limits.validate().map_err(|e| invalid(e.to_string()))?;
+        if file.server.is_empty() {
+            return Err(invalid("no [[server]] listed".into()));
+        }
+        let base_port = file.base_port.unwrap_or(DEFAULT_BASE_PORT);
+        let mut servers = Vec::new();
+        let mut names = HashSet::new();
+        let mut endpoints = HashSet::new();
+        let mut next_shard = 0u32;
+        let assigned = file.server.iter().filter(|s| s.slots.is_some()).count();
+        if assigned != 0 && assigned != file.server.len() {
+            return Err(invalid("either every [[server]] assigns slots or none does".into()));
+        }
+        let mut slot_lists = Vec::new();
+        for s in file.server {
+            check_name(&s.name, "server name").map_err(invalid)?;
+            check_name(&s.addr, "server addr").map_err(invalid)?;
+            if !names.insert(s.name.clone()) {
+                return Err(invalid(format!("node name {:?} is used twice", s.name)));
+            }
+            let cores = s.cores.resolve(&format!("server {:?}", s.name)).map_err(invalid)?;
+            let port = s.port.unwrap_or(base_port);
+            if port == 0 || port as usize + cores.len() - 1 > u16::MAX as usize {
+                return Err(invalid(format!(
+                    "server {:?}: ports {port}..{} are not all valid TCP ports",
+                    s.name,
+                    port as usize + cores.len() - 1
+                )));
+            }
+            let listen = s.listen.unwrap_or_else(|| s.addr.clone());
+            for i in 0..cores.len() {
+                let endpoint = (s.addr.clone(), port + i as u16);
+                if !endpoints.insert(endpoint.clone()) {
+                    return Err(invalid(format!(
+                        "{}:{} is used by two shards (give servers on one address different ports)",
+                        endpoint.0, endpoint.1
+                    )));
+                }
+            }
+            if let Some(slots) = s.slots {
+                if slots.len() != cores.len() {
+                    return Err(invalid(format!(
+                        "server {:?} lists {} cores but {} slot entries",
+                        s.name,
+                        cores.len(),
+                        slots.len()
+                    )));
+                }
+                for text in slots {
+                    slot_lists
+                        .push(parse_slot_ranges(&text).map_err(|e| invalid(format!("server {:?}: {e}", s.name)))?);
+                }
+            }
+            let n = cores.len() as u32;
+            servers.push(Server {
+                name: s.name,
+                addr: s.addr,
+                listen,
+                port,
+                cores,
+                shards: next_shard..next_shard + n,
+            });
+            next_shard += n;
+        }
+        let mut clients = Vec::new();
+        for c in file.client {
+            check_name(&c.name, "client name").map_err(invalid)?;
+            if !names.insert(c.name.clone()) {
+                return Err(invalid(format!("node name {:?} is used twice", c.name)));
+            }
+            let cores = c.cores.resolve(&format!("client {:?}", c.name)).map_err(invalid)?;
+            clients.push(ClientNode { name: c.name, cores, addr: c.addr });
+        }
+        let total = next_shard as usize;
+        if total > SLOTS {
+            return Err(invalid(format!("{total} shards, but there are only {SLOTS} slots")));
+        }
+        let mut shards = Vec::with_capacity(total);
+        for s in &servers {
+            for (i, &cpu) in s.cores.iter().enumerate() {
+                let id = s.shards.start + i as u32;
+                let slots = if slot_lists.is_empty() {
+                    vec![even_slots(total, id as usize)]
+                } else {
+                    slot_lists[id as usize].clone()
+                };
+                shards.push(ShardInfo {
+                    id,
+                    node: s.name.clone(),
+                    addr: s.addr.clone(),
+                    port: s.port + i as u16,
+                    cpu,
+                    slots,
+                });
+            }
+        }
+        let map = ShardMap::new(shards).map_err(invalid)?;
+        Ok(Cluster { source: source.to_string(), base_port, limits: file.limits, ssh: file.ssh, servers, clients, map })
+    }
+
+    /// A one-node cluster: `cores` shards on `addr`, ports `port`, `port+1`, …
+    /// (what `percore-server --cores 0 --port 7000` serves).
+    pub fn single_node(
+        name: &str,
+        addr: &str,
+        port: u16,
+        cores: &[u32],
+        limits: Limits,
+    ) -> Result<Cluster, ConfigError> {
+        let mut text = format!("base_port = {port}\n[limits]\n");
+        text.push_str(&format!(
+            "max_frame_bytes = {}\nmax_ops_per_frame = {}\nmax_key_len = {}\nmax_value_len = {}\n",
+            limits.max_frame_bytes, limits.max_ops_per_frame, limits.max_key_len, limits.max_value_len
+        ));
+        text.push_str(&format!("[[server]]\nname = {name:?}\naddr = {addr:?}\ncores = {cores:?}\n"));
+        Cluster::parse(&text, "(command line)")
+    }
+
+    /// The server node called `name`.
+    pub fn server(&self, name: &str) -> Result<&Server, ConfigError> {
+        self.servers.iter().find(|s| s.name == name).ok_or_else(|| ConfigError::UnknownNode {
+            path: self.source.clone(),
+            role: "server",
+            name: name.to_string(),
+            known: self.servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The client node called `name`.
+    pub fn client(&self, name: &str) -> Result<&ClientNode, ConfigError> {
+        self.clients.iter().find(|s| s.name == name).ok_or_else(|| ConfigError::UnknownNode {
+            path: self.source.clone(),
+            role: "client",
+            name: name.to_string(),
+            known: self.clients.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+/// The slot → shard table and every shard's address and slots.
+#[derive(Clone)]
+pub struct ShardMap {
+    shards: Vec<ShardInfo>,
+    /// `table[slot]` is the owning shard's id.
+    table: Box<[u16]>,
+}
+
+impl fmt::Debug for ShardMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardMap").field("shards", &self.shards).finish_non_exhaustive()
+    }
+}
+
+impl ShardMap {
+    /// Builds the table; every slot must be owned by exactly one shard, and
+    /// shard ids must be `0..n` in order.
+    pub fn new(shards: Vec<ShardInfo>) -> Result<ShardMap, String> {
+        if shards.is_empty() {
+            return Err("the shard map is empty".into());
+        }
+        if shards.len() > SLOTS {
+            return Err(format!("{} shards, but there are only {SLOTS} slots", shards.len()));
+        }
+        const FREE: u16 = u16::MAX;
+        let mut table = vec![FREE; SLOTS].into_boxed_slice();
+        for (i, s) in shards.iter().enumerate() {
+            if s.id as usize != i {
+                return Err(format!("shard ids must be 0..{} in order; found {} at position {i}", shards.len(), s.id));
+            }
+            for r in &s.slots {
+                if r.is_empty() || r.end as usize >= SLOTS {
+                    return Err(format!("shard {}: bad slot range {r}", s.id));
+                }
+                for slot in r.start..=r.end {
+                    let cell = &mut table[slot as usize];
+                    if *cell != FREE {
+                        return Err(format!("slot {slot} is assigned to both shard {} and shard {}", *cell, s.id));
+                    }
+                    *cell = s.id as u16;
+                }
+            }
+        }
+        if let Some(slot) = table.iter().position(|&s| s == FREE) {
+            return Err(format!("slot {slot} is assigned to no shard (every slot 0-{} must be)", SLOTS - 1));
+        }
+        Ok(ShardMap { shards, table })
+    }
+
+    /// Number of shards.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Always false: a map has at least one shard.
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
+    /// Every shard, by id.
+    pub fn shards(&self) -> &[ShardInfo] {
+        &self.shards
+    }
+
+    /// The shard owning `slot`.
+    #[inline]
+    pub fn shard_of_slot(&self, slot: u16) -> u32 {
+        self.table[slot as usize & (SLOTS - 1)] as u32
+    }
+
+    /// The shard owning `key`.
+    #[inline]
+    pub fn shard_of(&self, key: &[u8]) -> u32 {
+        self.shard_of_slot(slot_of(key))
+    }
+
+    /// A bitset of the slots shard `id` owns.
+    pub fn owned_slots(&self, id: u32) -> SlotSet {
+        let mut set = SlotSet::empty();
+        for (slot, &owner) in self.table.iter().enumerate() {
+            if owner as u32 == id {
+                set.insert(slot as u16);
+            }
+        }
+        set
+    }
+}
+
+/// A set of slots as a 2 KiB bitset: what one server shard checks every key against.
+#[derive(Clone)]
+pub struct SlotSet {
+    bits: Box<[u64; SLOTS / 64]>,
+}
+
+impl SlotSet {
+    /// The empty set.
+    pub fn empty() -> SlotSet {
+        SlotSet { bits: Box::new([0; SLOTS / 64]) }
+    }
+
+    /// Adds a slot.
+    pub fn insert(&mut self, slot: u16) {
+        let s = slot as usize & (SLOTS - 1);
+        self.bits[s / 64] |= 1 << (s % 64);
+    }
+
+    /// True if the slot is in the set.
+    #[inline]
+    pub fn contains(&self, slot: u16) -> bool {
+        let s = slot as usize & (SLOTS - 1);
+        self.bits[s / 64] & (1 << (s % 64)) != 0
+    }
+
+    /// Number of slots in the set.
+    pub fn len(&self) -> usize {
+        self.bits.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// True if the set holds no slot.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO: &str = r#"
+base_port = 7000
+[[server]]
+name = "a"
+addr = "127.0.0.1"
+cores = [0]
+[[server]]
+name = "b"
+addr = "127.0.0.1"
+port = 7100
+cores = "1-2"
+[[client]]
+name = "c"
+cores = "0,1"
+"#;
+
+    #[test]
+    fn parses_and_numbers_shards_in_file_order() {
+        let c = Cluster::parse(TWO, "two.toml").expect("valid");
+        assert_eq!(c.servers.len(), 2);
+        assert_eq!(c.servers[1].shards, 1..3);
+        assert_eq!(c.map.len(), 3);
+        let ports: Vec<u16> = c.map.shards().iter().map(|s| s.port).collect();
+        assert_eq!(ports, vec![7000, 7100, 7101]);
+        assert_eq!(c.map.shards()[0].slots, vec![SlotRange { start: 0, end: 5460 }]);
+        assert_eq!(c.map.shards()[2].slots, vec![SlotRange { start: 10922, end: 16383 }]);
+        assert_eq!(c.clients[0].cores, vec![0, 1]);
+    }
+
+    #[test]
+    fn every_slot_has_exactly_one_owner() {
+        for n in [1usize, 2, 3, 7, 28, 100] {
+            let shards = (0..n)
+                .map(|i| ShardInfo {
+                    id: i as u32,
+                    node: "n".into(),
+                    addr: "a".into(),
+                    port: 1,
+                    cpu: 0,
+                    slots: vec![even_slots(n, i)],
+                })
+                .collect();
+            let map = ShardMap::new(shards).expect("even split covers every slot");
+            let total: usize = (0..n as u32).map(|i| map.owned_slots(i).len()).sum();
+            assert_eq!(total, SLOTS);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let dup = TWO.replace("port = 7100", "port = 7000");
+        let e = Cluster::parse(&dup, "f.toml").expect_err("same endpoint twice").to_string();
+        assert!(e.contains("127.0.0.1:7000 is used by two shards"), "{e}");
+        let typo = TWO.replace("cores = [0]", "coers = [0]");
+        let e = Cluster::parse(&typo, "f.toml").expect_err("unknown field").to_string();
+        assert!(e.contains("coers"), "{e}");
+        let e = Cluster::parse(TWO, "f.toml").expect("ok").server("zz").expect_err("unknown").to_string();
+        assert!(e.contains("\"zz\"") && e.contains("a, b"), "{e}");
+        let gap = TWO
+            .replace("cores = [0]", "cores = [0]\nslots = [\"0-100\"]")
+            .replace("cores = \"1-2\"", "cores = \"1-2\"\nslots = [\"101-200\", \"201-16000\"]");
+        let e = Cluster::parse(&gap, "f.toml").expect_err("uncovered slots").to_string();
+        assert!(e.contains("slot 16001 is assigned to no shard"), "{e}");
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("1-3,5"), Ok(vec![1, 2, 3, 5]));
+        assert!(parse_cpu_list("1,1").is_err());
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert_eq!(format_cpu_list(&[1, 2, 3, 5, 7, 8]), "1-3,5,7-8");
+    }
+}

@@ -1,0 +1,575 @@
+//! Encoding and decoding of frame bodies.
+//!
+//! **Decoding** is always rkyv's: [`decode_request`], [`decode_response`] and
+//! [`decode`] validate the body with bytecheck (`rkyv::api::low::access`)
+//! before any field is touched, then check the [`Limits`]. The result is a
+//! reference into the receive buffer: nothing is copied.
+//!
+//! **Encoding** of the two hot bodies is done by [`RequestEncoder`] and
+//! [`ResponseEncoder`], single-pass writers that lay out exactly the bytes
+//! `rkyv::to_bytes` produces for [`Request`] / [`Response`] (byte for byte:
+//! see the `encoders_match_rkyv` property test), without building the owned
+//! values. rkyv's layout for these types, which the encoders follow:
+//!
+//! ```text
+//! [key and value bytes of op 0, op 1, …, unpadded]   dependencies first, in order
+//! [zero pad to 4]
+//! [op entries: 20 bytes each (request) / 12 bytes each (response)]
+//! [zero pad to 8]
+//! [root: batch_id u64, relptr i32 to entries, entry count u32]   16 bytes, at the end
+//! ```
+//!
+//! A relative pointer is the signed distance from the pointer's own address
+//! to its target. Request entry: `tag u8, 3 zero bytes, key relptr, key len,
+//! value relptr, value len` (the last 8 bytes zero for GET/DELETE). Response
+//! entry: `tag u8, error code u8 (Error only), 2 zero bytes, value relptr,
+//! value len` (the last 8 zero unless Value). Tags follow declaration order.
+//!
+//! Cold bodies (handshake, stats, errors) are serialized by rkyv itself
+//! through [`encode`].
+
+use crate::frame::{FrameError, HEADER_LEN, Kind, pad_to_align, write_header};
+use crate::limits::Limits;
+use crate::msg::{ArchivedRequest, ArchivedResponse, OpError};
+#[cfg(doc)]
+use crate::msg::{Request, Response};
+use rkyv::api::high::HighSerializer;
+use rkyv::rancor::{self, Failure};
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::util::AlignedVec;
+
+/// Size of one archived request operation (`ArchivedOp`).
+pub const REQUEST_ENTRY_LEN: usize = 20;
+/// Size of one archived result (`ArchivedOpResult`).
+pub const RESPONSE_ENTRY_LEN: usize = 12;
+/// Size of the archived root of a request or response.
+pub const ROOT_LEN: usize = 16;
+
+const _: () = {
+    assert!(size_of::<crate::msg::ArchivedOp>() == REQUEST_ENTRY_LEN);
+    assert!(align_of::<crate::msg::ArchivedOp>() == 4);
+    assert!(size_of::<crate::msg::ArchivedOpResult>() == RESPONSE_ENTRY_LEN);
+    assert!(align_of::<crate::msg::ArchivedOpResult>() == 4);
+    assert!(size_of::<ArchivedRequest>() == ROOT_LEN);
+    assert!(size_of::<ArchivedResponse>() == ROOT_LEN);
+    assert!(align_of::<ArchivedRequest>() == 8);
+};
+
+const TAG_GET: u8 = 0;
+const TAG_PUT: u8 = 1;
+const TAG_DELETE: u8 = 2;
+const TAG_VALUE: u8 = 0;
+const TAG_NOT_FOUND: u8 = 1;
+const TAG_DONE: u8 = 2;
+const TAG_ERROR: u8 = 3;
+
+#[inline]
+fn pad_zeros(out: &mut Vec<u8>, from: usize, align: usize) {
+    let pad = (align - (out.len() - from) % align) % align;
+    out.resize(out.len() + pad, 0);
+}
+
+/// Writes the root and the header, and pads the frame; `entries_pos` is the
+/// body offset of the entry array.
+#[inline]
+fn finish_frame(
+    out: &mut Vec<u8>,
+    frame_start: usize,
+    kind: Kind,
+    batch_id: u64,
+    entries_pos: usize,
+    count: usize,
+) -> usize {
+    let body_start = frame_start + HEADER_LEN;
+    pad_zeros(out, body_start, 8);
+    let root = out.len() - body_start;
+    let rel = entries_pos as i64 - (root as i64 + 8);
+    let mut r = [0u8; ROOT_LEN];
+    r[0..8].copy_from_slice(&batch_id.to_le_bytes());
+    r[8..12].copy_from_slice(&(rel as i32).to_le_bytes());
+    r[12..16].copy_from_slice(&(count as u32).to_le_bytes());
+    out.extend_from_slice(&r);
+    let body_len = out.len() - body_start;
+    write_header(&mut out[frame_start..body_start], kind, body_len as u32);
+    let padded = pad_to_align(body_len);
+    out.resize(body_start + padded, 0);
+    HEADER_LEN + padded
+}
+
+/// One pending request operation: body offsets of its key and value.
+#[derive(Clone, Copy)]
+struct PendingOp {
+    tag: u8,
+    key_pos: u32,
+    key_len: u32,
+    val_pos: u32,
+    val_len: u32,
+}
+
+/// Builds a request frame in place at the end of an output buffer.
+///
+/// Keys and values are copied once, into the output; the 20-byte entries are
+/// written at [`RequestEncoder::finish`]. The scratch space is reused from one
+/// batch to the next, so a long-lived encoder allocates nothing per batch.
+///
+/// ```
+/// use wire::codec::{RequestEncoder, decode_request};
+/// use wire::{Limits, frame::{next_frame, Next}, buf::RecvBuf};
+///
+/// let mut out = Vec::new();
+/// let mut enc = RequestEncoder::new();
+/// enc.begin(&mut out, 7);
+/// enc.put(&mut out, b"k", b"v");
+/// enc.get(&mut out, b"k");
+/// let len = enc.finish(&mut out);
+/// assert_eq!(len, out.len());
+///
+/// let mut buf = RecvBuf::new(1024, 1 << 20);
+/// buf.extend_from_slice(&out);
+/// let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!() };
+/// let req = decode_request(frame.body, &Limits::default()).unwrap();
+/// assert_eq!(req.batch_id, 7);
+/// assert_eq!(req.ops.len(), 2);
+/// ```
+#[derive(Default)]
+pub struct RequestEncoder {
+    ops: Vec<PendingOp>,
+    frame_start: usize,
+    batch_id: u64,
+    data_len: usize,
+}
+
+impl RequestEncoder {
+    /// An encoder with no batch open.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens a batch at the end of `out` (a header placeholder is written).
+    pub fn begin(&mut self, out: &mut Vec<u8>, batch_id: u64) {
+        self.ops.clear();
+        self.frame_start = out.len();
+        self.batch_id = batch_id;
+        self.data_len = 0;
+        out.resize(out.len() + HEADER_LEN, 0);
+    }
+
+    /// Operations in the open batch.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True if the open batch has no operation.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The frame length the batch would have if finished now.
+    #[inline]
+    pub fn frame_len(&self) -> usize {
+        Self::frame_len_for(self.data_len, self.ops.len())
+    }
+
+    /// The frame length of a request carrying `ops` operations whose keys and
+    /// values add up to `data_len` bytes.
+    #[inline]
+    pub const fn frame_len_for(data_len: usize, ops: usize) -> usize {
+        let entries = (data_len + 3) & !3;
+        let root = (entries + ops * REQUEST_ENTRY_LEN + 7) & !7;
+        HEADER_LEN + pad_to_align(root + ROOT_LEN)
+    }
+
+    #[inline]
+    fn body_pos(&self, out: &[u8]) -> u32 {
+        (out.len() - self.frame_start - HEADER_LEN) as u32
+    }
+
+    /// Appends a GET.
+    #[inline]
+    pub fn get(&mut self, out: &mut Vec<u8>, key: &[u8]) {
+        let key_pos = self.body_pos(out);
+        out.extend_from_slice(key);
+        self.data_len += key.len();
+        self.ops.push(PendingOp { tag: TAG_GET, key_pos, key_len: key.len() as u32, val_pos: 0, val_len: 0 });
+    }
+
+    /// Appends a PUT.
+    #[inline]
+    pub fn put(&mut self, out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+        let key_pos = self.body_pos(out);
+        out.extend_from_slice(key);
+        let val_pos = key_pos + key.len() as u32;
+        out.extend_from_slice(value);
+        self.data_len += key.len() + value.len();
+        self.ops.push(PendingOp {
+            tag: TAG_PUT,
+            key_pos,
+            key_len: key.len() as u32,
+            val_pos,
+            val_len: value.len() as u32,
+        });
+    }
+
+    /// Appends a PUT whose value is written by `fill` straight into the
+    /// frame (`value_len` bytes, zeroed before the call): the value is built
+    /// where it travels, never copied.
+    #[inline]
+    pub fn put_with(&mut self, out: &mut Vec<u8>, key: &[u8], value_len: usize, fill: impl FnOnce(&mut [u8])) {
+        let key_pos = self.body_pos(out);
+        out.extend_from_slice(key);
+        let val_pos = key_pos + key.len() as u32;
+        let start = out.len();
+        out.resize(start + value_len, 0);
+        fill(&mut out[start..]);
+        self.data_len += key.len() + value_len;
+        self.ops.push(PendingOp {
+            tag: TAG_PUT,
+            key_pos,
+            key_len: key.len() as u32,
+            val_pos,
+            val_len: value_len as u32,
+        });
+    }
+
+    /// Appends a DELETE.
+    #[inline]
+    pub fn delete(&mut self, out: &mut Vec<u8>, key: &[u8]) {
+        let key_pos = self.body_pos(out);
+        out.extend_from_slice(key);
+        self.data_len += key.len();
+        self.ops.push(PendingOp { tag: TAG_DELETE, key_pos, key_len: key.len() as u32, val_pos: 0, val_len: 0 });
+    }
+
+    /// Closes the batch: writes the entries, the root and the header, pads
+    /// the frame, and returns the frame's length. `out` then ends with it.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> usize {
+        let body_start = self.frame_start + HEADER_LEN;
+        pad_zeros(out, body_start, 4);
+        let entries_pos = out.len() - body_start;
+        out.reserve(self.ops.len() * REQUEST_ENTRY_LEN + 32);
+        for (i, op) in self.ops.iter().enumerate() {
+            let at = (entries_pos + i * REQUEST_ENTRY_LEN) as i64;
+            let mut e = [0u8; REQUEST_ENTRY_LEN];
+            e[0] = op.tag;
+            e[4..8].copy_from_slice(&((op.key_pos as i64 - (at + 4)) as i32).to_le_bytes());
+            e[8..12].copy_from_slice(&op.key_len.to_le_bytes());
+            if op.tag == TAG_PUT {
+                e[12..16].copy_from_slice(&((op.val_pos as i64 - (at + 12)) as i32).to_le_bytes());
+                e[16..20].copy_from_slice(&op.val_len.to_le_bytes());
+            }
+            out.extend_from_slice(&e);
+        }
+        finish_frame(out, self.frame_start, Kind::Request, self.batch_id, entries_pos, self.ops.len())
+    }
+}
+
+/// One pending result: tag, error code, body offset and length of a value.
+#[derive(Clone, Copy)]
+struct PendingResult {
+    tag: u8,
+    code: u8,
+    pos: u32,
+    len: u32,
+}
+
+/// Builds a response frame in place at the end of an output buffer.
+///
+/// A GET's value is copied once, from the store into the output, by
+/// [`ResponseEncoder::value`]; the 12-byte entries follow at
+/// [`ResponseEncoder::finish`].
+#[derive(Default)]
+pub struct ResponseEncoder {
+    results: Vec<PendingResult>,
+    frame_start: usize,
+    batch_id: u64,
+    data_len: usize,
+}
+
+impl ResponseEncoder {
+    /// An encoder with no response open.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens a response at the end of `out`; `ops` is the number of results
+    /// it will carry (used to reserve scratch space only).
+    pub fn begin(&mut self, out: &mut Vec<u8>, batch_id: u64, ops: usize) {
+        self.results.clear();
+        self.results.reserve(ops);
+        self.frame_start = out.len();
+        self.batch_id = batch_id;
+        self.data_len = 0;
+        out.resize(out.len() + HEADER_LEN, 0);
+    }
+
+    /// The frame length this response would have if `extra_value` more bytes
+    /// of value and `extra_results` more results were added.
+    #[inline]
+    pub fn frame_len_with(&self, extra_value: usize, extra_results: usize) -> usize {
+        let entries = (self.data_len + extra_value + 3) & !3;
+        let root = (entries + (self.results.len() + extra_results) * RESPONSE_ENTRY_LEN + 7) & !7;
+        HEADER_LEN + pad_to_align(root + ROOT_LEN)
+    }
+
+    /// Results added so far.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    /// True if no result was added yet.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+
+    /// Adds a found value.
+    #[inline]
+    pub fn value(&mut self, out: &mut Vec<u8>, value: &[u8]) {
+        let pos = (out.len() - self.frame_start - HEADER_LEN) as u32;
+        out.extend_from_slice(value);
+        self.data_len += value.len();
+        self.results.push(PendingResult { tag: TAG_VALUE, code: 0, pos, len: value.len() as u32 });
+    }
+
+    /// Adds a not-found result.
+    #[inline]
+    pub fn not_found(&mut self) {
+        self.results.push(PendingResult { tag: TAG_NOT_FOUND, code: 0, pos: 0, len: 0 });
+    }
+
+    /// Adds a done result.
+    #[inline]
+    pub fn done(&mut self) {
+        self.results.push(PendingResult { tag: TAG_DONE, code: 0, pos: 0, len: 0 });
+    }
+
+    /// Adds an error result.
+    #[inline]
+    pub fn error(&mut self, code: OpError) {
+        self.results.push(PendingResult { tag: TAG_ERROR, code: code as u8, pos: 0, len: 0 });
+    }
+
+    /// Closes the response and returns the frame's length.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> usize {
+        let body_start = self.frame_start + HEADER_LEN;
+        pad_zeros(out, body_start, 4);
+        let entries_pos = out.len() - body_start;
+        out.reserve(self.results.len() * RESPONSE_ENTRY_LEN + 32);
+        for (i, r) in self.results.iter().enumerate() {
+            let mut e = [0u8; RESPONSE_ENTRY_LEN];
+            e[0] = r.tag;
+            e[1] = r.code;
+            if r.tag == TAG_VALUE {
+                let at = (entries_pos + i * RESPONSE_ENTRY_LEN) as i64;
+                e[4..8].copy_from_slice(&((r.pos as i64 - (at + 4)) as i32).to_le_bytes());
+                e[8..12].copy_from_slice(&r.len.to_le_bytes());
+            }
+            out.extend_from_slice(&e);
+        }
+        finish_frame(out, self.frame_start, Kind::Response, self.batch_id, entries_pos, self.results.len())
+    }
+}
+
+/// Serializes a cold body with rkyv and appends it as a frame of `kind`.
+pub fn encode<T>(kind: Kind, value: &T, out: &mut Vec<u8>) -> Result<usize, rancor::Error>
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+{
+    let body = rkyv::to_bytes::<rancor::Error>(value)?;
+    let start = out.len();
+    out.resize(start + HEADER_LEN, 0);
+    write_header(&mut out[start..], kind, body.len() as u32);
+    out.extend_from_slice(&body);
+    out.resize(start + HEADER_LEN + pad_to_align(body.len()), 0);
+    Ok(out.len() - start)
+}
+
+/// Validates `body` as an archived `T` and returns it, read in place.
+///
+/// `body` must be exactly the archive (as [`crate::frame::Frame::body`] is)
+/// and start 8-aligned. Any failure is [`FrameError::Corrupt`];
+/// [`explain`] gives the validator's detailed message.
+#[inline]
+pub fn decode<T>(kind: Kind, body: &[u8]) -> Result<&T, FrameError>
+where
+    T: rkyv::Portable + for<'a> bytecheck::CheckBytes<rkyv::api::low::LowValidator<'a, Failure>>,
+{
+    rkyv::api::low::access::<T, Failure>(body).map_err(|_| FrameError::Corrupt { kind })
+}
+
+/// The validator's own description of why `body` is not a valid `T`
+/// (error path only: it allocates).
+pub fn explain<T>(body: &[u8]) -> String
+where
+    T: rkyv::Portable + for<'a> bytecheck::CheckBytes<rkyv::api::low::LowValidator<'a, rancor::Error>>,
+{
+    match rkyv::api::low::access::<T, rancor::Error>(body) {
+        Ok(_) => "valid".to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Validates a request body and checks it against `limits`: operation count,
+/// key lengths and value lengths. On success every field may be read freely.
+#[inline]
+pub fn decode_request<'a>(body: &'a [u8], limits: &Limits) -> Result<&'a ArchivedRequest, FrameError> {
+    let req = decode::<ArchivedRequest>(Kind::Request, body)?;
+    check_request_limits(req, limits)?;
+    Ok(req)
+}
+
+/// The limit checks of [`decode_request`], on an already validated request.
+#[inline]
+pub fn check_request_limits(req: &ArchivedRequest, limits: &Limits) -> Result<(), FrameError> {
+    let count = req.ops.len() as u32;
+    if count > limits.max_ops_per_frame {
+        return Err(FrameError::TooManyOps { count, max: limits.max_ops_per_frame });
+    }
+    for (i, op) in req.ops.iter().enumerate() {
+        let key_len = op.key().len() as u32;
+        if key_len > limits.max_key_len {
+            return Err(FrameError::KeyTooLarge { op: i as u32, len: key_len, max: limits.max_key_len });
+        }
+        if let crate::msg::ArchivedOp::Put { value, .. } = op {
+            let len = value.len() as u32;
+            if len > limits.max_value_len {
+                return Err(FrameError::ValueTooLarge { op: i as u32, len, max: limits.max_value_len });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates a response body.
+#[inline]
+pub fn decode_response(body: &[u8]) -> Result<&ArchivedResponse, FrameError> {
+    decode::<ArchivedResponse>(Kind::Response, body)
+}
+
+// bytecheck is re-exported by rkyv; name it for the bounds above.
+use rkyv::bytecheck;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::RecvBuf;
+    use crate::frame::{Next, next_frame};
+    use crate::msg::{Op, OpResult, Request, Response};
+
+    fn body_of(frame: &[u8]) -> Vec<u8> {
+        let len = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]) as usize;
+        frame[HEADER_LEN..HEADER_LEN + len].to_vec()
+    }
+
+    #[test]
+    fn request_matches_rkyv_bytes() {
+        let req = Request {
+            batch_id: 0x1122_3344_5566_7788,
+            ops: vec![
+                Op::Get { key: b"abc".to_vec() },
+                Op::Put { key: vec![], value: vec![] },
+                Op::Put { key: b"k2".to_vec(), value: b"VVVVV".to_vec() },
+                Op::Delete { key: b"zz".to_vec() },
+            ],
+        };
+        let mut out = vec![0xEE; 5]; // the encoder appends after existing bytes
+        let mut enc = RequestEncoder::new();
+        enc.begin(&mut out, req.batch_id);
+        for op in &req.ops {
+            match op {
+                Op::Get { key } => enc.get(&mut out, key),
+                Op::Put { key, value } => enc.put(&mut out, key, value),
+                Op::Delete { key } => enc.delete(&mut out, key),
+            }
+        }
+        let predicted = enc.frame_len();
+        let n = enc.finish(&mut out);
+        assert_eq!(n, out.len() - 5);
+        assert_eq!(n, predicted);
+        let expected = rkyv::to_bytes::<rancor::Error>(&req).expect("serialize");
+        assert_eq!(body_of(&out[5..]), expected.as_slice());
+    }
+
+    #[test]
+    fn response_matches_rkyv_bytes() {
+        let resp = Response {
+            batch_id: 7,
+            results: vec![
+                OpResult::Value(b"hello".to_vec()),
+                OpResult::NotFound,
+                OpResult::Done,
+                OpResult::Error(OpError::TooLarge),
+                OpResult::Value(vec![]),
+                OpResult::Error(OpError::WrongShard),
+                OpResult::Value(b"xy".to_vec()),
+            ],
+        };
+        let mut out = Vec::new();
+        let mut enc = ResponseEncoder::new();
+        enc.begin(&mut out, resp.batch_id, resp.results.len());
+        for r in &resp.results {
+            match r {
+                OpResult::Value(v) => enc.value(&mut out, v),
+                OpResult::NotFound => enc.not_found(),
+                OpResult::Done => enc.done(),
+                OpResult::Error(e) => enc.error(*e),
+            }
+        }
+        let predicted = enc.frame_len_with(0, 0);
+        assert_eq!(enc.finish(&mut out), predicted);
+        let expected = rkyv::to_bytes::<rancor::Error>(&resp).expect("serialize");
+        assert_eq!(body_of(&out), expected.as_slice());
+    }
+
+    #[test]
+    fn limits_are_checked_after_validation() {
+        let mut out = Vec::new();
+        let mut enc = RequestEncoder::new();
+        enc.begin(&mut out, 1);
+        enc.get(&mut out, b"ok");
+        enc.put(&mut out, &[b'k'; 40], b"v");
+        enc.put(&mut out, b"k", &[0; 300]);
+        enc.finish(&mut out);
+        let mut buf = RecvBuf::new(4096, 1 << 20);
+        buf.extend_from_slice(&out);
+        let Ok(Next::Frame(f)) = next_frame(buf.filled(), &Limits::default()) else { panic!("frame expected") };
+        let tight = Limits { max_key_len: 16, ..Limits::default() };
+        assert_eq!(
+            decode_request(f.body, &tight).map(|_| ()),
+            Err(FrameError::KeyTooLarge { op: 1, len: 40, max: 16 })
+        );
+        let tight = Limits { max_value_len: 100, ..Limits::default() };
+        assert_eq!(
+            decode_request(f.body, &tight).map(|_| ()),
+            Err(FrameError::ValueTooLarge { op: 2, len: 300, max: 100 })
+        );
+        let tight = Limits { max_ops_per_frame: 2, ..Limits::default() };
+        assert_eq!(decode_request(f.body, &tight).map(|_| ()), Err(FrameError::TooManyOps { count: 3, max: 2 }));
+        assert!(decode_request(f.body, &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn corrupt_bodies_are_refused_with_an_explanation() {
+        let mut out = Vec::new();
+        let mut enc = RequestEncoder::new();
+        enc.begin(&mut out, 1);
+        enc.get(&mut out, b"key");
+        enc.finish(&mut out);
+        let mut buf = RecvBuf::new(4096, 1 << 20);
+        buf.extend_from_slice(&out);
+        let body_len = u32::from_le_bytes([out[8], out[9], out[10], out[11]]) as usize;
+        // Point the key far outside the archive.
+        let body = &mut buf.filled_mut()[HEADER_LEN..HEADER_LEN + body_len];
+        body[4 + 4..4 + 8].copy_from_slice(&10_000i32.to_le_bytes());
+        let body = &buf.filled()[HEADER_LEN..HEADER_LEN + body_len];
+        assert_eq!(
+            decode_request(body, &Limits::default()).map(|_| ()),
+            Err(FrameError::Corrupt { kind: Kind::Request })
+        );
+        let why = explain::<ArchivedRequest>(body);
+        assert!(why.contains("range") || why.contains("bounds"), "{why}");
+    }
+}
