@@ -1,1 +1,31 @@
+//! percore's server: one glommio executor per core, pinned, each with its
+//! own port and its own map. Nothing on the data path is shared between
+//! cores.
+//!
+//! # Layout
+//!
+//! A request moves through the modules in this order:
+//!
+//! - [`server`]: binds every shard's port, starts one pinned executor per
+//!   shard, prints the node's `ops/s` lines, stops in order.
+//! - `shard`: an executor's main future: accept loop, counter publishing, stop.
+//! - `conn`: one connection: read frames into an aligned buffer, answer each
+//!   whole frame (`execute` runs a batch against the store), coalesce the
+//!   replies into one write, refuse bad input with an error frame.
+//! - [`store`]: the shard's map and record layout.
+//! - [`stats`]: counters kept in cells, published to the reporter without locks.
+//! - [`options`]: timeouts, caps and executor settings; `fault` holds the
+//!   test-only fault switches.
+//! - [`cli`]: the command line shared by `percore-server` and `percore server`.
 
+pub mod cli;
+mod conn;
+mod fault;
+pub mod options;
+pub mod server;
+mod shard;
+pub mod stats;
+pub mod store;
+
+pub use options::{Fault, ServerOptions};
+pub use server::{NodeReport, StartError, bind, serve};

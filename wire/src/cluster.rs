@@ -144,7 +144,7 @@ pub struct Server {
     pub addr: String,
     /// Address the shards bind (defaults to `addr`).
     pub listen: String,
-    /// Port of its first shard; shard `i` of the node listens on `port + i`.
+    /// Port of its first shard (the shard map holds every shard's own port).
     pub port: u16,
     /// CPUs, one shard each, in local shard order.
     pub cores: Vec<u32>,
@@ -393,22 +393,51 @@ impl Cluster {
         Ok(Cluster { source: source.to_string(), base_port, limits: file.limits, ssh: file.ssh, servers, clients, map })
     }
 
-    /// A one-node cluster: `cores` shards on `addr`, ports `port`, `port+1`, …
-    /// (what `percore-server --cores 0 --port 7000` serves).
+    /// A one-node cluster: shard `i` on `addr:ports[i]`, pinned to
+    /// `cores[i]` (what `percore-server --cores 0 --port 7000` serves).
     pub fn single_node(
         name: &str,
         addr: &str,
-        port: u16,
+        ports: &[u16],
         cores: &[u32],
         limits: Limits,
     ) -> Result<Cluster, ConfigError> {
-        let mut text = format!("base_port = {port}\n[limits]\n");
-        text.push_str(&format!(
-            "max_frame_bytes = {}\nmax_ops_per_frame = {}\nmax_key_len = {}\nmax_value_len = {}\n",
-            limits.max_frame_bytes, limits.max_ops_per_frame, limits.max_key_len, limits.max_value_len
-        ));
-        text.push_str(&format!("[[server]]\nname = {name:?}\naddr = {addr:?}\ncores = {cores:?}\n"));
-        Cluster::parse(&text, "(command line)")
+        let invalid = |message: String| ConfigError::Invalid { path: "(command line)".into(), message };
+        limits.validate().map_err(|e| invalid(e.to_string()))?;
+        check_name(name, "node name").map_err(invalid)?;
+        check_name(addr, "address").map_err(invalid)?;
+        check_unique_cpus(cores).map_err(|c| invalid(format!("CPU {c} is listed twice")))?;
+        if cores.is_empty() || ports.len() != cores.len() {
+            return Err(invalid(format!("{} cores but {} ports", cores.len(), ports.len())));
+        }
+        let n = cores.len();
+        let shards = (0..n)
+            .map(|i| ShardInfo {
+                id: i as u32,
+                node: name.to_string(),
+                addr: addr.to_string(),
+                port: ports[i],
+                cpu: cores[i],
+                slots: vec![even_slots(n, i)],
+            })
+            .collect();
+        let map = ShardMap::new(shards).map_err(invalid)?;
+        Ok(Cluster {
+            source: "(command line)".into(),
+            base_port: ports[0],
+            limits,
+            ssh: SshSettings::default(),
+            servers: vec![Server {
+                name: name.to_string(),
+                addr: addr.to_string(),
+                listen: addr.to_string(),
+                port: ports[0],
+                cores: cores.to_vec(),
+                shards: 0..n as u32,
+            }],
+            clients: Vec::new(),
+            map,
+        })
     }
 
     /// The server node called `name`.

@@ -40,6 +40,8 @@ impl Default for Limits {
 #[error("invalid limits: {0}")]
 pub struct LimitsError(String);
 
+/// Longest key any percore store can hold (its record header has 16 bits for it).
+pub const MAX_KEY_LEN: u32 = 0xFFFE;
 /// Frames smaller than this could not even carry a handshake reply.
 pub const MIN_FRAME_BYTES: u32 = 64 << 10;
 /// Frames larger than this are refused as a setting: rkyv's relative
@@ -59,8 +61,8 @@ impl Limits {
         if self.max_ops_per_frame == 0 {
             return Err(LimitsError("max_ops_per_frame must be at least 1".into()));
         }
-        if self.max_key_len == 0 {
-            return Err(LimitsError("max_key_len must be at least 1".into()));
+        if self.max_key_len == 0 || self.max_key_len > MAX_KEY_LEN {
+            return Err(LimitsError(format!("max_key_len {} is outside 1..={MAX_KEY_LEN}", self.max_key_len)));
         }
         // One PUT of the largest key and value, plus the frame and archive
         // overhead, must fit in one frame.

@@ -1,0 +1,16 @@
+//! `percore-server`: one node of a percore cluster (see `engine::cli`).
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// percore server: one pinned shard per core, one port and one private map each.
+#[derive(Parser)]
+#[command(name = "percore-server", version, about)]
+struct Cli {
+    #[command(flatten)]
+    server: engine::cli::ServerArgs,
+}
+
+fn main() -> ExitCode {
+    engine::cli::main(Cli::parse().server)
+}

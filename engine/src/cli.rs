@@ -1,0 +1,165 @@
+//! The server's command line, shared by `percore-server` and `percore server`.
+//!
+//! Two forms: `--config FILE --node NAME` serves one node of a cluster file;
+//! `--cores LIST [--port P] [--addr A]` is a one-node cluster for a quick
+//! start (`--port 0` lets the OS pick free ports; the ready line names them).
+//! Start-up problems are one line on stderr and exit code 1, never a backtrace.
+
+use crate::options::ServerOptions;
+use crate::server::{StartError, bind, bind_one, serve};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use wire::cluster::{format_cpu_list, parse_cpu_list};
+use wire::{Cluster, Limits};
+
+/// Command-line options of the server.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Cluster file to serve a node of.
+    #[arg(long, value_name = "FILE", requires = "node", conflicts_with = "cores")]
+    pub config: Option<PathBuf>,
+    /// Name of the `[[server]]` in the cluster file that this process is.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub node: Option<String>,
+    /// Quick start: CPUs to run one shard each on, e.g. `0`, `1-7`, `0,2,4`.
+    #[arg(long, value_name = "LIST", required_unless_present = "config")]
+    pub cores: Option<String>,
+    /// Quick start: port of the first shard (shard i gets port+i; 0 = any free ports).
+    #[arg(long, default_value_t = wire::cluster::DEFAULT_BASE_PORT)]
+    pub port: u16,
+    /// Quick start: address to listen on and announce.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub addr: String,
+    /// Quick start: node name.
+    #[arg(long, default_value = "local")]
+    pub name: String,
+    /// A started frame must complete within this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub frame_timeout_ms: u64,
+    /// A reply write making no progress this long closes the connection.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub write_timeout_ms: u64,
+    /// Most open connections per shard.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Print rate lines every this many milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub stats_interval_ms: u64,
+    /// Size each shard's table for this many keys at start.
+    #[arg(long, value_name = "KEYS", default_value_t = 0)]
+    pub capacity: usize,
+    /// io_uring registered memory per executor, KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 512)]
+    pub io_memory_kib: usize,
+    /// glommio preemption timer, microseconds.
+    #[arg(long, value_name = "US", default_value_t = 500)]
+    pub preempt_us: u64,
+    /// Spin this many microseconds before an idle executor parks (0: park at once).
+    #[arg(long, value_name = "US", default_value_t = 0)]
+    pub spin_us: u64,
+    /// Test-only: misbehave on purpose (corrupt-values, stale-reads).
+    #[cfg(feature = "faults")]
+    #[arg(long, value_name = "FAULT")]
+    pub fault: Option<crate::options::Fault>,
+}
+
+impl ServerArgs {
+    /// The options these flags set.
+    pub fn options(&self) -> ServerOptions {
+        ServerOptions {
+            frame_timeout: Duration::from_millis(self.frame_timeout_ms.max(1)),
+            write_timeout: Duration::from_millis(self.write_timeout_ms.max(1)),
+            max_connections: self.max_connections.max(1),
+            stats_interval: (self.stats_interval_ms > 0).then(|| Duration::from_millis(self.stats_interval_ms)),
+            capacity: self.capacity,
+            io_memory: self.io_memory_kib << 10,
+            preempt_timer: Duration::from_micros(self.preempt_us.max(1)),
+            spin_before_park: (self.spin_us > 0).then(|| Duration::from_micros(self.spin_us)),
+            #[cfg(feature = "faults")]
+            fault: self.fault.unwrap_or_default(),
+            #[cfg(not(feature = "faults"))]
+            fault: Default::default(),
+        }
+    }
+}
+
+/// Resolves the arguments to a cluster, a node name and bound listeners.
+fn prepare(args: &ServerArgs) -> Result<(Cluster, String, Vec<std::net::TcpListener>), StartError> {
+    if let (Some(path), Some(node)) = (&args.config, &args.node) {
+        let cluster = Cluster::load(path)?;
+        let listeners = bind(&cluster, node)?;
+        return Ok((cluster, node.clone(), listeners));
+    }
+    let text = args.cores.as_deref().unwrap_or("0");
+    let cores = parse_cpu_list(text)
+        .map_err(|message| wire::cluster::ConfigError::Invalid { path: "--cores".into(), message })?;
+    // Check CPUs (via a throwaway single-node cluster) before binding anything.
+    let probe_ports: Vec<u16> = (0..cores.len()).map(|i| 1 + i as u16).collect();
+    let probe = Cluster::single_node(&args.name, &args.addr, &probe_ports, &cores, Limits::default())?;
+    crate::server::check_cpus(probe.server(&args.name)?)?;
+    let mut listeners = Vec::new();
+    for i in 0..cores.len() {
+        let port = if args.port == 0 {
+            0
+        } else {
+            args.port.checked_add(i as u16).ok_or_else(|| StartError::Bind {
+                endpoint: format!("{}:{}+{i}", args.addr, args.port),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "port out of range"),
+            })?
+        };
+        listeners.push(bind_one(&args.addr, port)?);
+    }
+    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0)).collect();
+    let cluster = Cluster::single_node(&args.name, &args.addr, &ports, &cores, Limits::default())?;
+    Ok((cluster, args.name.clone(), listeners))
+}
+
+/// Runs the server until SIGINT or SIGTERM; returns the process exit code.
+pub fn main(args: ServerArgs) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping exits at once.
+        let registered = signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()));
+        if let Err(e) = registered {
+            eprintln!("percore-server: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let (cluster, node, listeners) = match prepare(&args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("percore-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let opts = args.options();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = serve(&cluster, &node, listeners, &opts, stop, &mut out, |endpoints| {
+        let cores: Vec<u32> = endpoints.iter().map(|e| e.1).collect();
+        let list: Vec<String> =
+            endpoints.iter().map(|(id, cpu, addr)| format!("shard {id} cpu {cpu} {addr}")).collect();
+        let mut err = std::io::stderr();
+        let _ = writeln!(
+            err,
+            "percore-server: node {node} ready: {} shard(s) on cores {} of {} in the cluster: {}",
+            endpoints.len(),
+            format_cpu_list(&cores),
+            cluster.map.len(),
+            list.join(", ")
+        );
+    });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("percore-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Tuning of a running server: timeouts, caps, executor settings, and the
+//! test-only fault switches. Everything here has a documented default; the
+//! cluster-wide settings (topology, limits) live in the cluster file instead.
+
+use std::time::Duration;
+
+/// Per-node server options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// A frame whose header has arrived must be complete within this time,
+    /// or the connection gets a `Timeout` error and is closed (a client that
+    /// sends half a frame and stalls cannot pin its buffer forever).
+    pub frame_timeout: Duration,
+    /// A reply write that makes no progress for this long closes the
+    /// connection (a dead peer that never reads).
+    pub write_timeout: Duration,
+    /// Most connections a shard keeps open; further ones get a
+    /// `TooManyConnections` error frame and are closed.
+    pub max_connections: usize,
+    /// How often the node prints its `ops/s` lines; `None` prints none.
+    pub stats_interval: Option<Duration>,
+    /// Keys each shard's table is sized for at start (avoids rehash pauses
+    /// while a benchmark loads).
+    pub capacity: usize,
+    /// io_uring registered memory per executor. percore does no file I/O,
+    /// so a little suffices, which keeps every executor inside an 8 MiB
+    /// memlock limit.
+    pub io_memory: usize,
+    /// glommio preemption timer: how long a task queue runs before the
+    /// reactor polls for completions again.
+    pub preempt_timer: Duration,
+    /// Spin this long before an idle executor parks (lower wake-up latency
+    /// at the cost of CPU); `None` parks at once.
+    pub spin_before_park: Option<Duration>,
+    /// Fault switch (only honoured in builds with the `faults` feature).
+    pub fault: Fault,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            frame_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            stats_interval: Some(Duration::from_secs(1)),
+            capacity: 0,
+            io_memory: 512 << 10,
+            preempt_timer: Duration::from_micros(500),
+            spin_before_park: None,
+            fault: Fault::None,
+        }
+    }
+}
+
+/// Deliberate misbehaviour, for proving that percore's checks catch it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Behave.
+    #[default]
+    None,
+    /// Flip a bit in every 64th GET reply's value.
+    CorruptValues,
+    /// Remember each key's previous value and return it instead of the
+    /// current one on every 16th GET of a key that has one.
+    StaleReads,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Fault::None),
+            "corrupt-values" => Ok(Fault::CorruptValues),
+            "stale-reads" => Ok(Fault::StaleReads),
+            _ => Err(format!("unknown fault {s:?} (none, corrupt-values, stale-reads)")),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! A node: bind every shard's port, start one pinned executor per shard,
+//! print the node's rates once a second, stop in order.
+//!
+//! [`bind`] and [`serve`] are the server as functions, so tests can run it
+//! in-process and the binary stays a thin wrapper. Start-up checks happen
+//! before any executor starts: the node must be in the cluster file, every
+//! CPU must be available, and every port must be free (glommio's own
+//! `TcpListener::bind` sets `SO_REUSEPORT`, which would let a second server
+//! silently share a port, so percore binds the sockets itself without it).
+
+use crate::options::ServerOptions;
+use crate::shard::{self, ShardSetup};
+use crate::stats::Published;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use wire::Cluster;
+use wire::cluster::{ConfigError, format_cpu_list};
+use wire::codec::encode;
+use wire::frame::{Kind, PROTOCOL_VERSION};
+use wire::msg::{HelloReply, ShardCounters};
+
+/// Why a node could not start (or had to stop).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The cluster file or node name is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Another process holds the port.
+    #[error("{endpoint} is already in use (another percore-server?)")]
+    PortInUse {
+        /// `addr:port`.
+        endpoint: String,
+    },
+    /// The socket could not be bound for another reason.
+    #[error("cannot listen on {endpoint}: {source}")]
+    Bind {
+        /// `addr:port`.
+        endpoint: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A configured CPU does not exist or is not allowed to this process.
+    #[error("CPU {cpu} is not available to this process (available: {available})")]
+    Cpu {
+        /// The CPU asked for.
+        cpu: u32,
+        /// The CPUs this process may use.
+        available: String,
+    },
+    /// glommio could not build an executor.
+    #[error("cannot start the executor for shard {shard} on CPU {cpu}: {message}")]
+    Executor {
+        /// Shard id.
+        shard: u32,
+        /// Its CPU.
+        cpu: u32,
+        /// glommio's message.
+        message: String,
+    },
+}
+
+/// What a node did, returned when it stops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeReport {
+    /// `(shard id, cpu, counters)` per local shard.
+    pub shards: Vec<(u32, u32, ShardCounters)>,
+    /// How long the node ran.
+    pub uptime: Duration,
+}
+
+impl NodeReport {
+    /// The counters summed over the node's shards.
+    pub fn total(&self) -> ShardCounters {
+        let mut t = ShardCounters::default();
+        for (_, _, c) in &self.shards {
+            t += *c;
+        }
+        t
+    }
+}
+
+/// The CPUs this process may run on.
+fn available_cpus() -> Vec<u32> {
+    let mut cpus: Vec<u32> =
+        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id as u32).collect();
+    cpus.sort_unstable();
+    cpus
+}
+
+/// Checks the node's CPUs and binds one listening socket per shard, in
+/// local shard order. Nothing is started.
+pub fn bind(cluster: &Cluster, node: &str) -> Result<Vec<TcpListener>, StartError> {
+    let server = cluster.server(node)?;
+    check_cpus(server)?;
+    server
+        .shards
+        .clone()
+        .map(|id| {
+            let port = cluster.map.shards()[id as usize].port;
+            bind_one(&server.listen, port)
+        })
+        .collect()
+}
+
+/// Checks that every CPU of `server` exists and is allowed to this process.
+pub fn check_cpus(server: &wire::cluster::Server) -> Result<(), StartError> {
+    let available = available_cpus();
+    for &cpu in &server.cores {
+        if !available.contains(&cpu) {
+            return Err(StartError::Cpu { cpu, available: format_cpu_list(&available) });
+        }
+    }
+    Ok(())
+}
+
+/// Binds `addr:port` without `SO_REUSEPORT`, so a taken port is an error.
+pub fn bind_one(addr: &str, port: u16) -> Result<TcpListener, StartError> {
+    let endpoint = format!("{addr}:{port}");
+    let sockaddr: SocketAddr = (addr, port)
+        .to_socket_addrs()
+        .map_err(|source| StartError::Bind { endpoint: endpoint.clone(), source })?
+        .next()
+        .ok_or_else(|| StartError::Bind {
+            endpoint: endpoint.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "address resolves to nothing"),
+        })?;
+    let domain = socket2::Domain::for_address(sockaddr);
+    let bind_err = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            StartError::PortInUse { endpoint: endpoint.clone() }
+        } else {
+            StartError::Bind { endpoint: endpoint.clone(), source }
+        }
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(bind_err)?;
+    socket.set_reuse_address(true).map_err(bind_err)?;
+    socket.bind(&sockaddr.into()).map_err(bind_err)?;
+    socket.listen(1024).map_err(bind_err)?;
+    Ok(socket.into())
+}
+
+/// Runs the node's shards on the bound `listeners` until `stop` is set, then
+/// stops them in order and returns their final counters. Rate lines go to
+/// `out` once per `opts.stats_interval`; `ready` is called once every shard
+/// is accepting.
+pub fn serve(
+    cluster: &Cluster,
+    node: &str,
+    listeners: Vec<TcpListener>,
+    opts: &ServerOptions,
+    stop: Arc<AtomicBool>,
+    out: &mut dyn Write,
+    ready: impl FnOnce(&[(u32, u32, SocketAddr)]),
+) -> Result<NodeReport, StartError> {
+    let server = cluster.server(node)?.clone();
+    let total_shards = cluster.map.len() as u32;
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel::<Result<(), (u32, u32, String)>>();
+    let mut threads = Vec::new();
+    let mut published = Vec::new();
+    let mut endpoints = Vec::new();
+    for ((id, &cpu), listener) in server.shards.clone().zip(&server.cores).zip(listeners) {
+        let info = &cluster.map.shards()[id as usize];
+        let local = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { endpoint: format!("{}:{}", server.listen, info.port), source })?;
+        endpoints.push((id, cpu, local));
+        let reply = HelloReply {
+            protocol: PROTOCOL_VERSION,
+            shard: id,
+            total_shards,
+            node: server.name.clone(),
+            limits: cluster.limits.into(),
+            map: cluster.map.shards().to_vec(),
+        };
+        let mut hello_reply = Vec::new();
+        encode(Kind::HelloReply, &reply, &mut hello_reply).map_err(|e| StartError::Executor {
+            shard: id,
+            cpu,
+            message: format!("cannot encode the handshake reply: {e}"),
+        })?;
+        let setup = ShardSetup {
+            id,
+            total_shards,
+            cpu,
+            node: server.name.clone(),
+            endpoint: format!("{}:{}", info.addr, info.port),
+            limits: cluster.limits,
+            opts: opts.clone(),
+            owned: cluster.map.owned_slots(id),
+            hello_reply,
+        };
+        let pubslot = Arc::new(Published::default());
+        published.push((id, cpu, pubslot.clone()));
+        let tx = tx.clone();
+        let shard_stop = stop.clone();
+        let (io_memory, preempt, spin) = (opts.io_memory, opts.preempt_timer, opts.spin_before_park);
+        let spawned = std::thread::Builder::new().name(format!("percore-shard{id}")).spawn(move || {
+            let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu as usize))
+                .name(&format!("shard{id}"))
+                .io_memory(io_memory)
+                .preempt_timer(preempt);
+            if let Some(spin) = spin {
+                builder = builder.spin_before_park(spin);
+            }
+            match builder.make() {
+                Ok(executor) => {
+                    let _ = tx.send(Ok(()));
+                    executor.run(shard::run(setup, listener, pubslot, shard_stop));
+                }
+                Err(e) => {
+                    let _ = tx.send(Err((id, cpu, e.to_string())));
+                }
+            }
+        });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                return Err(StartError::Executor { shard: id, cpu, message: e.to_string() });
+            }
+        }
+    }
+    drop(tx);
+    let mut failure = None;
+    for _ in 0..threads.len() {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => {}
+            Ok(Err((shard, cpu, message))) => {
+                failure.get_or_insert(StartError::Executor { shard, cpu, message });
+            }
+            Err(_) => {
+                failure.get_or_insert(StartError::Executor {
+                    shard: u32::MAX,
+                    cpu: u32::MAX,
+                    message: "an executor did not start within 30 s".into(),
+                });
+                break;
+            }
+        }
+    }
+    if let Some(err) = failure {
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+        return Err(err);
+    }
+    ready(&endpoints);
+    report_until_stopped(&server.name, &published, opts.stats_interval, &stop, out);
+    for t in threads {
+        let _ = t.join();
+    }
+    let report = NodeReport {
+        shards: published.iter().map(|(id, cpu, p)| (*id, *cpu, p.load())).collect(),
+        uptime: started.elapsed(),
+    };
+    print_final(&server.name, &report, out);
+    Ok(report)
+}
+
+/// Prints the rate lines once per interval until `stop` is set.
+fn report_until_stopped(
+    node: &str,
+    published: &[(u32, u32, Arc<Published>)],
+    interval: Option<Duration>,
+    stop: &AtomicBool,
+    out: &mut dyn Write,
+) {
+    let mut last_at = Instant::now();
+    let mut last: Vec<ShardCounters> = published.iter().map(|(_, _, p)| p.load()).collect();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if published.iter().any(|(_, _, p)| p.is_done()) {
+            // A shard stopped by itself: that is a bug; stop the node loudly.
+            let _ = writeln!(out, "percore-server: node {node}: a shard stopped unexpectedly; stopping");
+            stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        let Some(interval) = interval else { continue };
+        let elapsed = last_at.elapsed();
+        if elapsed < interval {
+            continue;
+        }
+        last_at = Instant::now();
+        let now: Vec<ShardCounters> = published.iter().map(|(_, _, p)| p.load()).collect();
+        let secs = elapsed.as_secs_f64();
+        let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / secs;
+        let (mut ops, mut gets, mut puts) = (0.0, 0.0, 0.0);
+        for (n, l) in now.iter().zip(&last) {
+            ops += rate(n.ops, l.ops);
+            gets += rate(n.gets, l.gets);
+            puts += rate(n.puts, l.puts);
+        }
+        let mut text = format!("ops/s {ops:.0}\nget/s {gets:.0}\nput/s {puts:.0}\n");
+        for ((id, cpu, _), (n, l)) in published.iter().zip(now.iter().zip(&last)) {
+            text.push_str(&format!(
+                "core {cpu} shard {id}: ops/s {:.0} get/s {:.0} put/s {:.0} del/s {:.0} miss/s {:.0} in MB/s {:.1} out MB/s {:.1} conns {} keys {}\n",
+                rate(n.ops, l.ops),
+                rate(n.gets, l.gets),
+                rate(n.puts, l.puts),
+                rate(n.deletes, l.deletes),
+                rate(n.misses, l.misses),
+                rate(n.bytes_in, l.bytes_in) / 1e6,
+                rate(n.bytes_out, l.bytes_out) / 1e6,
+                n.connections_open,
+                n.keys,
+            ));
+        }
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        last = now;
+    }
+}
+
+fn print_final(node: &str, report: &NodeReport, out: &mut dyn Write) {
+    let t = report.total();
+    let mut text = format!(
+        "final node {node}: uptime {:.1} s ops {} gets {} puts {} deletes {} misses {} wrong_shard {} keys {} connections {} protocol_errors {} bytes_in {} bytes_out {}\n",
+        report.uptime.as_secs_f64(),
+        t.ops,
+        t.gets,
+        t.puts,
+        t.deletes,
+        t.misses,
+        t.wrong_shard,
+        t.keys,
+        t.connections_total,
+        t.protocol_errors,
+        t.bytes_in,
+        t.bytes_out,
+    );
+    for (id, cpu, c) in &report.shards {
+        text.push_str(&format!(
+            "final core {cpu} shard {id}: ops {} gets {} puts {} deletes {} keys {} store_bytes {}\n",
+            c.ops, c.gets, c.puts, c.deletes, c.keys, c.store_bytes
+        ));
+    }
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}

@@ -1,0 +1,511 @@
+//! The shard's map: keys and values in a slab, a hash table of handles.
+//!
+//! This module owns the record layout; the rest of the engine sees only
+//! [`Store::get`], [`Store::put`] and [`Store::delete`], so the layout can
+//! change without touching the connection code.
+//!
+//! # Layout
+//!
+//! Records live in 2 MiB chunks of 8-byte words. A record is a header word
+//! (`key_len: u16`, `class: u8`, `value_len: u32`) followed by the key and
+//! the value, padded to a whole word. The hash table
+//! ([`hashbrown::HashTable`]) stores only a `u32` handle per key: the
+//! record's word index across all chunks. For one million 6-byte keys with
+//! 128-byte values that is 144 B per record plus ~5 B per table bucket,
+//! against ~170 B per record for a `HashMap<Box<[u8]>, Box<[u8]>>` and its
+//! two allocations.
+//!
+//! Record sizes are rounded to size classes (exact words up to 512 B, then
+//! eight classes per doubling). Freed records go on per-class free lists and
+//! are reused first; a PUT whose new record has the same class overwrites
+//! the old one in place, so a steady update workload allocates nothing.
+//! Records larger than a quarter chunk get a chunk of their own, returned to
+//! the allocator when freed.
+//!
+//! The one write path is [`Store::put`] / [`Store::delete`]: a durable log
+//! append, when it comes, goes there.
+
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+/// Words per regular chunk (2 MiB).
+const CHUNK_SHIFT: u32 = 18;
+const CHUNK_WORDS: usize = 1 << CHUNK_SHIFT;
+/// Records above this many words get a chunk of their own.
+const JUMBO_WORDS: usize = CHUNK_WORDS / 4;
+/// Class marker for records in their own chunk.
+const JUMBO_CLASS: u8 = u8::MAX;
+/// Marker in the key-length field of a free record.
+const FREE_KEY_LEN: u64 = 0xFFFF;
+/// "No record" handle.
+const NIL: u32 = u32::MAX;
+/// Longest key the record header can describe.
+pub const MAX_KEY_LEN: usize = 0xFFFE;
+/// Smallest record: header + one word (room for a free-list link).
+const MIN_WORDS: u32 = 2;
+/// Number of size classes for regular records (see [`class_of`]).
+const CLASSES: usize = 63 + 12 * 8;
+
+/// Size class of a record of `words` words: exact for 2..=64 words, then
+/// eight classes per power of two.
+#[inline]
+fn class_of(words: u32) -> usize {
+    if words <= 64 {
+        return (words.max(MIN_WORDS) - MIN_WORDS) as usize;
+    }
+    let p = 31 - (words - 1).leading_zeros();
+    let step = 1u32 << (p - 3);
+    let idx = (words - 1 - (1 << p)) / step;
+    63 + ((p - 6) * 8 + idx) as usize
+}
+
+/// Words of a record of size class `class`.
+#[inline]
+fn class_words(class: usize) -> u32 {
+    if class <= 62 {
+        return class as u32 + MIN_WORDS;
+    }
+    let k = (class - 63) as u32;
+    let p = 6 + k / 8;
+    (1 << p) + (k % 8 + 1) * (1 << (p - 3))
+}
+
+/// Words a record with this key and value needs.
+#[inline]
+fn record_words(key_len: usize, value_len: usize) -> usize {
+    1 + (key_len + value_len).div_ceil(8)
+}
+
+#[inline]
+fn header(key_len: usize, class: u8, value_len: usize) -> u64 {
+    key_len as u64 | (class as u64) << 16 | (value_len as u64) << 32
+}
+
+/// The records' memory: chunks of words, free lists, a bump pointer.
+struct Slab {
+    /// Chunk `i` holds handles `i << CHUNK_SHIFT ..`; jumbo chunks are longer
+    /// and hold one record at offset 0; released jumbo chunks are empty.
+    chunks: Vec<Box<[u64]>>,
+    /// Next free word in the last regular chunk, as a handle.
+    bump: u32,
+    /// Words left after `bump` in that chunk.
+    bump_left: usize,
+    /// Free-list head per size class.
+    free: Vec<u32>,
+    /// Released jumbo chunk indices, for reuse.
+    free_chunks: Vec<u32>,
+    /// Words held by live records.
+    live_words: usize,
+    /// Words allocated from the OS.
+    total_words: usize,
+}
+
+impl Slab {
+    fn new() -> Slab {
+        Slab {
+            chunks: Vec::new(),
+            bump: 0,
+            bump_left: 0,
+            free: vec![NIL; CLASSES],
+            free_chunks: Vec::new(),
+            live_words: 0,
+            total_words: 0,
+        }
+    }
+
+    #[inline]
+    fn words(&self, h: u32) -> &[u64] {
+        &self.chunks[(h >> CHUNK_SHIFT) as usize][(h as usize) & (CHUNK_WORDS - 1)..]
+    }
+
+    #[inline]
+    fn words_mut(&mut self, h: u32) -> &mut [u64] {
+        &mut self.chunks[(h >> CHUNK_SHIFT) as usize][(h as usize) & (CHUNK_WORDS - 1)..]
+    }
+
+    #[inline]
+    fn header(&self, h: u32) -> u64 {
+        self.words(h)[0]
+    }
+
+    /// The record's key and value.
+    #[inline]
+    fn key_value(&self, h: u32) -> (&[u8], &[u8]) {
+        let w = self.words(h);
+        let head = w[0];
+        let key_len = (head & 0xFFFF) as usize;
+        let value_len = (head >> 32) as usize;
+        let body: &[u8] = bytemuck::cast_slice(&w[1..]);
+        (&body[..key_len], &body[key_len..key_len + value_len])
+    }
+
+    #[inline]
+    fn key(&self, h: u32) -> &[u8] {
+        self.key_value(h).0
+    }
+
+    fn class_of_record(&self, h: u32) -> u8 {
+        ((self.header(h) >> 16) & 0xFF) as u8
+    }
+
+    /// Allocates a record of `words` words and returns its handle and class.
+    fn alloc(&mut self, words: usize) -> (u32, u8) {
+        if words > JUMBO_WORDS {
+            let chunk = vec![0u64; words].into_boxed_slice();
+            self.total_words += words;
+            self.live_words += words;
+            let idx = match self.free_chunks.pop() {
+                Some(i) => {
+                    self.chunks[i as usize] = chunk;
+                    i
+                }
+                None => {
+                    self.chunks.push(chunk);
+                    (self.chunks.len() - 1) as u32
+                }
+            };
+            return (idx << CHUNK_SHIFT, JUMBO_CLASS);
+        }
+        let class = class_of(words as u32);
+        let cw = class_words(class) as usize;
+        self.live_words += cw;
+        let head = self.free[class];
+        if head != NIL {
+            self.free[class] = self.words(head)[1] as u32;
+            return (head, class as u8);
+        }
+        if self.bump_left < cw {
+            self.retire_tail();
+            self.new_chunk();
+        }
+        let h = self.bump;
+        self.bump += cw as u32;
+        self.bump_left -= cw;
+        (h, class as u8)
+    }
+
+    /// Gives the rest of the current chunk to the free lists.
+    fn retire_tail(&mut self) {
+        while self.bump_left >= MIN_WORDS as usize {
+            let mut class = class_of(self.bump_left.min(JUMBO_WORDS) as u32);
+            while class_words(class) as usize > self.bump_left {
+                class -= 1;
+            }
+            let cw = class_words(class) as usize;
+            let h = self.bump;
+            self.push_free(h, class);
+            self.bump += cw as u32;
+            self.bump_left -= cw;
+        }
+        self.bump_left = 0;
+    }
+
+    fn new_chunk(&mut self) {
+        let idx = match self.free_chunks.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.chunks.push(Box::new([]));
+                self.chunks.len() - 1
+            }
+        };
+        assert!(idx < (1 << (32 - CHUNK_SHIFT)) - 1, "store is full: more than 32 GiB of records in one shard");
+        // vec![0; n] comes from calloc: pages are only touched when records land.
+        self.chunks[idx] = vec![0u64; CHUNK_WORDS].into_boxed_slice();
+        self.total_words += CHUNK_WORDS;
+        self.bump = (idx as u32) << CHUNK_SHIFT;
+        self.bump_left = CHUNK_WORDS;
+    }
+
+    fn push_free(&mut self, h: u32, class: usize) {
+        let next = self.free[class];
+        let w = self.words_mut(h);
+        w[0] = FREE_KEY_LEN;
+        w[1] = next as u64;
+        self.free[class] = h;
+    }
+
+    fn release(&mut self, h: u32) {
+        let class = self.class_of_record(h);
+        if class == JUMBO_CLASS {
+            let idx = h >> CHUNK_SHIFT;
+            let len = self.chunks[idx as usize].len();
+            self.live_words -= len;
+            self.total_words -= len;
+            self.chunks[idx as usize] = Box::new([]);
+            self.free_chunks.push(idx);
+        } else {
+            self.live_words -= class_words(class as usize) as usize;
+            self.push_free(h, class as usize);
+        }
+    }
+
+    /// Writes a record (header, key, value) at `h`.
+    fn write(&mut self, h: u32, class: u8, key: &[u8], value: &[u8]) {
+        let w = self.words_mut(h);
+        w[0] = header(key.len(), class, value.len());
+        let body: &mut [u8] = bytemuck::cast_slice_mut(&mut w[1..]);
+        body[..key.len()].copy_from_slice(key);
+        body[key.len()..key.len() + value.len()].copy_from_slice(value);
+    }
+
+    /// Replaces the value of the record at `h` in place (same class).
+    fn overwrite_value(&mut self, h: u32, key_len: usize, class: u8, value: &[u8]) {
+        let w = self.words_mut(h);
+        w[0] = header(key_len, class, value.len());
+        let body: &mut [u8] = bytemuck::cast_slice_mut(&mut w[1..]);
+        body[key_len..key_len + value.len()].copy_from_slice(value);
+    }
+}
+
+/// Memory the store holds, for stats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Bytes of chunks allocated for records.
+    pub slab_bytes: usize,
+    /// Bytes of those used by live records (size-class rounding included).
+    pub live_bytes: usize,
+    /// Bytes of the hash table.
+    pub table_bytes: usize,
+}
+
+/// One shard's key-value map. Single-threaded by design: each shard owns one.
+pub struct Store {
+    table: HashTable<u32>,
+    slab: Slab,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::with_capacity(0)
+    }
+}
+
+impl Store {
+    /// An empty store with room for `keys` keys before the table grows.
+    pub fn with_capacity(keys: usize) -> Store {
+        Store { table: HashTable::with_capacity(keys), slab: Slab::new(), hasher: Default::default() }
+    }
+
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The value stored under `key`.
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let hash = self.hash(key);
+        let slab = &self.slab;
+        let &h = self.table.find(hash, |&h| slab.key(h) == key)?;
+        Some(slab.key_value(h).1)
+    }
+
+    /// Sets `key` to `value`. Returns true if the key was new.
+    ///
+    /// Keys longer than [`MAX_KEY_LEN`] are a caller bug (the wire limits
+    /// forbid them); they panic rather than corrupt the record header.
+    #[inline]
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> bool {
+        assert!(key.len() <= MAX_KEY_LEN, "key of {} bytes exceeds the store's {MAX_KEY_LEN}", key.len());
+        let hash = self.hash(key);
+        let words = record_words(key.len(), value.len());
+        let Store { table, slab, hasher } = self;
+        match table.find_entry(hash, |&h| slab.key(h) == key) {
+            Ok(mut entry) => {
+                let h = *entry.get();
+                let class = slab.class_of_record(h);
+                let same_class = if class == JUMBO_CLASS {
+                    words > JUMBO_WORDS && slab.chunks[(h >> CHUNK_SHIFT) as usize].len() == words
+                } else {
+                    words <= JUMBO_WORDS && class as usize == class_of(words as u32)
+                };
+                if same_class {
+                    slab.overwrite_value(h, key.len(), class, value);
+                } else {
+                    let (nh, nclass) = slab.alloc(words);
+                    slab.write(nh, nclass, key, value);
+                    slab.release(h);
+                    *entry.get_mut() = nh;
+                }
+                false
+            }
+            Err(_) => {
+                let (h, class) = slab.alloc(words);
+                slab.write(h, class, key, value);
+                let slab = &*slab;
+                table.insert_unique(hash, h, |&h| hasher.hash_one(slab.key(h)));
+                true
+            }
+        }
+    }
+
+    /// Removes `key`. Returns true if it was present.
+    #[inline]
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let Store { table, slab, .. } = self;
+        match table.find_entry(hash, |&h| slab.key(h) == key) {
+            Ok(entry) => {
+                let (h, _) = entry.remove();
+                slab.release(h);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True if the store holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Memory held, by part.
+    pub fn memory(&self) -> StoreMemory {
+        StoreMemory {
+            slab_bytes: self.slab.total_words * 8,
+            live_bytes: self.slab.live_words * 8,
+            table_bytes: self.table.allocation_size(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn classes_are_monotone_and_fit() {
+        let mut last = 0;
+        for words in 1..=JUMBO_WORDS as u32 {
+            let c = class_of(words);
+            assert!(class_words(c) >= words.max(MIN_WORDS), "class {c} too small for {words}");
+            assert!(c >= last);
+            assert!(c < CLASSES);
+            if c > 0 {
+                assert!(class_words(c - 1) < words.max(MIN_WORDS), "{words} words could use class {}", c - 1);
+            }
+            last = c;
+        }
+    }
+
+    #[test]
+    fn put_get_delete() {
+        let mut s = Store::default();
+        assert!(s.put(b"a", b"1"));
+        assert!(!s.put(b"a", b"22"));
+        assert_eq!(s.get(b"a"), Some(&b"22"[..]));
+        assert_eq!(s.get(b"b"), None);
+        assert!(s.delete(b"a"));
+        assert!(!s.delete(b"a"));
+        assert_eq!(s.get(b"a"), None);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn same_size_updates_reuse_memory() {
+        let mut s = Store::default();
+        for i in 0..1000u32 {
+            s.put(i.to_string().as_bytes(), &[1u8; 128]);
+        }
+        let before = s.memory();
+        for round in 0..5u8 {
+            for i in 0..1000u32 {
+                s.put(i.to_string().as_bytes(), &[round; 128]);
+            }
+        }
+        assert_eq!(s.memory(), before);
+        assert_eq!(s.get(b"999"), Some(&[4u8; 128][..]));
+    }
+
+    #[test]
+    fn deleted_records_are_reused() {
+        let mut s = Store::default();
+        for i in 0..10_000u32 {
+            s.put(i.to_string().as_bytes(), &[7u8; 100]);
+        }
+        let full = s.memory().live_bytes;
+        for i in 0..10_000u32 {
+            s.delete(i.to_string().as_bytes());
+        }
+        assert_eq!(s.memory().live_bytes, 0);
+        let slab = s.memory().slab_bytes;
+        for i in 0..10_000u32 {
+            s.put(format!("k{i}").as_bytes(), &[8u8; 99]);
+        }
+        assert_eq!(s.memory().slab_bytes, slab, "no new chunk while free records fit");
+        assert_eq!(s.memory().live_bytes, full);
+    }
+
+    #[test]
+    fn jumbo_records() {
+        let mut s = Store::default();
+        let big = vec![3u8; 3 << 20];
+        s.put(b"big", &big);
+        s.put(b"small", b"x");
+        assert_eq!(s.get(b"big").map(<[u8]>::len), Some(3 << 20));
+        let with_big = s.memory().slab_bytes;
+        s.put(b"big", b"now small");
+        assert!(s.memory().slab_bytes < with_big, "jumbo chunk returned");
+        assert_eq!(s.get(b"big"), Some(&b"now small"[..]));
+        s.put(b"big", &big);
+        s.put(b"big2", &big[..1 << 20]);
+        s.delete(b"big");
+        assert_eq!(s.get(b"big2").map(<[u8]>::len), Some(1 << 20));
+        assert_eq!(s.get(b"small"), Some(&b"x"[..]));
+    }
+
+    #[derive(Clone, Debug)]
+    enum ModelOp {
+        Put(u8, usize),
+        Delete(u8),
+        Get(u8),
+    }
+
+    fn model_op() -> impl Strategy<Value = ModelOp> {
+        let size = prop_oneof![0usize..40, 100usize..600, Just(5000usize), Just(300_000usize)];
+        prop_oneof![
+            4 => (any::<u8>(), size).prop_map(|(k, n)| ModelOp::Put(k, n)),
+            1 => any::<u8>().prop_map(ModelOp::Delete),
+            3 => any::<u8>().prop_map(ModelOp::Get),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn behaves_like_a_hashmap(ops in prop::collection::vec(model_op(), 1..400)) {
+            let mut s = Store::default();
+            let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+            for (seq, op) in ops.into_iter().enumerate() {
+                match op {
+                    ModelOp::Put(k, n) => {
+                        let key = vec![b'k'; k as usize % 50 + 1];
+                        let value: Vec<u8> = (0..n).map(|i| (i as u8) ^ (seq as u8)).collect();
+                        prop_assert_eq!(s.put(&key, &value), !model.contains_key(&key));
+                        model.insert(key, value);
+                    }
+                    ModelOp::Delete(k) => {
+                        let key = vec![b'k'; k as usize % 50 + 1];
+                        prop_assert_eq!(s.delete(&key), model.remove(&key).is_some());
+                    }
+                    ModelOp::Get(k) => {
+                        let key = vec![b'k'; k as usize % 50 + 1];
+                        prop_assert_eq!(s.get(&key), model.get(&key).map(Vec::as_slice));
+                    }
+                }
+            }
+            prop_assert_eq!(s.len(), model.len());
+            for (k, v) in &model {
+                prop_assert_eq!(s.get(k), Some(v.as_slice()));
+            }
+        }
+    }
+}

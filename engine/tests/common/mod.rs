@@ -1,0 +1,193 @@
+//! Test harness: a real `percore-server` process on loopback, and a raw
+//! connection for sending bytes a well-behaved client never would.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wire::Limits;
+use wire::buf::RecvBuf;
+use wire::codec::encode;
+use wire::frame::{Kind, Next, next_frame};
+use wire::msg::{ErrorCode, Hello};
+
+/// A running server process. Killed (by PID) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    /// `addr:port` of each shard, from the ready line.
+    pub endpoints: Vec<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `percore-server` with `args` (add `--port 0` for free ports) and
+    /// waits for its ready line.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_percore-server"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn percore-server");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("stdout");
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut s = sink.lock().expect("lock");
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let err = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if line.contains(" ready: ") {
+                    let _ = tx.send(line.clone());
+                }
+                let mut s = sink.lock().expect("lock");
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut server = Server { child: Some(child), endpoints: Vec::new(), stdout, stderr };
+        let ready = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => panic!("server did not become ready; stderr:\n{}", server.stderr()),
+        };
+        // "... ready: ...: shard 0 cpu 0 127.0.0.1:41234, shard 1 cpu 1 127.0.0.1:41235"
+        let list = ready.rsplit_once(": ").map(|(_, l)| l).unwrap_or("");
+        server.endpoints = list.split(", ").filter_map(|e| e.rsplit(' ').next()).map(str::to_string).collect();
+        assert!(!server.endpoints.is_empty(), "no endpoints in {ready:?}");
+        server
+    }
+
+    /// The first shard's endpoint.
+    pub fn addr(&self) -> &str {
+        &self.endpoints[0]
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Everything printed to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().expect("lock").clone()
+    }
+
+    /// Everything printed to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most 20 s).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: plain kill(2) on our own child's PID.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        for _ in 0..400 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("server did not exit within 20 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A raw connection that speaks bytes, for bad-input tests.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: RecvBuf,
+}
+
+impl Raw {
+    /// Connects without a handshake.
+    pub fn connect(addr: &str) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        Raw { stream, buf: RecvBuf::new(1 << 16, 1 << 30) }
+    }
+
+    /// Connects and completes a discovery handshake.
+    pub fn handshaken(addr: &str) -> Raw {
+        let mut raw = Raw::connect(addr);
+        let mut out = Vec::new();
+        let hello = Hello { protocol: 1, shard: None, total_shards: None, client: "raw".into() };
+        encode(Kind::Hello, &hello, &mut out).expect("encode");
+        raw.send(&out);
+        let (kind, _) = raw.frame().expect("hello reply");
+        assert_eq!(kind, Kind::HelloReply);
+        raw
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads one frame: its kind and a copy of its body; `None` at end of stream.
+    pub fn frame(&mut self) -> Option<(Kind, Vec<u8>)> {
+        let limits = Limits { max_frame_bytes: 1 << 30, ..Limits::default() };
+        loop {
+            match next_frame(self.buf.filled(), &limits).expect("server sends valid frames") {
+                Next::Frame(f) => {
+                    let out = (f.header.kind, f.body.to_vec());
+                    let len = f.len();
+                    self.buf.consume(len);
+                    return Some(out);
+                }
+                Next::NeedMore { frame_len } => {
+                    self.buf.prepare(frame_len);
+                    match self.stream.read(self.buf.spare()) {
+                        Ok(0) => return None,
+                        Ok(n) => self.buf.commit(n),
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                        Err(e) => panic!("read: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the error frame the server must send, then expects the close.
+    pub fn expect_error(&mut self, code: ErrorCode) -> String {
+        let (kind, body) = self.frame().expect("an error frame before the close");
+        assert_eq!(kind, Kind::Error, "expected an error frame");
+        let mut aligned = RecvBuf::new(body.len().max(16), body.len().max(16));
+        aligned.extend_from_slice(&body);
+        let err = wire::client::server_error("server", aligned.filled());
+        let wire::Error::Server { code: got, message, .. } = err else { panic!("not a server error: {err}") };
+        assert_eq!(got, code, "error code (message: {message})");
+        assert!(self.frame().is_none(), "the server closes the connection after an error frame");
+        message
+    }
+
+    pub fn shutdown_write(&self) {
+        self.stream.shutdown(Shutdown::Write).expect("shutdown");
+    }
+}
