@@ -20,6 +20,7 @@
 //! `FLUSH_AT + max_frame_bytes`), and both return to their small initial
 //! size when idle after a large frame.
 
+use crate::batch::execute_with;
 use crate::shard::Shard;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -31,8 +32,7 @@ use std::time::Duration;
 use wire::buf::RecvBuf;
 use wire::codec::{ResponseEncoder, decode, decode_request, encode, explain};
 use wire::frame::{FrameError, Kind, Next, next_frame};
-use wire::msg::{ArchivedHello, ArchivedOp, ArchivedRequest, ErrorBody, ErrorCode, OpError, StatsReply};
-use wire::slot::slot_of;
+use wire::msg::{ArchivedHello, ArchivedRequest, ErrorBody, ErrorCode, StatsReply};
 
 /// Replies are written once this many bytes are pending, even if more
 /// whole frames are buffered.
@@ -191,7 +191,17 @@ impl Conn<'_> {
                     }
                     let req = decode_request(body, &self.shard.limits)
                         .map_err(|e| body_refusal::<ArchivedRequest>(e, body))?;
-                    execute(self.shard, req, &mut self.wbuf, &mut self.enc);
+                    let s = self.shard;
+                    let counts = execute_with(
+                        &mut s.store.borrow_mut(),
+                        &s.owned,
+                        s.limits.max_frame_bytes as usize,
+                        &s.faults,
+                        req,
+                        &mut self.wbuf,
+                        &mut self.enc,
+                    );
+                    s.count(|c| counts.add_to(c));
                 }
                 Kind::Hello => {
                     let hello = decode::<ArchivedHello>(Kind::Hello, body)
@@ -271,71 +281,6 @@ impl Conn<'_> {
             }
         }
     }
-}
-
-/// Executes one validated batch and appends its response frame.
-///
-/// The hot path: per operation one slot lookup in a 2 KiB bitset, one hash
-/// probe, and for a GET one copy of the value into the reply. No
-/// allocation, no lock, no syscall.
-#[inline]
-pub(crate) fn execute(shard: &Shard, req: &ArchivedRequest, wbuf: &mut Vec<u8>, enc: &mut ResponseEncoder) {
-    let ops = req.ops.as_slice();
-    let max_reply = shard.limits.max_frame_bytes as usize;
-    let mut store = shard.store.borrow_mut();
-    let (mut gets, mut puts, mut deletes, mut misses, mut wrong) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    enc.begin(wbuf, req.batch_id.to_native(), ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        let key = op.key();
-        if !shard.owned.contains(slot_of(key)) {
-            wrong += 1;
-            enc.error(OpError::WrongShard);
-            continue;
-        }
-        match op {
-            ArchivedOp::Get { .. } => {
-                gets += 1;
-                let stale = shard.faults.stale_value(key);
-                match stale.as_deref().or_else(|| store.get(key)) {
-                    Some(value) => {
-                        if enc.frame_len_with(value.len(), ops.len() - i) > max_reply {
-                            enc.error(OpError::TooLarge);
-                        } else {
-                            let at = wbuf.len();
-                            enc.value(wbuf, value);
-                            shard.faults.on_reply_value(&mut wbuf[at..]);
-                        }
-                    }
-                    None => {
-                        misses += 1;
-                        enc.not_found();
-                    }
-                }
-            }
-            ArchivedOp::Put { value, .. } => {
-                puts += 1;
-                if shard.faults.active() {
-                    shard.faults.before_put(key, store.get(key));
-                }
-                store.put(key, value.as_slice());
-                enc.done();
-            }
-            ArchivedOp::Delete { .. } => {
-                deletes += 1;
-                store.delete(key);
-                enc.done();
-            }
-        }
-    }
-    enc.finish(wbuf);
-    shard.count(|c| {
-        c.ops += ops.len() as u64;
-        c.gets += gets;
-        c.puts += puts;
-        c.deletes += deletes;
-        c.misses += misses;
-        c.wrong_shard += wrong;
-    });
 }
 
 fn frame_refusal(e: FrameError) -> Refusal {

@@ -10,14 +10,16 @@
 //!   shard, prints the node's `ops/s` lines, stops in order.
 //! - `shard`: an executor's main future: accept loop, counter publishing, stop.
 //! - `conn`: one connection: read frames into an aligned buffer, answer each
-//!   whole frame (`execute` runs a batch against the store), coalesce the
-//!   replies into one write, refuse bad input with an error frame.
+//!   whole frame, coalesce the replies into one write, refuse bad input
+//!   with an error frame.
+//! - [`batch`]: runs one validated batch against the store, writing the reply.
 //! - [`store`]: the shard's map and record layout.
 //! - [`stats`]: counters kept in cells, published to the reporter without locks.
 //! - [`options`]: timeouts, caps and executor settings; `fault` holds the
 //!   test-only fault switches.
 //! - [`cli`]: the command line shared by `percore-server` and `percore server`.
 
+pub mod batch;
 pub mod cli;
 mod conn;
 mod fault;

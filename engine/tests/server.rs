@@ -15,6 +15,16 @@ use wire::msg::{ArchivedOpResult, ErrorCode, Op, OpResult};
 
 const T: Duration = Duration::from_secs(10);
 
+trait Start {
+    fn start(args: &[&str]) -> Server;
+}
+
+impl Start for Server {
+    fn start(args: &[&str]) -> Server {
+        Server::start_with(env!("CARGO_BIN_EXE_percore-server"), args)
+    }
+}
+
 fn connect(server: &Server) -> Connection {
     Connection::connect(server.addr(), Expect { shard: Some(0), total_shards: Some(1) }, T).expect("connect")
 }

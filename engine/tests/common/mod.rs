@@ -1,5 +1,8 @@
-//! Test harness: a real `percore-server` process on loopback, and a raw
+//! Test harness: a real percore server process on loopback, and a raw
 //! connection for sending bytes a well-behaved client never would.
+//!
+//! Shared by the engine's and the tools' integration tests (the latter
+//! include it with `#[path]`), so it names no binary itself.
 
 #![allow(dead_code)]
 
@@ -25,10 +28,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `percore-server` with `args` (add `--port 0` for free ports) and
-    /// waits for its ready line.
-    pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_percore-server"))
+    /// Starts `program args` (a percore server: `percore-server …` or
+    /// `percore server …`; add `--port 0` for free ports) and waits for its
+    /// ready line.
+    pub fn start_with(program: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

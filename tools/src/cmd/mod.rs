@@ -1,0 +1,4 @@
+//! One module per group of subcommands.
+
+pub mod kv;
+pub mod stats;

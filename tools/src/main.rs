@@ -1,0 +1,53 @@
+//! `percore`: the one command of percore — client, local benchmark, checker,
+//! reports, and the server itself (`percore server`).
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use tools::cmd::{kv, stats};
+
+/// percore: a thread-per-core, shared-nothing key-value store and its tools.
+#[derive(Parser)]
+#[command(name = "percore", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read a key (exit 1 if it does not exist).
+    Get(kv::GetArgs),
+    /// Write a key.
+    Put(kv::PutArgs),
+    /// Delete a key.
+    Del(kv::DelArgs),
+    /// Every shard's counters.
+    Stats(stats::StatsArgs),
+    /// Check that every shard answers its handshake (optionally waiting).
+    Ping(stats::PingArgs),
+    /// Run a server node (same as `percore-server`).
+    Server(engine::cli::ServerArgs),
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("percore: {e}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Get(a) => match kv::get(&a) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => {
+                eprintln!("percore: {:?} not found", a.key);
+                ExitCode::from(1)
+            }
+            Err(e) => fail(e),
+        },
+        Command::Put(a) => kv::put(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
+        Command::Del(a) => kv::del(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
+        Command::Stats(a) => stats::stats(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
+        Command::Ping(a) => stats::ping(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
+        Command::Server(a) => engine::cli::main(a),
+    }
+}

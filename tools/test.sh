@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every test percore has, from a fresh machine with only the Rust toolchain:
+# installs what the tests need (Debian packages, when run as root), then runs
+# the workspace's tests, a bounded fuzzing pass over the wire decoder, and
+# the cluster scripts against ssh daemons in network namespaces.
+#
+#   tools/test.sh                 # everything
+#   FUZZ_SECONDS=10 tools/test.sh # shorter fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v memcached >/dev/null || need+=(memcached)
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v ip >/dev/null || need+=(iproute2)
+command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v valgrind >/dev/null || need+=(valgrind)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "test: installing ${need[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+    else
+        echo "test: missing ${need[*]}; install with: sudo apt-get install ${need[*]}" >&2
+        exit 1
+    fi
+fi
+
+echo "== cargo test --workspace --release" >&2
+cargo test --workspace --release
+
+echo "== fuzzing the wire decoder (${FUZZ_SECONDS:-60} s per target)" >&2
+wire/fuzz/run.sh "${FUZZ_SECONDS:-60}"

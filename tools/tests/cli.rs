@@ -1,0 +1,122 @@
+//! The `percore` command against real server processes on loopback.
+
+#[path = "../../engine/tests/common/mod.rs"]
+mod common;
+
+use common::Server;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use wire::client::{Connection, Expect};
+use wire::msg::{Op, OpError, OpResult};
+
+const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
+const T: Duration = Duration::from_secs(10);
+
+fn server(args: &[&str]) -> Server {
+    let mut all = vec!["server"];
+    all.extend_from_slice(args);
+    Server::start_with(PERCORE, &all)
+}
+
+/// Runs `percore args…`: (exit code, stdout, stderr).
+fn percore(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(PERCORE).args(args).stdin(Stdio::null()).output().expect("run percore");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[test]
+fn get_put_del_and_exit_codes() {
+    let s = server(&["--cores", "0", "--port", "0", "--stats-interval-ms", "0"]);
+    let addr = s.addr();
+    assert_eq!(percore(&["get", "greeting", "--server", addr]).0, 1, "missing key exits 1");
+    let (code, out, _) = percore(&["put", "greeting", "hello world", "--server", addr]);
+    assert_eq!((code, out.as_str()), (0, "OK\n"));
+    let (code, out, _) = percore(&["get", "greeting", "--server", addr]);
+    assert_eq!((code, out.as_str()), (0, "hello world\n"));
+    assert_eq!(percore(&["del", "greeting", "--server", addr]).0, 0);
+    assert_eq!(percore(&["get", "greeting", "--server", addr]).0, 1);
+
+    let (code, out, _) = percore(&["stats", "--server", addr]);
+    assert_eq!(code, 0);
+    assert!(out.contains("shard") && out.lines().any(|l| l.starts_with("total")), "{out}");
+    let (code, out, _) = percore(&["stats", "--json", "--server", addr]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("stats --json is JSON");
+    assert_eq!(v[0]["counters"]["puts"], 1);
+    assert_eq!(v[0]["counters"]["deletes"], 1);
+
+    // A dead address is an error (exit 2) with one line naming it.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let (code, _, err) = percore(&["get", "x", "--server", &dead, "--timeout-ms", "500"]);
+    assert_eq!(code, 2);
+    assert!(err.contains(&dead) && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn two_node_cluster_routes_every_key_to_its_owner() {
+    let (pa, pb) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("percore-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("two.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[server]]\nname = \"a\"\naddr = \"127.0.0.1\"\nport = {pa}\ncores = [0]\n\n\
+             [[server]]\nname = \"b\"\naddr = \"127.0.0.1\"\nport = {pb}\ncores = [1]\n"
+        ),
+    )
+    .expect("write cluster file");
+    let config = file.to_str().expect("utf8");
+    let sa = server(&["--config", config, "--node", "a", "--stats-interval-ms", "0"]);
+    let sb = server(&["--config", config, "--node", "b", "--stats-interval-ms", "0"]);
+    assert_eq!(percore(&["ping", "--config", config, "--wait", "10"]).0, 0);
+
+    let keys: Vec<String> = (0..60).map(|i| format!("user{i}")).collect();
+    for k in &keys {
+        let (code, _, err) = percore(&["put", k, &format!("v-{k}"), "--config", config]);
+        assert_eq!(code, 0, "{err}");
+    }
+    // Each key sits on its owner and only there.
+    let cluster = wire::Cluster::load(&file).expect("cluster");
+    let mut a = Connection::connect(sa.addr(), Expect { shard: Some(0), total_shards: Some(2) }, T).expect("a");
+    let mut b = Connection::connect(sb.addr(), Expect { shard: Some(1), total_shards: Some(2) }, T).expect("b");
+    let (mut on_a, mut on_b) = (0, 0);
+    for k in &keys {
+        let get = [Op::Get { key: k.clone().into_bytes() }];
+        let (ra, rb) = (a.execute(&get).expect("get a"), b.execute(&get).expect("get b"));
+        let value = OpResult::Value(format!("v-{k}").into_bytes());
+        let wrong = OpResult::Error(OpError::WrongShard);
+        if cluster.map.shard_of(k.as_bytes()) == 0 {
+            assert_eq!((&ra[0], &rb[0]), (&value, &wrong), "{k}");
+            on_a += 1;
+        } else {
+            assert_eq!((&ra[0], &rb[0]), (&wrong, &value), "{k}");
+            on_b += 1;
+        }
+    }
+    assert!(on_a > 10 && on_b > 10, "keys spread over both nodes: {on_a}/{on_b}");
+
+    // Discovery from either node reaches every key.
+    for k in keys.iter().take(10) {
+        let (code, out, _) = percore(&["get", k, "--server", sb.addr()]);
+        assert_eq!((code, out.trim()), (0, format!("v-{k}").as_str()));
+    }
+
+    // A key sent to the wrong port is refused and not stored.
+    let stray = keys.iter().find(|k| cluster.map.shard_of(k.as_bytes()) == 1).expect("a key of b");
+    let put = [Op::Put { key: format!("{stray}-new").into_bytes(), value: b"x".to_vec() }];
+    let owner = cluster.map.shard_of(put[0].key());
+    let (wrong_conn, right_conn) = if owner == 1 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    assert_eq!(wrong_conn.execute(&put).expect("put"), vec![OpResult::Error(OpError::WrongShard)]);
+    let get = [Op::Get { key: put[0].key().to_vec() }];
+    assert_eq!(right_conn.execute(&get).expect("get"), vec![OpResult::NotFound]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
