@@ -56,8 +56,10 @@ pub struct ServerArgs {
     /// io_uring registered memory per executor, KiB.
     #[arg(long, value_name = "KIB", default_value_t = 512)]
     pub io_memory_kib: usize,
-    /// glommio preemption timer, microseconds.
-    #[arg(long, value_name = "US", default_value_t = 500)]
+    /// glommio preemption timer, microseconds. Keep it long: with timers of
+    /// a millisecond or less, glommio 0.9 executors were seen to stop running
+    /// tasks for seconds under CPU contention.
+    #[arg(long, value_name = "US", default_value_t = 100_000)]
     pub preempt_us: u64,
     /// Spin this many microseconds before an idle executor parks (0: park at once).
     #[arg(long, value_name = "US", default_value_t = 0)]

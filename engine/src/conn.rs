@@ -41,6 +41,9 @@ pub const FLUSH_AT: usize = 1 << 20;
 pub const INITIAL_RECV: usize = 16 << 10;
 /// Reply buffers larger than this are released after a flush.
 const KEEP_REPLY: usize = 1 << 20;
+/// A connection yields to the shard's other tasks after this many
+/// read-answer-write turns in a row.
+const FAIR_TURNS: u32 = 8;
 /// How long a refused connection is drained before it is closed.
 const LINGER: Duration = Duration::from_millis(200);
 
@@ -112,6 +115,7 @@ impl Conn<'_> {
     /// Runs until the peer closes (`Ok`), the socket fails (`Err(None)`), or
     /// the peer breaks the protocol (`Err(Some(refusal))`).
     async fn run(&mut self, stream: &mut TcpStream) -> Result<(), Option<Refusal>> {
+        let mut turns = 0u32;
         loop {
             let step = self.answer_buffered().map_err(Some)?;
             if !self.wbuf.is_empty() {
@@ -150,7 +154,13 @@ impl Conn<'_> {
                 }
                 Err(_) => return Err(None),
             }
-            glommio::yield_if_needed().await;
+            // Let the shard's other connections run now and then: a client
+            // that always has frames waiting would otherwise keep this task
+            // running (glommio does not preempt a running task).
+            turns += 1;
+            if turns.is_multiple_of(FAIR_TURNS) {
+                futures_lite::future::yield_now().await;
+            }
         }
     }
 
@@ -289,7 +299,7 @@ fn frame_refusal(e: FrameError) -> Refusal {
 
 fn body_refusal<T>(e: FrameError, body: &[u8]) -> Refusal
 where
-    T: rkyv::Portable + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::low::LowValidator<'a, rkyv::rancor::Error>>,
+    T: rkyv::Portable + for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::low::LowValidator<'a, rkyv::rancor::BoxedError>>,
 {
     match e {
         FrameError::Corrupt { kind } => {

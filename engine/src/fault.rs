@@ -32,7 +32,7 @@ mod imp {
             if self.fault == Fault::CorruptValues && !value.is_empty() {
                 let n = self.gets.get() + 1;
                 self.gets.set(n);
-                if n % 64 == 0 {
+                if n.is_multiple_of(64) {
                     let last = value.len() - 1;
                     value[last] ^= 0x01;
                 }
@@ -47,7 +47,7 @@ mod imp {
             }
             let n = self.gets.get() + 1;
             self.gets.set(n);
-            if n % 16 != 0 {
+            if !n.is_multiple_of(16) {
                 return None;
             }
             self.previous.borrow().get(key).cloned()

@@ -5,7 +5,11 @@
 //! - [`cmd::kv`]: `get`, `put`, `del` — the CLI client.
 //! - [`cmd::stats`]: `stats` and `ping` — every shard's counters; wait for a
 //!   cluster to answer.
+//! - [`bench`]: `bench` — the local one-command benchmark; [`process`]
+//!   runs its server as a child process.
 //! - [`target`]: how a command finds the cluster (`--server` or `--config`).
 
+pub mod bench;
 pub mod cmd;
+pub mod process;
 pub mod target;

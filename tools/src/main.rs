@@ -25,8 +25,13 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Check that every shard answers its handshake (optionally waiting).
     Ping(stats::PingArgs),
+    /// Benchmark this machine: start a server, load, run YCSB, report, stop.
+    Bench(Box<tools::bench::BenchArgs>),
     /// Run a server node (same as `percore-server`).
     Server(engine::cli::ServerArgs),
+    /// Generate load (same as `percore-loadgen`).
+    #[command(subcommand)]
+    Loadgen(loadgen::cli::Command),
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {
@@ -48,6 +53,8 @@ fn main() -> ExitCode {
         Command::Del(a) => kv::del(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Stats(a) => stats::stats(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Ping(a) => stats::ping(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
+        Command::Bench(a) => ExitCode::from(tools::bench::bench(&a)),
         Command::Server(a) => engine::cli::main(a),
+        Command::Loadgen(c) => loadgen::cli::main(loadgen::cli::Cli { command: c }),
     }
 }

@@ -122,6 +122,12 @@ impl Connection {
         self.hello.limits.into()
     }
 
+    /// The socket, for a caller that drives it itself after the handshake
+    /// (the server sends nothing unprompted, so no bytes are left behind).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// The address this connection was opened to.
     pub fn addr(&self) -> &str {
         &self.addr

@@ -401,12 +401,13 @@ where
 }
 
 /// The validator's own description of why `body` is not a valid `T`
-/// (error path only: it allocates).
+/// (error path only: it allocates; `BoxedError` keeps the detail in
+/// release builds, where `rancor::Error` would not).
 pub fn explain<T>(body: &[u8]) -> String
 where
-    T: rkyv::Portable + for<'a> bytecheck::CheckBytes<rkyv::api::low::LowValidator<'a, rancor::Error>>,
+    T: rkyv::Portable + for<'a> bytecheck::CheckBytes<rkyv::api::low::LowValidator<'a, rancor::BoxedError>>,
 {
-    match rkyv::api::low::access::<T, rancor::Error>(body) {
+    match rkyv::api::low::access::<T, rancor::BoxedError>(body) {
         Ok(_) => "valid".to_string(),
         Err(e) => e.to_string(),
     }

@@ -115,6 +115,14 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends SIGTERM if the process still runs (it may have been killed by a test).
+    pub fn terminate_if_running(&mut self) -> Option<ExitStatus> {
+        let running = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none());
+        if running { Some(self.terminate()) } else { self.child.take().and_then(|mut c| c.wait().ok()) }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {

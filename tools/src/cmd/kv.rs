@@ -53,9 +53,7 @@ pub fn get(args: &GetArgs) -> Result<bool, wire::Error> {
 pub fn put(args: &PutArgs) -> Result<(), wire::Error> {
     let value = if args.value == "-" {
         let mut v = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut v)
-            .map_err(|source| wire::Error::Io { addr: "stdin".into(), source })?;
+        std::io::stdin().read_to_end(&mut v).map_err(|source| wire::Error::Io { addr: "stdin".into(), source })?;
         v
     } else {
         args.value.clone().into_bytes()

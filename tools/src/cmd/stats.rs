@@ -62,7 +62,19 @@ pub fn stats(args: &StatsArgs) -> Result<(), wire::Error> {
 fn table(replies: &[StatsReply], shards: &[wire::msg::ShardInfo]) -> String {
     let mut out = format!(
         "{:>5} {:<10} {:>4} {:<21} {:>9} {:>12} {:>12} {:>10} {:>9} {:>10} {:>10} {:>6} {:>9}\n",
-        "shard", "node", "cpu", "addr", "uptime_s", "ops", "gets", "puts", "deletes", "misses", "keys", "conns", "store_MB"
+        "shard",
+        "node",
+        "cpu",
+        "addr",
+        "uptime_s",
+        "ops",
+        "gets",
+        "puts",
+        "deletes",
+        "misses",
+        "keys",
+        "conns",
+        "store_MB"
     );
     let mut total = ShardCounters::default();
     for (r, s) in replies.iter().zip(shards) {

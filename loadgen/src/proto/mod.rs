@@ -1,0 +1,60 @@
+//! What the load generator speaks to a server: how a batch of operations is
+//! written and how the replies are read back.
+//!
+//! A [`Protocol`] turns GETs and PUTs into bytes appended to a send buffer,
+//! and turns received bytes back into one [`Reply`] per operation, in
+//! order. The worker pairs replies with its in-flight operations first in,
+//! first out, so any protocol that answers a connection's requests in order
+//! fits. percore's own is [`percore::Percore`]; the RESP and memcached
+//! targets plug in the same way, so every server is driven by the same
+//! generator, verified the same way and measured with the same histograms.
+
+pub mod percore;
+
+/// The reply to one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// A GET found this value.
+    Value(&'a [u8]),
+    /// A GET found nothing.
+    NotFound,
+    /// A PUT was done.
+    Done,
+    /// The server refused the operation.
+    Refused(RefusedBy),
+    /// The next `n` replies answer one batch (protocols with batch frames
+    /// announce each batch, so its size can be checked).
+    Batch {
+        /// Results in the batch.
+        results: usize,
+    },
+}
+
+/// Why a server refused an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusedBy {
+    /// Not this shard's key.
+    WrongShard,
+    /// The reply would be too large.
+    TooLarge,
+    /// Any other per-operation error the server reports.
+    Other,
+}
+
+/// A server protocol, as the load generator drives it.
+pub trait Protocol {
+    /// Opens a batch at the end of `out`.
+    fn begin(&mut self, out: &mut Vec<u8>, batch_id: u64);
+    /// Appends a GET of `key` to the open batch.
+    fn get(&mut self, out: &mut Vec<u8>, key: &[u8]);
+    /// Appends a PUT of `key`; `fill` writes the `value_len` value bytes in place.
+    fn put(&mut self, out: &mut Vec<u8>, key: &[u8], value_len: usize, fill: impl FnOnce(&mut [u8]));
+    /// Closes the open batch.
+    fn finish(&mut self, out: &mut Vec<u8>);
+    /// Bytes the open batch would take if closed now.
+    fn open_bytes(&self) -> usize;
+    /// Reads the complete replies at the front of `buf`, calling `on_reply`
+    /// once per operation in order; returns how many bytes it consumed.
+    /// Partial replies are left for the next call.
+    fn decode(&mut self, buf: &[u8], on_reply: &mut dyn FnMut(Reply<'_>)) -> Result<usize, String>;
+}

@@ -1,0 +1,88 @@
+//! percore's own protocol for the load generator: one rkyv frame per batch,
+//! written with [`wire::codec::RequestEncoder`], replies validated with
+//! [`wire::codec::decode_response`] and read in place.
+
+use super::{Protocol, RefusedBy, Reply};
+use wire::Limits;
+use wire::client::server_error;
+use wire::codec::{RequestEncoder, decode_response};
+use wire::frame::{Kind, Next, next_frame};
+use wire::msg::{ArchivedOpResult, OpError};
+
+/// The percore protocol on one connection.
+pub struct Percore {
+    enc: RequestEncoder,
+    /// Limits for frames received (the server's own limits, with room for its replies).
+    limits: Limits,
+    /// The batch id the next response must carry.
+    next_reply: u64,
+    addr: String,
+}
+
+impl Percore {
+    /// A protocol state for a connection to `addr` whose server announced `limits`.
+    pub fn new(addr: &str, limits: Limits) -> Percore {
+        Percore { enc: RequestEncoder::new(), limits, next_reply: 1, addr: addr.to_string() }
+    }
+}
+
+impl Protocol for Percore {
+    #[inline]
+    fn begin(&mut self, out: &mut Vec<u8>, batch_id: u64) {
+        self.enc.begin(out, batch_id);
+    }
+
+    #[inline]
+    fn get(&mut self, out: &mut Vec<u8>, key: &[u8]) {
+        self.enc.get(out, key);
+    }
+
+    #[inline]
+    fn put(&mut self, out: &mut Vec<u8>, key: &[u8], value_len: usize, fill: impl FnOnce(&mut [u8])) {
+        self.enc.put_with(out, key, value_len, fill);
+    }
+
+    #[inline]
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.enc.finish(out);
+    }
+
+    #[inline]
+    fn open_bytes(&self) -> usize {
+        self.enc.frame_len()
+    }
+
+    fn decode(&mut self, buf: &[u8], on_reply: &mut dyn FnMut(Reply<'_>)) -> Result<usize, String> {
+        let mut used = 0;
+        loop {
+            let frame = match next_frame(&buf[used..], &self.limits).map_err(|e| e.to_string())? {
+                Next::Frame(f) => f,
+                Next::NeedMore { .. } => return Ok(used),
+            };
+            match frame.header.kind {
+                Kind::Response => {}
+                Kind::Error => return Err(server_error(&self.addr, frame.body).to_string()),
+                other => return Err(format!("unexpected {other} frame")),
+            }
+            let resp = decode_response(frame.body).map_err(|e| e.to_string())?;
+            let id = resp.batch_id.to_native();
+            if id != self.next_reply {
+                return Err(format!("response to batch {id} where batch {} was due", self.next_reply));
+            }
+            self.next_reply += 1;
+            on_reply(Reply::Batch { results: resp.results.len() });
+            for r in resp.results.iter() {
+                on_reply(match r {
+                    ArchivedOpResult::Value(v) => Reply::Value(v.as_slice()),
+                    ArchivedOpResult::NotFound => Reply::NotFound,
+                    ArchivedOpResult::Done => Reply::Done,
+                    ArchivedOpResult::Error(e) => Reply::Refused(match e.to_native() {
+                        OpError::WrongShard => RefusedBy::WrongShard,
+                        OpError::TooLarge => RefusedBy::TooLarge,
+                    }),
+                });
+            }
+            used += frame.len();
+        }
+    }
+}

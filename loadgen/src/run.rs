@@ -1,0 +1,532 @@
+//! Running a phase: connect every thread to every shard, start the pinned
+//! workers, show progress, merge their figures into a [`Report`].
+//!
+//! Workers send one [`IntervalStats`] per interval; the runner merges the
+//! histograms of each interval across threads (percentiles always come
+//! from merged histograms, never from averaged percentiles), prints a live
+//! line per interval on stderr, and at the end folds every interval after
+//! the warm-up into the totals.
+
+use crate::history::{Header, HistorySink};
+use crate::proto::percore::Percore;
+use crate::report::{Report, RunConfigReport, ServerFigures, ShardFigures};
+use crate::worker::{self, Endpoint, IntervalStats, Msg, Phase, WorkerError, WorkerSpec};
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use wire::client::{Client, Connection, Expect};
+use wire::msg::ShardInfo;
+use wire::{Cluster, Limits, ShardMap};
+
+/// Where the shards are.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    /// Slot → shard table.
+    pub map: Arc<ShardMap>,
+    /// Limits the servers enforce.
+    pub limits: Limits,
+    /// Where it came from (file or address), for the report.
+    pub source: String,
+}
+
+impl Topology {
+    /// From a cluster file.
+    pub fn from_cluster(c: &Cluster) -> Topology {
+        Topology { map: Arc::new(c.map.clone()), limits: c.limits, source: c.source.clone() }
+    }
+
+    /// Discovered through the handshake of one server.
+    pub fn discover(addr: &str, timeout: Duration) -> Result<Topology, wire::Error> {
+        let mut client = Client::discover(addr, timeout)?;
+        let limits = {
+            let id = client.map().shard_of(b"");
+            client.conn(id)?.limits()
+        };
+        Ok(Topology { map: Arc::new(client.map().clone()), limits, source: addr.to_string() })
+    }
+
+    /// The shards.
+    pub fn shards(&self) -> &[ShardInfo] {
+        self.map.shards()
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub enum PhaseSpec {
+    /// Insert every record once.
+    Load,
+    /// Run a workload.
+    Run {
+        /// YCSB mix.
+        workload: crate::workload::Workload,
+        /// Key distribution.
+        dist: crate::zipf::DistName,
+        /// Zipfian exponent.
+        theta: f64,
+        /// Open loop at this total rate (ops/s).
+        rate: Option<f64>,
+        /// Stop after this many operations in total.
+        ops: Option<u64>,
+    },
+}
+
+/// How to run it.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Load or run.
+    pub phase: PhaseSpec,
+    /// Records in the data set.
+    pub records: u64,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// Operations per batch.
+    pub batch: usize,
+    /// Batches in flight per connection.
+    pub pipeline: usize,
+    /// Send a partial batch after it waited this long.
+    pub flush: Duration,
+    /// One thread per entry, pinned to the CPU if given.
+    pub cores: Vec<Option<usize>>,
+    /// Writer id of thread 0; thread i writes as `writer_base + i`.
+    pub writer_base: u32,
+    /// Seed of thread 0's RNG (thread i uses `seed + i`).
+    pub seed: u64,
+    /// Time-bounded run length (after the warm-up).
+    pub duration: Option<Duration>,
+    /// Excluded from the figures.
+    pub warmup: Duration,
+    /// Reporting interval.
+    pub interval: Duration,
+    /// No reply for this long on a busy connection is an error.
+    pub timeout: Duration,
+    /// Record every operation to this file.
+    pub history: Option<PathBuf>,
+    /// This client's name (history header, report).
+    pub node: String,
+    /// Print a live line per interval on stderr.
+    pub live: bool,
+}
+
+/// Why a run could not produce figures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// Connecting or handshaking failed.
+    #[error(transparent)]
+    Connect(#[from] wire::Error),
+    /// A setting is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The history file could not be written.
+    #[error("history {path}: {source}")]
+    History {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Per-interval merge of all workers' figures.
+struct Agg {
+    reported: usize,
+    get: Histogram<u64>,
+    put: Histogram<u64>,
+    stats: IntervalStats,
+}
+
+fn hist64() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, worker::MAX_LATENCY_NS, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
+}
+
+impl Agg {
+    fn new(index: i64, shards: usize) -> Agg {
+        Agg {
+            reported: 0,
+            get: hist64(),
+            put: hist64(),
+            stats: IntervalStats {
+                worker: 0,
+                index,
+                get: worker::new_histogram(),
+                put: worker::new_histogram(),
+                ops: 0,
+                hits: 0,
+                misses: 0,
+                puts: 0,
+                bad_reads: 0,
+                wrong_shard: 0,
+                too_large: 0,
+                other_errors: 0,
+                per_shard: vec![0; shards],
+                first_bad: None,
+                last_t: 0,
+            },
+        }
+    }
+
+    fn add(&mut self, s: &IntervalStats) {
+        self.reported += 1;
+        let _ = self.get.add(&s.get);
+        let _ = self.put.add(&s.put);
+        let t = &mut self.stats;
+        t.ops += s.ops;
+        t.hits += s.hits;
+        t.misses += s.misses;
+        t.puts += s.puts;
+        t.bad_reads += s.bad_reads;
+        t.wrong_shard += s.wrong_shard;
+        t.too_large += s.too_large;
+        t.other_errors += s.other_errors;
+        for (a, b) in t.per_shard.iter_mut().zip(&s.per_shard) {
+            *a += b;
+        }
+        if t.first_bad.is_none() {
+            t.first_bad.clone_from(&s.first_bad);
+        }
+        t.last_t = t.last_t.max(s.last_t);
+    }
+}
+
+/// Opens one handshaken connection per shard for one worker.
+fn connect_all(topo: &Topology, timeout: Duration) -> Result<Vec<Endpoint<Percore>>, wire::Error> {
+    let total = topo.map.len() as u32;
+    topo.shards()
+        .iter()
+        .map(|s| {
+            let addr = format!("{}:{}", s.addr, s.port);
+            let conn = Connection::connect(&addr, Expect { shard: Some(s.id), total_shards: Some(total) }, timeout)?;
+            let limits = conn.limits();
+            let stream = conn.into_stream();
+            stream.set_read_timeout(None).map_err(|source| wire::Error::Io { addr: addr.clone(), source })?;
+            stream.set_write_timeout(None).map_err(|source| wire::Error::Io { addr: addr.clone(), source })?;
+            // Replies may be as large as the server's frames.
+            let recv = Limits { max_frame_bytes: limits.max_frame_bytes.max(topo.limits.max_frame_bytes), ..limits };
+            Ok(Endpoint { proto: Percore::new(&addr, recv), stream, shard: s.id, addr, node: s.node.clone() })
+        })
+        .collect()
+}
+
+/// Runs a phase against `topo` and returns its report. `stop` ends it early
+/// (the report then covers what was measured).
+pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Result<Report, RunError> {
+    if cfg.cores.is_empty() {
+        return Err(RunError::Config("no load threads (empty --cores)".into()));
+    }
+    if cfg.value_size < crate::value::MIN_VALUE_LEN {
+        return Err(RunError::Config(format!(
+            "--value-size {} is below {} bytes, the smallest self-describing value",
+            cfg.value_size,
+            crate::value::MIN_VALUE_LEN
+        )));
+    }
+    if cfg.value_size > topo.limits.max_value_len as usize {
+        return Err(RunError::Config(format!(
+            "--value-size {} exceeds the servers' max_value_len {}",
+            cfg.value_size, topo.limits.max_value_len
+        )));
+    }
+    if cfg.batch == 0 || cfg.batch > topo.limits.max_ops_per_frame as usize {
+        return Err(RunError::Config(format!(
+            "--batch {} must be within 1..={} (the servers' max_ops_per_frame)",
+            cfg.batch, topo.limits.max_ops_per_frame
+        )));
+    }
+    if cfg.pipeline == 0 {
+        return Err(RunError::Config("--pipeline must be at least 1".into()));
+    }
+    if cfg.records == 0 || cfg.records > crate::history::MAX_KEY {
+        return Err(RunError::Config(format!("--records must be within 1..={}", crate::history::MAX_KEY)));
+    }
+    let threads = cfg.cores.len();
+    let shards = topo.map.len();
+    let mut endpoints = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        endpoints.push(connect_all(topo, cfg.timeout)?);
+    }
+    let sink = match &cfg.history {
+        Some(path) => {
+            let header = Header {
+                version: 1,
+                node: cfg.node.clone(),
+                pid: std::process::id(),
+                epoch_unix_ns: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
+                clock: "ns since this process's run epoch (monotonic, not comparable across files)".into(),
+                threads,
+            };
+            Some(
+                HistorySink::create(path, &header)
+                    .map_err(|source| RunError::History { path: path.display().to_string(), source })?,
+            )
+        }
+        None => None,
+    };
+    let (warmup, end) = match &cfg.phase {
+        PhaseSpec::Load => (Duration::ZERO, None),
+        PhaseSpec::Run { ops: Some(_), .. } => (cfg.warmup, cfg.duration.map(|d| cfg.warmup + d)),
+        PhaseSpec::Run { ops: None, .. } => {
+            (cfg.warmup, Some(cfg.warmup + cfg.duration.unwrap_or(Duration::from_secs(10))))
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let epoch = Instant::now();
+    let mut handles = Vec::new();
+    for (i, eps) in endpoints.into_iter().enumerate() {
+        let phase = match &cfg.phase {
+            PhaseSpec::Load => Phase::Load { records: cfg.records },
+            PhaseSpec::Run { workload, dist, theta, rate, ops } => Phase::Run {
+                read_fraction: workload.read_fraction(),
+                dist: crate::zipf::KeyDist::new(*dist, cfg.records, *theta).map_err(RunError::Config)?,
+                rate: rate.map(|r| r / threads as f64),
+                ops: ops.map(|n| n / threads as u64 + u64::from((i as u64) < n % threads as u64)),
+            },
+        };
+        let spec = WorkerSpec {
+            index: i,
+            threads,
+            writer: cfg.writer_base + i as u32,
+            cpu: cfg.cores[i],
+            seed: cfg.seed.wrapping_add(i as u64),
+            phase,
+            batch: cfg.batch,
+            pipeline: cfg.pipeline,
+            flush: cfg.flush,
+            value_size: cfg.value_size,
+            max_frame: topo.limits.max_frame_bytes as usize,
+            epoch,
+            warmup_end: warmup,
+            end,
+            interval: cfg.interval,
+            timeout: cfg.timeout,
+            stop: stop.clone(),
+            tx: tx.clone(),
+            map: topo.map.clone(),
+            history: sink.as_ref().and_then(|s| s.writer(i as u16)),
+        };
+        let h = std::thread::Builder::new()
+            .name(format!("percore-load{i}"))
+            .spawn(move || worker::run(spec, eps))
+            .map_err(|e| RunError::Config(format!("cannot start a load thread: {e}")))?;
+        handles.push(h);
+    }
+    drop(tx);
+
+    let live = Live::new(cfg, end);
+    let mut aggs: BTreeMap<i64, Agg> = BTreeMap::new();
+    let mut printed = -2i64;
+    let mut done = 0;
+    let mut summaries = Vec::new();
+    let mut error: Option<WorkerError> = None;
+    while done < threads {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Msg::Interval(s)) => {
+                let agg = aggs.entry(s.index).or_insert_with(|| Agg::new(s.index, shards));
+                agg.add(&s);
+                // Print every interval all threads have finished.
+                while let Some((&k, a)) = aggs.range(printed + 1..).next() {
+                    if a.reported < threads || k == i64::MAX {
+                        break;
+                    }
+                    live.line(k, a, cfg.interval);
+                    printed = k;
+                }
+            }
+            Ok(Msg::Done { result, .. }) => {
+                done += 1;
+                match result {
+                    Ok(s) => summaries.push(s),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        if error.is_none() {
+                            eprintln!("percore-loadgen: {e}");
+                            error = Some(e);
+                        }
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => live.tick(epoch.elapsed()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    live.finish();
+    let history_records = match sink {
+        Some(s) => {
+            let path = s.path().display().to_string();
+            Some(s.close().map_err(|source| RunError::History { path, source })?)
+        }
+        None => None,
+    };
+
+    // Fold the measured intervals.
+    let mut total = Agg::new(0, shards);
+    let mut timeline = Vec::new();
+    for (&k, a) in &aggs {
+        if k < 0 || k == i64::MAX {
+            continue;
+        }
+        let _ = total.get.add(&a.get);
+        let _ = total.put.add(&a.put);
+        total.reported += 1;
+        let s = &a.stats;
+        total.stats.ops += s.ops;
+        total.stats.hits += s.hits;
+        total.stats.misses += s.misses;
+        total.stats.puts += s.puts;
+        total.stats.bad_reads += s.bad_reads;
+        total.stats.wrong_shard += s.wrong_shard;
+        total.stats.too_large += s.too_large;
+        total.stats.other_errors += s.other_errors;
+        for (x, y) in total.stats.per_shard.iter_mut().zip(&s.per_shard) {
+            *x += y;
+        }
+        if total.stats.first_bad.is_none() {
+            total.stats.first_bad.clone_from(&s.first_bad);
+        }
+        total.stats.last_t = total.stats.last_t.max(s.last_t);
+        timeline.push(crate::report::Second {
+            t_s: (k as f64 + 1.0) * cfg.interval.as_secs_f64(),
+            ops_s: s.ops as f64 / cfg.interval.as_secs_f64(),
+            get_p99_us: (!a.get.is_empty()).then(|| a.get.value_at_quantile(0.99) as f64 / 1e3),
+            put_p99_us: (!a.put.is_empty()).then(|| a.put.value_at_quantile(0.99) as f64 / 1e3),
+        });
+    }
+    // Bad reads and first-bad descriptions from the warm-up and the drain count too.
+    for (&k, a) in &aggs {
+        if k < 0 || k == i64::MAX {
+            total.stats.bad_reads += a.stats.bad_reads;
+            if total.stats.first_bad.is_none() {
+                total.stats.first_bad.clone_from(&a.stats.first_bad);
+            }
+        }
+    }
+    let window = match end {
+        Some(end) if error.is_none() && !stop.load(Ordering::Relaxed) => end.saturating_sub(warmup),
+        // Ops-bounded, stopped or failed: the measured span is up to the last completion.
+        _ => Duration::from_nanos(total.stats.last_t.saturating_sub(warmup.as_nanos() as u64)),
+    };
+    let window_s = window.as_secs_f64().max(1e-9);
+    let per_server = per_server(topo, &total.stats.per_shard, window_s);
+    let cpu: Duration = summaries.iter().map(|s| s.cpu).sum();
+    let issued: u64 = summaries.iter().map(|s| s.issued).sum();
+    let s = &total.stats;
+    let errors = s.wrong_shard + s.too_large + s.other_errors + u64::from(error.is_some());
+    let report = Report {
+        phase: match cfg.phase {
+            PhaseSpec::Load => "load".into(),
+            PhaseSpec::Run { .. } => "run".into(),
+        },
+        throughput_ops_s: s.ops as f64 / window_s,
+        ops: s.ops,
+        duration_s: window_s,
+        latency_us: crate::report::LatencyReport::from_histograms(&total.get, &total.put),
+        histograms: None,
+        hits: s.hits,
+        misses: s.misses,
+        puts: s.puts,
+        bad_reads: s.bad_reads,
+        first_bad_read: s.first_bad.clone(),
+        errors,
+        error_detail: crate::report::ErrorDetail {
+            wrong_shard: s.wrong_shard,
+            too_large: s.too_large,
+            other: s.other_errors,
+            connection: error.as_ref().map(|e| e.to_string()),
+        },
+        per_server,
+        timeline,
+        client_cpu_ns_per_op: (issued > 0).then(|| cpu.as_nanos() as f64 / issued as f64),
+        history: cfg.history.as_ref().map(|p| crate::report::HistoryReport {
+            path: p.display().to_string(),
+            records: history_records.unwrap_or(0),
+        }),
+        config: RunConfigReport::new(cfg, topo),
+        server: None,
+        check: None,
+    };
+    Ok(Report { histograms: Some(crate::report::Histograms { get: total.get, put: total.put }), ..report })
+}
+
+fn per_server(topo: &Topology, per_shard: &[u64], window_s: f64) -> Vec<ServerFigures> {
+    let mut servers: Vec<ServerFigures> = Vec::new();
+    for (s, &ops) in topo.shards().iter().zip(per_shard) {
+        let fig = ShardFigures { shard: s.id, addr: format!("{}:{}", s.addr, s.port), ops_s: ops as f64 / window_s };
+        match servers.iter_mut().find(|f| f.node == s.node) {
+            Some(f) => {
+                f.ops_s += fig.ops_s;
+                f.shards.push(fig);
+            }
+            None => servers.push(ServerFigures { node: s.node.clone(), ops_s: fig.ops_s, shards: vec![fig] }),
+        }
+    }
+    servers
+}
+
+/// The live line per interval (stderr), and a progress bar on terminals.
+struct Live {
+    enabled: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Live {
+    fn new(cfg: &RunConfig, end: Option<Duration>) -> Live {
+        let bar = (cfg.live && std::io::stderr().is_terminal()).then(|| {
+            let total = end.map(|d| d.as_millis() as u64).unwrap_or(0);
+            let bar =
+                if total > 0 { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::new_spinner() };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Live { enabled: cfg.live, bar }
+    }
+
+    fn tick(&self, elapsed: Duration) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(elapsed.as_millis() as u64);
+        }
+    }
+
+    fn line(&self, k: i64, a: &Agg, interval: Duration) {
+        if !self.enabled {
+            return;
+        }
+        let secs = interval.as_secs_f64();
+        let p99 = |h: &Histogram<u64>| {
+            if h.is_empty() { "-".to_string() } else { format!("{:.1}", h.value_at_quantile(0.99) as f64 / 1e3) }
+        };
+        let s = &a.stats;
+        let what = if k < 0 { "warm-up".to_string() } else { format!("{:>4.0}s", (k as f64 + 1.0) * secs) };
+        let line = format!(
+            "{what} ops/s {:>11.0}  p99 µs get {:>8} put {:>8}  bad {} err {}",
+            s.ops as f64 / secs,
+            p99(&a.get),
+            p99(&a.put),
+            s.bad_reads,
+            s.wrong_shard + s.too_large + s.other_errors
+        );
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

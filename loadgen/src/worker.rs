@@ -1,0 +1,850 @@
+//! One load thread: pinned to its CPU, with its own RNG, its own connection
+//! to every shard and its own histograms — shared-nothing on the client too.
+//!
+//! # The loop
+//!
+//! Operations are drawn one at a time, routed by `wire`'s slot table to
+//! their shard's connection and written straight into that connection's
+//! open batch (the encoder builds the frame in place). A batch is sealed
+//! and sent when it holds `--batch` operations, or when its first
+//! operation has waited `--flush-us`. Each connection allows `--pipeline`
+//! sealed batches in flight. In a closed loop the thread generates until
+//! an operation's connection has a full batch *and* a full pipeline, then
+//! waits for replies; in an open loop (`--rate`) operations are generated
+//! at their Poisson arrival times and latency counts from that intended
+//! time, so a slow server cannot hide its queueing (coordinated omission).
+//!
+//! Replies are read whenever a poll says a socket is readable (a zero
+//! timeout poll after each burst of generation, a blocking one when
+//! stalled). Every reply is paired with its operation (first in, first
+//! out), checked (a GET's value must be one written for that key, intact)
+//! and its latency recorded: from the moment the operation entered its
+//! batch to the moment its reply was read.
+//!
+//! # Time
+//!
+//! The clock is read once per 16 generated operations and once per batch
+//! of replies (a read costs ~25 ns here); an operation's enter time may
+//! therefore be up to 16 generation steps early (under a microsecond), which
+//! can only overstate latency. Intervals (one second by default) are cut at
+//! the same instants for all threads, from a shared epoch.
+
+use crate::history::HistoryWriter;
+use crate::proto::{Protocol, RefusedBy, Reply};
+use crate::value::{self, BadRead, LOAD_WRITER};
+use crate::workload::{KeyBuf, OpGen, OpKind};
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use rand_distr::{Distribution, Exp};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+use wire::ShardMap;
+use wire::buf::RecvBuf;
+
+/// Highest latency the histograms hold (longer ones are clamped and counted).
+pub const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// A fresh latency histogram (ns, 3 significant digits).
+pub fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts.
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).unwrap_or_else(|_| unreachable!("valid histogram bounds"))
+}
+
+/// What a worker does.
+#[derive(Clone, Debug)]
+pub enum Phase {
+    /// Insert records `index, index + threads, …` below `records`, once each.
+    Load {
+        /// Records in the data set.
+        records: u64,
+    },
+    /// Run a workload.
+    Run {
+        /// Fraction of reads.
+        read_fraction: f64,
+        /// Key distribution.
+        dist: crate::zipf::KeyDist,
+        /// Open loop at this many operations per second for this thread.
+        rate: Option<f64>,
+        /// Stop after issuing this many operations.
+        ops: Option<u64>,
+    },
+}
+
+/// Everything one worker needs, built by the runner.
+pub struct WorkerSpec {
+    /// Thread index within this process.
+    pub index: usize,
+    /// Threads in this process.
+    pub threads: usize,
+    /// Writer id stamped into every value this thread writes.
+    pub writer: u32,
+    /// CPU to pin to.
+    pub cpu: Option<usize>,
+    /// RNG seed.
+    pub seed: u64,
+    /// Load or run.
+    pub phase: Phase,
+    /// Operations per batch.
+    pub batch: usize,
+    /// Sealed batches in flight per connection.
+    pub pipeline: usize,
+    /// A partial batch is sent after waiting this long.
+    pub flush: Duration,
+    /// Value size of PUTs.
+    pub value_size: usize,
+    /// Largest frame a server accepts.
+    pub max_frame: usize,
+    /// Shared time origin.
+    pub epoch: Instant,
+    /// Measurement starts here (since `epoch`).
+    pub warmup_end: Duration,
+    /// Generation stops here (since `epoch`), if time-bounded.
+    pub end: Option<Duration>,
+    /// Length of a reporting interval.
+    pub interval: Duration,
+    /// A connection with batches in flight and no reply for this long is an error.
+    pub timeout: Duration,
+    /// Set by anyone to stop every worker.
+    pub stop: Arc<AtomicBool>,
+    /// Where interval figures go.
+    pub tx: Sender<Msg>,
+    /// The slot table.
+    pub map: Arc<ShardMap>,
+    /// Operation history, if recording.
+    pub history: Option<HistoryWriter>,
+}
+
+/// A shard this worker drives: its connected socket and protocol state.
+pub struct Endpoint<P> {
+    /// The socket, connected and handshaken.
+    pub stream: std::net::TcpStream,
+    /// The protocol state.
+    pub proto: P,
+    /// Global shard id.
+    pub shard: u32,
+    /// `addr:port`.
+    pub addr: String,
+    /// Server node name.
+    pub node: String,
+}
+
+/// Figures of one reporting interval of one worker.
+pub struct IntervalStats {
+    /// Worker index.
+    pub worker: usize,
+    /// Interval number: -1 is the warm-up, `i64::MAX` after the end.
+    pub index: i64,
+    /// GET latencies (ns).
+    pub get: Histogram<u64>,
+    /// PUT latencies (ns).
+    pub put: Histogram<u64>,
+    /// Operations completed.
+    pub ops: u64,
+    /// GETs that found their key.
+    pub hits: u64,
+    /// GETs that found nothing.
+    pub misses: u64,
+    /// PUTs done.
+    pub puts: u64,
+    /// GETs whose value failed verification.
+    pub bad_reads: u64,
+    /// Operations refused with WrongShard.
+    pub wrong_shard: u64,
+    /// Operations refused with TooLarge.
+    pub too_large: u64,
+    /// Other refusals.
+    pub other_errors: u64,
+    /// Completed operations per shard.
+    pub per_shard: Vec<u64>,
+    /// The first bad read seen, described.
+    pub first_bad: Option<String>,
+    /// Latest completion counted (ns since epoch).
+    pub last_t: u64,
+}
+
+impl IntervalStats {
+    fn new(worker: usize, index: i64, shards: usize) -> IntervalStats {
+        IntervalStats {
+            worker,
+            index,
+            get: new_histogram(),
+            put: new_histogram(),
+            ops: 0,
+            hits: 0,
+            misses: 0,
+            puts: 0,
+            bad_reads: 0,
+            wrong_shard: 0,
+            too_large: 0,
+            other_errors: 0,
+            per_shard: vec![0; shards],
+            first_bad: None,
+            last_t: 0,
+        }
+    }
+}
+
+/// A worker's end: its CPU time and what it issued.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerSummary {
+    /// CPU time the thread used.
+    pub cpu: Duration,
+    /// Operations issued.
+    pub issued: u64,
+    /// Operations answered.
+    pub answered: u64,
+}
+
+/// Why a worker stopped early; names the shard.
+#[derive(Clone, Debug)]
+pub struct WorkerError {
+    /// Shard id.
+    pub shard: u32,
+    /// Its address.
+    pub addr: String,
+    /// Its server node.
+    pub node: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "server {} shard {} ({}): {}", self.node, self.shard, self.addr, self.message)
+    }
+}
+
+/// Messages from workers to the runner.
+pub enum Msg {
+    /// An interval's figures.
+    Interval(Box<IntervalStats>),
+    /// The worker finished.
+    Done {
+        /// Worker index.
+        worker: usize,
+        /// Its summary, or why it stopped.
+        result: Result<WorkerSummary, WorkerError>,
+    },
+}
+
+/// An operation in flight.
+#[derive(Clone, Copy)]
+struct Pending {
+    record: u64,
+    /// When it entered its batch (ns since epoch); its intended time in an open loop.
+    t: u64,
+    kind: OpKind,
+    /// Identity of the value written (PUT) — for the history.
+    written: u64,
+}
+
+struct Conn<P> {
+    proto: P,
+    stream: TcpStream,
+    shard: u32,
+    addr: String,
+    node: String,
+    /// Sealed frames, not yet fully written.
+    out: Vec<u8>,
+    sent: usize,
+    /// The open batch being built.
+    open: Vec<u8>,
+    open_ops: usize,
+    /// When the open batch's first operation entered it (ns since epoch).
+    open_since: u64,
+    /// Operations per sealed batch in flight, oldest first.
+    batches: VecDeque<usize>,
+    /// Every operation sealed or open, in order.
+    ops: VecDeque<Pending>,
+    rbuf: RecvBuf,
+    next_batch: u64,
+    /// Last time a reply arrived (or the pipeline was empty), ns since epoch.
+    progress: u64,
+}
+
+impl<P: Protocol> Conn<P> {
+    fn err(&self, message: impl Into<String>) -> WorkerError {
+        WorkerError { shard: self.shard, addr: self.addr.clone(), node: self.node.clone(), message: message.into() }
+    }
+
+    #[inline]
+    fn pipeline_room(&self, pipeline: usize) -> bool {
+        self.batches.len() < pipeline
+    }
+
+    /// Closes the open batch and queues it for sending.
+    fn seal(&mut self) {
+        self.proto.finish(&mut self.open);
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+            std::mem::swap(&mut self.out, &mut self.open);
+        } else {
+            self.out.extend_from_slice(&self.open);
+        }
+        self.open.clear();
+        self.batches.push_back(self.open_ops);
+        self.open_ops = 0;
+        self.next_batch += 1;
+    }
+
+    /// Writes as much of the sealed frames as the socket takes.
+    fn send(&mut self) -> Result<(), WorkerError> {
+        while self.sent < self.out.len() {
+            match self.stream.write(&self.out[self.sent..]) {
+                Ok(0) => return Err(self.err("connection closed while sending")),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.err(format!("send failed: {e}"))),
+            }
+        }
+        self.out.clear();
+        self.sent = 0;
+        Ok(())
+    }
+
+    /// Reads everything the socket has.
+    fn receive(&mut self) -> Result<(), WorkerError> {
+        loop {
+            self.rbuf.prepare(None);
+            match self.stream.read(self.rbuf.spare()) {
+                Ok(0) => return Err(self.err("connection closed by the server")),
+                Ok(n) => self.rbuf.commit(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.err(format!("receive failed: {e}"))),
+            }
+        }
+    }
+}
+
+/// Per-thread mutable figures and settings used while pairing replies.
+struct Tally {
+    stats: IntervalStats,
+    warmup_end: u64,
+    end: u64,
+}
+
+/// Runs one worker to completion. Sends its intervals and a final
+/// [`Msg::Done`] on `spec.tx`.
+pub fn run<P: Protocol>(spec: WorkerSpec, endpoints: Vec<Endpoint<P>>) {
+    if let Some(cpu) = spec.cpu {
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+    }
+    let cpu_start = thread_cpu_time();
+    let tx = spec.tx.clone();
+    let worker = spec.index;
+    let stop = spec.stop.clone();
+    let result = Worker::new(spec, endpoints).and_then(|mut w| {
+        let r = w.run();
+        w.finish_history();
+        r.map(|_| WorkerSummary {
+            cpu: thread_cpu_time().saturating_sub(cpu_start),
+            issued: w.issued,
+            answered: w.answered,
+        })
+    });
+    if result.is_err() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    let _ = tx.send(Msg::Done { worker, result });
+}
+
+/// CPU time used by the calling thread.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+struct Worker<P> {
+    spec: WorkerSpec,
+    conns: Vec<Conn<P>>,
+    poll: Poll,
+    events: Events,
+    opgen: Option<OpGen>,
+    keys: KeyBuf,
+    tally: Tally,
+    /// The next record to load (load phase).
+    next_load: u64,
+    /// Next sequence number of this writer.
+    seq: u64,
+    issued: u64,
+    answered: u64,
+    /// An operation drawn but not yet placed (its connection was full).
+    held: Option<(OpKind, u64, u64)>,
+    /// Open loop: intended time of the next operation (ns since epoch).
+    next_arrival: u64,
+    arrivals: Option<Exp<f64>>,
+}
+
+fn ns(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+impl<P: Protocol> Worker<P> {
+    fn new(spec: WorkerSpec, endpoints: Vec<Endpoint<P>>) -> Result<Worker<P>, WorkerError> {
+        let poll = Poll::new().map_err(|e| WorkerError {
+            shard: 0,
+            addr: String::new(),
+            node: String::new(),
+            message: format!("cannot create a poller: {e}"),
+        })?;
+        let mut conns = Vec::with_capacity(endpoints.len());
+        for (i, ep) in endpoints.into_iter().enumerate() {
+            let fail = |message: String| WorkerError {
+                shard: ep.shard,
+                addr: ep.addr.clone(),
+                node: ep.node.clone(),
+                message,
+            };
+            ep.stream.set_nonblocking(true).map_err(|e| fail(format!("cannot make the socket non-blocking: {e}")))?;
+            let mut stream = TcpStream::from_std(ep.stream);
+            poll.registry()
+                .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
+                .map_err(|e| fail(format!("cannot poll the socket: {e}")))?;
+            conns.push(Conn {
+                proto: ep.proto,
+                stream,
+                shard: ep.shard,
+                addr: ep.addr,
+                node: ep.node,
+                out: Vec::with_capacity(1 << 16),
+                sent: 0,
+                open: Vec::with_capacity(1 << 16),
+                open_ops: 0,
+                open_since: 0,
+                batches: VecDeque::with_capacity(spec.pipeline + 1),
+                ops: VecDeque::with_capacity(spec.batch * (spec.pipeline + 1)),
+                rbuf: RecvBuf::new(1 << 18, spec.max_frame),
+                next_batch: 1,
+                progress: 0,
+            });
+        }
+        let (opgen, arrivals) = match &spec.phase {
+            Phase::Load { .. } => (None, None),
+            Phase::Run { read_fraction, dist, rate, .. } => {
+                let opgen = OpGen::new(*read_fraction, dist.clone(), spec.seed);
+                let arrivals = match rate {
+                    Some(r) if *r > 0.0 => Some(Exp::new(*r).map_err(|e| WorkerError {
+                        shard: 0,
+                        addr: String::new(),
+                        node: String::new(),
+                        message: format!("bad rate {r}: {e}"),
+                    })?),
+                    _ => None,
+                };
+                (Some(opgen), arrivals)
+            }
+        };
+        let shards = conns.len();
+        let tally = Tally {
+            stats: IntervalStats::new(spec.index, -1, shards),
+            warmup_end: ns(spec.warmup_end),
+            end: spec.end.map(ns).unwrap_or(u64::MAX),
+        };
+        let next_arrival = ns(spec.epoch.elapsed());
+        Ok(Worker {
+            next_load: spec.index as u64,
+            spec,
+            conns,
+            poll,
+            events: Events::with_capacity(256),
+            opgen,
+            keys: KeyBuf::default(),
+            tally,
+            seq: 0,
+            issued: 0,
+            answered: 0,
+            held: None,
+            next_arrival,
+            arrivals,
+        })
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        ns(self.spec.epoch.elapsed())
+    }
+
+    /// The interval a completion at `t` belongs to.
+    #[inline]
+    fn interval_of(&self, t: u64) -> i64 {
+        if t < self.tally.warmup_end {
+            -1
+        } else if t >= self.tally.end {
+            i64::MAX
+        } else {
+            ((t - self.tally.warmup_end) / ns(self.spec.interval).max(1)) as i64
+        }
+    }
+
+    /// Ships the current interval if `now` is past it.
+    fn roll_interval(&mut self, now: u64) {
+        let idx = self.interval_of(now);
+        if idx != self.tally.stats.index {
+            let shards = self.conns.len();
+            let done = std::mem::replace(&mut self.tally.stats, IntervalStats::new(self.spec.index, idx, shards));
+            let _ = self.spec.tx.send(Msg::Interval(Box::new(done)));
+        }
+    }
+
+    /// True while there is something left to generate.
+    fn generating(&self, now: u64) -> bool {
+        if self.spec.stop.load(Ordering::Relaxed) || now >= self.tally.end {
+            return false;
+        }
+        match &self.spec.phase {
+            Phase::Load { records } => self.held.is_some() || self.next_load < *records,
+            Phase::Run { ops, .. } => self.held.is_some() || ops.is_none_or(|n| self.issued < n),
+        }
+    }
+
+    fn run(&mut self) -> Result<(), WorkerError> {
+        let mut now = self.now();
+        for c in &mut self.conns {
+            c.progress = now;
+        }
+        while self.generating(now) {
+            self.roll_interval(now);
+            let stalled = self.generate(&mut now)?;
+            self.flush_aged(now)?;
+            let timeout = if stalled {
+                Some(self.wait_budget(now))
+            } else if self.arrivals.is_some() && self.next_arrival > now + 2_000_000 {
+                // Open loop, idle for a while: sleep until shortly before the next arrival.
+                Some(Duration::from_nanos(self.next_arrival - now - 1_000_000))
+            } else {
+                Some(Duration::ZERO)
+            };
+            self.pump(timeout)?;
+            now = self.now();
+            self.check_progress(now)?;
+        }
+        if self.spec.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // Send what is left and collect every reply (drained operations go to
+        // the history, not to the figures, if they complete after the end).
+        for i in 0..self.conns.len() {
+            if self.conns[i].open_ops > 0 {
+                self.conns[i].seal();
+                self.conns[i].send()?;
+            }
+        }
+        loop {
+            now = self.now();
+            self.roll_interval(now);
+            self.check_progress(now)?;
+            let waiting = self.conns.iter().any(|c| !c.ops.is_empty() || c.open_ops > 0);
+            if !waiting || self.spec.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            // Sealing may have been held back by a full pipeline.
+            self.flush_aged(u64::MAX)?;
+            self.pump(Some(Duration::from_millis(5)))?;
+        }
+        now = self.now();
+        self.roll_interval(now.max(self.tally.end));
+        let shards = self.conns.len();
+        let last = std::mem::replace(&mut self.tally.stats, IntervalStats::new(self.spec.index, i64::MAX, shards));
+        let _ = self.spec.tx.send(Msg::Interval(Box::new(last)));
+        Ok(())
+    }
+
+    /// How long a stalled worker may block: until a flush is due, the
+    /// interval ends, or at most 10 ms (to notice a stop).
+    fn wait_budget(&self, now: u64) -> Duration {
+        let interval = ns(self.spec.interval).max(1);
+        let into = now.saturating_sub(self.tally.warmup_end) % interval;
+        let mut budget = (interval - into).min(10_000_000);
+        for c in &self.conns {
+            if c.open_ops > 0 {
+                let due = c.open_since + ns(self.spec.flush);
+                budget = budget.min(due.saturating_sub(now));
+            }
+        }
+        Duration::from_nanos(budget.max(50_000))
+    }
+
+    /// Draws and places operations until one batch's worth is placed, the
+    /// generator must wait (returns true), or there is nothing to draw.
+    fn generate(&mut self, now: &mut u64) -> Result<bool, WorkerError> {
+        let burst = self.spec.batch.max(16);
+        let mut stamp = *now;
+        for n in 0..burst {
+            if n % 16 == 15 {
+                stamp = self.now();
+                *now = stamp;
+                if stamp >= self.tally.end {
+                    break;
+                }
+            }
+            let op = match self.held.take() {
+                Some(op) => op,
+                None => match self.draw(stamp) {
+                    Some(op) => op,
+                    None => break,
+                },
+            };
+            if !self.place(op)? {
+                self.held = Some(op);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Draws the next operation: `(kind, record, time)`.
+    #[inline]
+    fn draw(&mut self, stamp: u64) -> Option<(OpKind, u64, u64)> {
+        match &self.spec.phase {
+            Phase::Load { records } => {
+                if self.next_load >= *records {
+                    return None;
+                }
+                let r = self.next_load;
+                self.next_load += self.spec.threads as u64;
+                Some((OpKind::Put, r, stamp))
+            }
+            Phase::Run { ops, .. } => {
+                if ops.is_some_and(|n| self.issued >= n) {
+                    return None;
+                }
+                let t = match &self.arrivals {
+                    Some(exp) => {
+                        if self.next_arrival > stamp {
+                            return None;
+                        }
+                        let t = self.next_arrival;
+                        let opgen = self.opgen.as_mut()?;
+                        let gap = exp.sample(opgen.rng());
+                        self.next_arrival = t + (gap * 1e9) as u64;
+                        t
+                    }
+                    None => stamp,
+                };
+                let (kind, record) = self.opgen.as_mut()?.next_op();
+                Some((kind, record, t))
+            }
+        }
+    }
+
+    /// Puts an operation into its connection's open batch; false if that
+    /// connection cannot take it yet.
+    #[inline]
+    fn place(&mut self, (kind, record, t): (OpKind, u64, u64)) -> Result<bool, WorkerError> {
+        let key = self.keys.key(record);
+        let shard = self.spec.map.shard_of(key) as usize;
+        let (batch, pipeline, value_size) = (self.spec.batch, self.spec.pipeline, self.spec.value_size);
+        let c = &mut self.conns[shard];
+        let extra = key.len() + if kind == OpKind::Put { value_size } else { 0 } + 64;
+        if c.open_ops > 0 && (c.open_ops >= batch || c.proto.open_bytes() + extra > self.spec.max_frame) {
+            if !c.pipeline_room(pipeline) {
+                return Ok(false);
+            }
+            c.seal();
+            c.send()?;
+        }
+        if c.open_ops == 0 {
+            c.proto.begin(&mut c.open, c.next_batch);
+            c.open_since = t;
+        }
+        let mut written = 0;
+        match kind {
+            OpKind::Get => c.proto.get(&mut c.open, key),
+            OpKind::Put => {
+                let (writer, seq) = if matches!(self.spec.phase, Phase::Load { .. }) {
+                    (LOAD_WRITER, record)
+                } else {
+                    self.seq += 1;
+                    (self.spec.writer, self.seq)
+                };
+                written = value::Identity::new(writer, seq).0;
+                c.proto.put(&mut c.open, key, value_size, |v| value::fill(v, record, writer, seq));
+            }
+        }
+        c.open_ops += 1;
+        c.ops.push_back(Pending { record, t, kind, written });
+        self.issued += 1;
+        if c.open_ops >= batch && c.pipeline_room(pipeline) {
+            c.seal();
+            c.send()?;
+        }
+        Ok(true)
+    }
+
+    /// Seals and sends partial batches whose first operation waited `--flush-us`.
+    fn flush_aged(&mut self, now: u64) -> Result<(), WorkerError> {
+        let flush = ns(self.spec.flush);
+        let (batch, pipeline) = (self.spec.batch, self.spec.pipeline);
+        for c in &mut self.conns {
+            if c.open_ops > 0
+                && c.pipeline_room(pipeline)
+                && (c.open_ops >= batch || now.saturating_sub(c.open_since) >= flush)
+            {
+                c.seal();
+                c.send()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls the sockets once and handles what is ready.
+    fn pump(&mut self, timeout: Option<Duration>) -> Result<(), WorkerError> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => {
+                return Err(WorkerError {
+                    shard: 0,
+                    addr: String::new(),
+                    node: String::new(),
+                    message: format!("poll failed: {e}"),
+                });
+            }
+        }
+        let ready: Vec<(usize, bool, bool)> =
+            self.events.iter().map(|e| (e.token().0, e.is_readable() || e.is_read_closed(), e.is_writable())).collect();
+        for (i, readable, writable) in ready {
+            if writable {
+                self.conns[i].send()?;
+            }
+            if readable {
+                self.conns[i].receive()?;
+                self.answer(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pairs the buffered replies of connection `i` with their operations.
+    fn answer(&mut self, i: usize) -> Result<(), WorkerError> {
+        let now = self.now();
+        self.roll_interval(now);
+        let interval = self.interval_of(now);
+        let counting = (0..i64::MAX).contains(&interval);
+        let history = &mut self.spec.history;
+        let tally = &mut self.tally;
+        let c = &mut self.conns[i];
+        let shard = c.shard as usize;
+        let mut failure: Option<String> = None;
+        let mut answered = 0u64;
+        let Conn { proto, ops, batches, rbuf, .. } = c;
+        let consumed = proto.decode(rbuf.filled(), &mut |reply| {
+            if failure.is_some() {
+                return;
+            }
+            if let Reply::Batch { results } = reply {
+                match batches.pop_front() {
+                    Some(n) if n == results => {}
+                    Some(n) => failure = Some(format!("a batch of {n} operations was answered with {results} results")),
+                    None => failure = Some("a reply arrived with no batch in flight".into()),
+                }
+                return;
+            }
+            let Some(p) = ops.pop_front() else {
+                failure = Some("more replies than operations sent".into());
+                return;
+            };
+            answered += 1;
+            let s = &mut tally.stats;
+            let mut observed = 0u64;
+            match (p.kind, reply) {
+                (OpKind::Get, Reply::Value(v)) => match value::verify(v, p.record) {
+                    Ok(id) => {
+                        observed = id.0;
+                        s.hits += 1;
+                    }
+                    Err(bad) => {
+                        if counting {
+                            s.bad_reads += 1;
+                        }
+                        if s.first_bad.is_none() {
+                            s.first_bad = Some(describe_bad(bad, p.record));
+                        }
+                        observed = crate::history::BAD_READ;
+                    }
+                },
+                (OpKind::Get, Reply::NotFound) => {
+                    s.misses += 1;
+                    observed = crate::history::NOT_FOUND;
+                }
+                (OpKind::Put, Reply::Done) => s.puts += 1,
+                (_, Reply::Refused(RefusedBy::WrongShard)) => s.wrong_shard += 1,
+                (_, Reply::Refused(RefusedBy::TooLarge)) => s.too_large += 1,
+                (_, Reply::Refused(RefusedBy::Other)) => s.other_errors += 1,
+                (kind, other) => {
+                    failure = Some(format!("{kind:?} of record {} answered with {other:?}", p.record));
+                    return;
+                }
+            }
+            if let Some(h) = history.as_mut() {
+                let value = if p.kind == OpKind::Put { p.written } else { observed };
+                h.record(p.record, p.kind, value, p.t, now);
+            }
+            if counting {
+                s.last_t = now;
+                s.ops += 1;
+                s.per_shard[shard] += 1;
+                let lat = now.saturating_sub(p.t).clamp(1, MAX_LATENCY_NS);
+                let h = if p.kind == OpKind::Get { &mut s.get } else { &mut s.put };
+                h.saturating_record(lat);
+            }
+        });
+        let consumed = match consumed {
+            Ok(n) => n,
+            Err(e) => return Err(c.err(e)),
+        };
+        c.rbuf.consume(consumed);
+        if let Some(f) = failure {
+            return Err(c.err(f));
+        }
+        if answered > 0 || c.ops.is_empty() {
+            c.progress = now;
+        }
+        self.answered += answered;
+        // A full open batch that waited for pipeline room can go now.
+        let (batch, pipeline) = (self.spec.batch, self.spec.pipeline);
+        let c = &mut self.conns[i];
+        if c.open_ops >= batch && c.pipeline_room(pipeline) {
+            c.seal();
+            c.send()?;
+        }
+        Ok(())
+    }
+
+    /// A connection with batches in flight and no reply for `--timeout` is an error.
+    fn check_progress(&mut self, now: u64) -> Result<(), WorkerError> {
+        let limit = ns(self.spec.timeout);
+        for c in &mut self.conns {
+            if c.batches.is_empty() {
+                c.progress = now;
+            } else if now.saturating_sub(c.progress) > limit {
+                return Err(c.err(format!("no reply for {:.1} s", self.spec.timeout.as_secs_f64())));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_history(&mut self) {
+        if let Some(h) = self.spec.history.take() {
+            h.finish();
+        }
+    }
+}
+
+fn describe_bad(bad: BadRead, record: u64) -> String {
+    format!("GET of key {record:?}: {bad}")
+}

@@ -1,0 +1,188 @@
+//! `percore bench`: the whole benchmark on this machine, in one command.
+//!
+//! Starts a percore server (this same binary, `percore server`) pinned to
+//! the server cores, loads every record, runs the workload from load
+//! threads pinned to the other cores, prints the report with the server's
+//! CPU cost per operation and memory, and stops the server.
+//!
+//! Default split of the machine's N CPUs: N = 1 shares CPU 0; N = 2 puts the
+//! server on CPU 0 and the load on CPU 1; N ≥ 3 leaves CPU 0 to interrupts
+//! and gives the server CPUs 1…⌊(N−1)/2⌋ and the load the rest (16 CPUs:
+//! 7 server cores, 8 load cores).
+
+use crate::process::ServerProcess;
+use clap::Args;
+use loadgen::cli::{OutputArgs, ShapeArgs, Target, WorkloadArgs, emit, stop_on_signals};
+use loadgen::report::ServerSide;
+use loadgen::run::{PhaseSpec, Topology, execute};
+use std::time::Duration;
+use wire::cluster::{format_cpu_list, parse_cpu_list};
+
+/// `percore bench` options.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// CPUs for the server's shards (default: see above).
+    #[arg(long, value_name = "LIST")]
+    pub server_cores: Option<String>,
+    /// CPUs for the load threads (default: see above).
+    #[arg(long, value_name = "LIST")]
+    pub client_cores: Option<String>,
+    /// Port of the server's first shard (0: any free ports).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// The workload.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Data set and batching.
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Report files.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The CPUs this process may use, sorted.
+fn available() -> Vec<u32> {
+    let mut v: Vec<u32> = core_ids();
+    v.sort_unstable();
+    v
+}
+
+fn core_ids() -> Vec<u32> {
+    // SAFETY: sched_getaffinity fills the set we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).map(|c| c as u32).collect()
+    }
+}
+
+/// The default split of `cpus` into (server, client) cores.
+pub fn split_cores(cpus: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    match cpus.len() {
+        0 => (vec![0], vec![0]),
+        1 => (cpus.to_vec(), cpus.to_vec()),
+        2 => (vec![cpus[0]], vec![cpus[1]]),
+        n => {
+            let servers = (n - 1) / 2;
+            (cpus[1..=servers].to_vec(), cpus[servers + 1..].to_vec())
+        }
+    }
+}
+
+fn list(arg: &Option<String>, default: Vec<u32>, what: &str) -> Result<Vec<u32>, String> {
+    match arg {
+        Some(text) => parse_cpu_list(text).map_err(|e| format!("--{what}: {e}")),
+        None => Ok(default),
+    }
+}
+
+/// Runs the benchmark; the exit code (0 ok, 1 errors or bad reads, 2 could not run).
+pub fn bench(args: &BenchArgs) -> u8 {
+    match run(args) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("percore bench: {e}");
+            2
+        }
+    }
+}
+
+fn run(args: &BenchArgs) -> Result<bool, String> {
+    let cpus = available();
+    let (def_server, def_client) = split_cores(&cpus);
+    let server_cores = list(&args.server_cores, def_server, "server-cores")?;
+    let client_cores = list(&args.client_cores, def_client, "client-cores")?;
+    for &c in server_cores.iter().chain(&client_cores) {
+        if !cpus.contains(&c) {
+            return Err(format!("CPU {c} is not available (available: {})", format_cpu_list(&cpus)));
+        }
+    }
+    let shards = server_cores.len() as u64;
+    let capacity = (args.shape.records / shards + 1) * 11 / 10;
+    let server_args: Vec<String> = vec![
+        "--cores".into(),
+        format_cpu_list(&server_cores),
+        "--port".into(),
+        args.port.to_string(),
+        "--stats-interval-ms".into(),
+        "0".into(),
+        "--capacity".into(),
+        capacity.to_string(),
+    ];
+    let server = ServerProcess::start(&server_args)?;
+    eprintln!(
+        "bench: server (pid {}) on cores {}: {}; load threads on cores {}",
+        server.pid().unwrap_or(0),
+        format_cpu_list(&server_cores),
+        server.endpoints.join(" "),
+        format_cpu_list(&client_cores)
+    );
+    let topology = Topology::discover(&server.endpoints[0], Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let target = Target {
+        topology,
+        cores: client_cores.iter().map(|&c| Some(c as usize)).collect(),
+        writer_base: 0,
+        node: loadgen::cli::hostname(),
+    };
+    let stop = stop_on_signals();
+
+    let quiet = OutputArgs { quiet: true, ..OutputArgs::default() };
+    let load_cfg = args.shape.config(PhaseSpec::Load, &target, &quiet);
+    eprintln!("bench: loading {} records of {} B…", args.shape.records, args.shape.value_size);
+    let load = execute(&target.topology, &load_cfg, stop.clone()).map_err(|e| e.to_string())?;
+    if load.errors > 0 || load.error_detail.connection.is_some() {
+        print!("{}", load.text());
+        return Ok(false);
+    }
+    let rss = server.rss_bytes();
+    eprintln!(
+        "bench: loaded in {:.2} s ({:.2} M ops/s); server RSS {}",
+        load.duration_s,
+        load.throughput_ops_s / 1e6,
+        rss.map_or("?".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
+    );
+
+    let mut client =
+        wire::client::Client::discover(&server.endpoints[0], Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let ops_before: u64 = client.stats().map_err(|e| e.to_string())?.iter().map(|s| s.counters.ops).sum();
+    let cpu_before = server.cpu_time();
+    let run_cfg = args.workload.config(&args.shape, &target, &args.output);
+    let result = execute(&target.topology, &run_cfg, stop);
+    let cpu_after = server.cpu_time();
+    let ops_after: Option<u64> = client.stats().ok().map(|v| v.iter().map(|s| s.counters.ops).sum());
+    let (status, _out, err) = server.stop();
+    let mut report = result.map_err(|e| e.to_string())?;
+    let cpu_ns_per_op = match (cpu_before, cpu_after, ops_after) {
+        (Some(a), Some(b), Some(ops)) if ops > ops_before => {
+            Some(b.saturating_sub(a).as_nanos() as f64 / (ops - ops_before) as f64)
+        }
+        _ => None,
+    };
+    report.server =
+        Some(ServerSide { cpu_ns_per_op, rss_mb_after_load: rss.map(|b| b as f64 / 1e6), cores: server_cores.clone() });
+    let ok = emit(&report, &args.output);
+    if !status.is_some_and(|s| s.success()) {
+        eprintln!("bench: the server did not exit cleanly ({status:?}): {}", err.trim());
+        return Ok(false);
+    }
+    Ok(ok && report.errors == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_the_machine_sensibly() {
+        assert_eq!(split_cores(&[0]), (vec![0], vec![0]));
+        assert_eq!(split_cores(&[0, 1]), (vec![0], vec![1]));
+        let sixteen: Vec<u32> = (0..16).collect();
+        assert_eq!(split_cores(&sixteen), ((1..=7).collect(), (8..16).collect()));
+        let eight: Vec<u32> = (0..8).collect();
+        assert_eq!(split_cores(&eight), ((1..=3).collect(), (4..8).collect()));
+    }
+}
