@@ -22,6 +22,7 @@
 //! | `config` | everything the run was configured with |
 //! | `server` | filled by `percore bench`: the server's CPU ns/op and RSS |
 //! | `check` | filled by `percore bench --check`: the linearizability verdict |
+//! | `histograms_v2` | `get`, `put`: the merged histograms (ns), HdrHistogram V2 + deflate, base64 — merge these, never percentiles |
 
 use crate::run::{PhaseSpec, RunConfig, Topology};
 use hdrhistogram::Histogram;
@@ -306,6 +307,38 @@ pub struct Report {
     /// Linearizability verdict (`--check` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<serde_json::Value>,
+    /// The merged latency histograms, HdrHistogram V2 + deflate, base64
+    /// (`get`, `put`; ns): what `percore report` merges across client nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub histograms_v2: Option<EncodedHistograms>,
+}
+
+/// Histograms in HdrHistogram's portable encoding.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct EncodedHistograms {
+    /// GET latencies (ns).
+    pub get: String,
+    /// PUT latencies (ns).
+    pub put: String,
+}
+
+/// Encodes a histogram as base64 of HdrHistogram's V2 deflate format.
+pub fn encode_histogram(h: &Histogram<u64>) -> Option<String> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new().serialize(h, &mut bytes).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Decodes [`encode_histogram`]'s output.
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+    use base64::Engine as _;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| format!("bad base64: {e}"))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("bad histogram: {e:?}"))
 }
 
 fn fmt_rate(x: f64) -> String {
@@ -469,6 +502,18 @@ pub fn write_percentile_distribution(h: &Histogram<u64>, out: &mut impl std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_survive_encoding() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        for v in [1u64, 500, 12_345, 9_999_999] {
+            h.record(v).expect("record");
+        }
+        let back = decode_histogram(&encode_histogram(&h).expect("encodes")).expect("decodes");
+        assert_eq!(back.len(), 4);
+        assert_eq!(back.max(), h.max());
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
 
     #[test]
     fn rates_get_thousands_separators() {

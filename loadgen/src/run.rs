@@ -454,6 +454,11 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
         config: RunConfigReport::new(cfg, topo),
         server: None,
         check: None,
+        histograms_v2: match (crate::report::encode_histogram(&total.get), crate::report::encode_histogram(&total.put))
+        {
+            (Some(get), Some(put)) => Some(crate::report::EncodedHistograms { get, put }),
+            _ => None,
+        },
     };
     Ok(Report { histograms: Some(crate::report::Histograms { get: total.get, put: total.put }), ..report })
 }
