@@ -60,6 +60,11 @@ pub struct TargetArgs {
     /// Default: the client's cores in the file, else the last CPU.
     #[arg(long, value_name = "LIST")]
     pub cores: Option<String>,
+    /// Drive another server instead: `redis://HOST:PORT` (RESP) or
+    /// `memcached://HOST:PORT` (meta protocol), pipelined like percore's
+    /// batches (depth = batch × pipeline). `percore://HOST:PORT` = `--server`.
+    #[arg(long, value_name = "URL", conflicts_with = "config")]
+    pub target: Option<String>,
     /// Writer id of the first thread (give each client node its own range;
     /// default: 256 × the client's position in the file).
     #[arg(long, value_name = "ID")]
@@ -185,8 +190,9 @@ fn available_cpus() -> Vec<usize> {
 impl TargetArgs {
     /// Resolves where the cluster is and which CPUs to use.
     pub fn resolve(&self, connect_timeout: Duration) -> Result<Target, RunError> {
-        let (topology, client) = match &self.config {
-            Some(path) => {
+        let (topology, client) = match (&self.config, &self.target) {
+            (None, Some(url)) => (crate::run::Topology::from_url(url, connect_timeout)?, None),
+            (Some(path), _) => {
                 let cluster = Cluster::load(path).map_err(wire::Error::from)?;
                 let client = match &self.client {
                     Some(name) => {
@@ -198,7 +204,7 @@ impl TargetArgs {
                 };
                 (Topology::from_cluster(&cluster), client)
             }
-            None => (Topology::discover(&self.server, connect_timeout)?, None),
+            (None, None) => (Topology::discover(&self.server, connect_timeout)?, None),
         };
         let available = available_cpus();
         let cores: Vec<Option<usize>> = match (&self.cores, &client) {

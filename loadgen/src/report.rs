@@ -189,6 +189,8 @@ pub struct RunConfigReport {
     pub warmup_s: f64,
     /// Seed.
     pub seed: u64,
+    /// What was driven: percore, redis or memcached.
+    pub target: String,
     /// Where the topology came from.
     pub topology: String,
     /// Server nodes.
@@ -232,6 +234,7 @@ impl RunConfigReport {
                 _ => cfg.warmup.as_secs_f64(),
             },
             seed: cfg.seed,
+            target: topo.peer.name().to_string(),
             topology: topo.source.clone(),
             servers: nodes.len(),
             shards: topo.map.len(),
@@ -296,6 +299,8 @@ pub struct Report {
     pub timeline: Vec<Second>,
     /// Load threads' CPU per operation issued.
     pub client_cpu_ns_per_op: Option<f64>,
+    /// Operations issued in all (warm-up and drain included).
+    pub issued: u64,
     /// The history file, if recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryReport>,

@@ -23,9 +23,34 @@ use wire::client::{Client, Connection, Expect};
 use wire::msg::ShardInfo;
 use wire::{Cluster, Limits, ShardMap};
 
+/// Which kind of server the load goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Peer {
+    /// percore itself: batches as frames, routed to each key's shard.
+    Percore,
+    /// A Redis (or Valkey) server, RESP, pipelined.
+    Redis,
+    /// A memcached server, meta protocol, pipelined.
+    Memcached,
+}
+
+impl Peer {
+    /// The name used in targets and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Percore => "percore",
+            Peer::Redis => "redis",
+            Peer::Memcached => "memcached",
+        }
+    }
+}
+
 /// Where the shards are.
 #[derive(Clone, Debug)]
 pub struct Topology {
+    /// What the servers speak.
+    pub peer: Peer,
     /// Slot → shard table.
     pub map: Arc<ShardMap>,
     /// Limits the servers enforce.
@@ -37,7 +62,44 @@ pub struct Topology {
 impl Topology {
     /// From a cluster file.
     pub fn from_cluster(c: &Cluster) -> Topology {
-        Topology { map: Arc::new(c.map.clone()), limits: c.limits, source: c.source.clone() }
+        Topology { peer: Peer::Percore, map: Arc::new(c.map.clone()), limits: c.limits, source: c.source.clone() }
+    }
+
+    /// From a target URL: `percore://`, `redis://` or `memcached://HOST:PORT`.
+    pub fn from_url(url: &str, timeout: Duration) -> Result<Topology, RunError> {
+        let (scheme, addr) = url.split_once("://").ok_or_else(|| {
+            RunError::Config(format!("target {url:?}: expected redis://, memcached:// or percore://HOST:PORT"))
+        })?;
+        match scheme {
+            "percore" => Ok(Topology::discover(addr, timeout)?),
+            "redis" => Topology::single(Peer::Redis, addr),
+            "memcached" | "memcache" => Topology::single(Peer::Memcached, addr),
+            other => {
+                Err(RunError::Config(format!("target {url:?}: unknown scheme {other:?} (redis, memcached, percore)")))
+            }
+        }
+    }
+
+    /// One Redis or memcached server at `addr` (`host:port`): one "shard"
+    /// owning every slot.
+    pub fn single(peer: Peer, addr: &str) -> Result<Topology, RunError> {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
+            .ok_or_else(|| RunError::Config(format!("target {addr:?} is not HOST:PORT")))?;
+        let info = ShardInfo {
+            id: 0,
+            node: peer.name().to_string(),
+            addr: host,
+            port,
+            cpu: 0,
+            slots: vec![wire::msg::SlotRange { start: 0, end: (wire::slot::SLOTS - 1) as u16 }],
+        };
+        let map = ShardMap::new(vec![info]).map_err(RunError::Config)?;
+        // Neither peer has percore's frame limits; values up to 1 MiB and
+        // batches of any size are fine for both.
+        let limits = Limits { max_frame_bytes: 64 << 20, max_ops_per_frame: u32::MAX, ..Limits::default() };
+        Ok(Topology { peer, map: Arc::new(map), limits, source: format!("{}://{addr}", peer.name()) })
     }
 
     /// Discovered through the handshake of one server.
@@ -47,7 +109,7 @@ impl Topology {
             let id = client.map().shard_of(b"");
             client.conn(id)?.limits()
         };
-        Ok(Topology { map: Arc::new(client.map().clone()), limits, source: addr.to_string() })
+        Ok(Topology { peer: Peer::Percore, map: Arc::new(client.map().clone()), limits, source: addr.to_string() })
     }
 
     /// The shards.
@@ -195,7 +257,7 @@ impl Agg {
 }
 
 /// Opens one handshaken connection per shard for one worker.
-fn connect_all(topo: &Topology, timeout: Duration) -> Result<Vec<Endpoint<Percore>>, wire::Error> {
+fn connect_percore(topo: &Topology, timeout: Duration) -> Result<Vec<Endpoint<Percore>>, wire::Error> {
     let total = topo.map.len() as u32;
     topo.shards()
         .iter()
@@ -211,6 +273,20 @@ fn connect_all(topo: &Topology, timeout: Duration) -> Result<Vec<Endpoint<Percor
             Ok(Endpoint { proto: Percore::new(&addr, recv), stream, shard: s.id, addr, node: s.node.clone() })
         })
         .collect()
+}
+
+/// Opens one plain connection to the single server of a Redis or memcached topology.
+fn connect_plain<P>(topo: &Topology, timeout: Duration, proto: P) -> Result<Vec<Endpoint<P>>, wire::Error> {
+    let s = &topo.shards()[0];
+    let addr = format!("{}:{}", s.addr, s.port);
+    let io = |source| wire::Error::Io { addr: addr.clone(), source };
+    let sockaddr = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .map_err(io)?
+        .next()
+        .ok_or_else(|| wire::Error::Protocol { addr: addr.clone(), message: "address resolves to nothing".into() })?;
+    let stream = std::net::TcpStream::connect_timeout(&sockaddr, timeout).map_err(io)?;
+    stream.set_nodelay(true).map_err(io)?;
+    Ok(vec![Endpoint { proto, stream, shard: 0, addr: addr.clone(), node: s.node.clone() }])
 }
 
 /// Runs a phase against `topo` and returns its report. `stop` ends it early
@@ -245,11 +321,35 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
         return Err(RunError::Config(format!("--records must be within 1..={}", crate::history::MAX_KEY)));
     }
     let threads = cfg.cores.len();
-    let shards = topo.map.len();
-    let mut endpoints = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        endpoints.push(connect_all(topo, cfg.timeout)?);
+    match topo.peer {
+        Peer::Percore => {
+            let endpoints = (0..threads).map(|_| connect_percore(topo, cfg.timeout)).collect::<Result<Vec<_>, _>>()?;
+            launch(topo, cfg, stop, endpoints)
+        }
+        Peer::Redis => {
+            let endpoints = (0..threads)
+                .map(|_| connect_plain(topo, cfg.timeout, crate::proto::resp::Resp::new()))
+                .collect::<Result<Vec<_>, _>>()?;
+            launch(topo, cfg, stop, endpoints)
+        }
+        Peer::Memcached => {
+            let endpoints = (0..threads)
+                .map(|_| connect_plain(topo, cfg.timeout, crate::proto::memcache::Memcache::new()))
+                .collect::<Result<Vec<_>, _>>()?;
+            launch(topo, cfg, stop, endpoints)
+        }
     }
+}
+
+/// Starts one worker per endpoint set, collects their figures, builds the report.
+fn launch<P: crate::proto::Protocol + Send + 'static>(
+    topo: &Topology,
+    cfg: &RunConfig,
+    stop: Arc<AtomicBool>,
+    endpoints: Vec<Vec<Endpoint<P>>>,
+) -> Result<Report, RunError> {
+    let threads = cfg.cores.len();
+    let shards = topo.map.len();
     let sink = match &cfg.history {
         Some(path) => {
             let header = Header {
@@ -447,6 +547,7 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
         per_server,
         timeline,
         client_cpu_ns_per_op: (issued > 0).then(|| cpu.as_nanos() as f64 / issued as f64),
+        issued,
         history: cfg.history.as_ref().map(|p| crate::report::HistoryReport {
             path: p.display().to_string(),
             records: history_records.unwrap_or(0),

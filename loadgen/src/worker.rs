@@ -258,7 +258,7 @@ struct Conn<P> {
     open_ops: usize,
     /// When the open batch's first operation entered it (ns since epoch).
     open_since: u64,
-    /// Operations per sealed batch in flight, oldest first.
+    /// Replies still due per sealed batch in flight, oldest first.
     batches: VecDeque<usize>,
     /// Every operation sealed or open, in order.
     ops: VecDeque<Pending>,
@@ -747,9 +747,12 @@ impl<P: Protocol> Worker<P> {
                 return;
             }
             if let Reply::Batch { results } = reply {
-                match batches.pop_front() {
-                    Some(n) if n == results => {}
-                    Some(n) => failure = Some(format!("a batch of {n} operations was answered with {results} results")),
+                // Protocols with batch frames announce each batch first.
+                match batches.front() {
+                    Some(&n) if n == results => {}
+                    Some(&n) => {
+                        failure = Some(format!("a batch of {n} operations was answered with {results} results"))
+                    }
                     None => failure = Some("a reply arrived with no batch in flight".into()),
                 }
                 return;
@@ -758,6 +761,17 @@ impl<P: Protocol> Worker<P> {
                 failure = Some("more replies than operations sent".into());
                 return;
             };
+            // A batch leaves the pipeline when its last reply is in.
+            match batches.front_mut() {
+                Some(left) if *left > 1 => *left -= 1,
+                Some(_) => {
+                    batches.pop_front();
+                }
+                None => {
+                    failure = Some("a reply arrived for an operation not yet sent".into());
+                    return;
+                }
+            }
             answered += 1;
             let s = &mut tally.stats;
             let mut observed = 0u64;

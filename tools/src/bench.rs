@@ -30,6 +30,13 @@ pub struct BenchArgs {
     /// Port of the server's first shard (0: any free ports).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// Also run the same workload against these servers, pinned to the same
+    /// cores, and print one comparison table (`redis`, `memcached`).
+    #[arg(long, value_name = "LIST")]
+    pub vs: Option<String>,
+    /// Rounds of the comparison (each server once per round; medians reported).
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "vs")]
+    pub rounds: usize,
     /// The workload.
     #[command(flatten)]
     pub workload: WorkloadArgs,
@@ -100,6 +107,13 @@ fn run(args: &BenchArgs) -> Result<bool, String> {
         if !cpus.contains(&c) {
             return Err(format!("CPU {c} is not available (available: {})", format_cpu_list(&cpus)));
         }
+    }
+    if let Some(list) = &args.vs {
+        let peers = crate::compare::parse_peers(list)?;
+        if args.rounds == 0 {
+            return Err("--rounds must be at least 1".into());
+        }
+        return crate::compare::run(args, &server_cores, &client_cores, &peers);
     }
     let shards = server_cores.len() as u64;
     let capacity = (args.shape.records / shards + 1) * 11 / 10;

@@ -7,9 +7,11 @@
 //!   cluster to answer.
 //! - [`bench`]: `bench` — the local one-command benchmark; [`process`]
 //!   runs its server as a child process.
+//! - [`compare`]: `bench --vs redis,memcached` — one table against peers.
 //! - [`target`]: how a command finds the cluster (`--server` or `--config`).
 
 pub mod bench;
 pub mod cmd;
+pub mod compare;
 pub mod process;
 pub mod target;

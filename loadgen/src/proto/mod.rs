@@ -5,11 +5,14 @@
 //! and turns received bytes back into one [`Reply`] per operation, in
 //! order. The worker pairs replies with its in-flight operations first in,
 //! first out, so any protocol that answers a connection's requests in order
-//! fits. percore's own is [`percore::Percore`]; the RESP and memcached
-//! targets plug in the same way, so every server is driven by the same
+//! fits. percore's own is [`percore::Percore`]; Redis's RESP
+//! ([`resp::Resp`]) and memcached's meta protocol ([`memcache::Memcache`])
+//! plug in the same way, so every server is driven by the same
 //! generator, verified the same way and measured with the same histograms.
 
+pub mod memcache;
 pub mod percore;
+pub mod resp;
 
 /// The reply to one operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
