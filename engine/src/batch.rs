@@ -72,7 +72,8 @@ pub(crate) fn execute_with(
     let ops = req.ops.as_slice();
     let mut n = BatchCounts { ops: ops.len() as u64, ..BatchCounts::default() };
     enc.begin(wbuf, req.batch_id.to_native(), ops.len());
-    for (i, op) in ops.iter().enumerate() {
+    let budget = ResponseEncoder::data_budget(max_reply, ops.len());
+    for op in ops {
         let key = op.key();
         if !owned.contains(slot_of(key)) {
             n.wrong_shard += 1;
@@ -85,7 +86,7 @@ pub(crate) fn execute_with(
                 let stale = faults.stale_value(key);
                 match stale.as_deref().or_else(|| store.get(key)) {
                     Some(value) => {
-                        if enc.frame_len_with(value.len(), ops.len() - i) > max_reply {
+                        if enc.data_len() + value.len() > budget {
                             enc.error(OpError::TooLarge);
                         } else {
                             let at = wbuf.len();
@@ -116,4 +117,65 @@ pub(crate) fn execute_with(
     }
     enc.finish(wbuf);
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::buf::RecvBuf;
+    use wire::codec::{RequestEncoder, decode_request, decode_response};
+    use wire::frame::{Next, next_frame};
+    use wire::msg::ArchivedOpResult;
+    use wire::{Limits, ShardMap};
+
+    fn all_slots() -> SlotSet {
+        let map = ShardMap::new(vec![wire::msg::ShardInfo {
+            id: 0,
+            node: "n".into(),
+            addr: "a".into(),
+            port: 1,
+            cpu: 0,
+            slots: vec![wire::cluster::even_slots(1, 0)],
+        }])
+        .expect("map");
+        map.owned_slots(0)
+    }
+
+    #[test]
+    fn gets_that_would_overflow_the_reply_are_too_large() {
+        let mut store = Store::default();
+        store.put(b"big", &[9u8; 40_000]);
+        let mut out = Vec::new();
+        let mut enc = RequestEncoder::new();
+        enc.begin(&mut out, 5);
+        for _ in 0..5 {
+            enc.get(&mut out, b"big");
+        }
+        enc.get(&mut out, b"missing");
+        enc.finish(&mut out);
+        let mut buf = RecvBuf::new(out.len(), out.len());
+        buf.extend_from_slice(&out);
+        let Ok(Next::Frame(f)) = next_frame(buf.filled(), &Limits::default()) else { panic!("frame") };
+        let req = decode_request(f.body, &Limits::default()).expect("valid");
+        let max_reply = 100_000;
+        let mut reply = Vec::new();
+        let counts = execute(&mut store, &all_slots(), max_reply, req, &mut reply, &mut ResponseEncoder::new());
+        assert_eq!(counts.gets, 6);
+        assert!(reply.len() <= max_reply, "reply of {} bytes exceeds {max_reply}", reply.len());
+        let mut rbuf = RecvBuf::new(reply.len(), reply.len());
+        rbuf.extend_from_slice(&reply);
+        let Ok(Next::Frame(rf)) = next_frame(rbuf.filled(), &Limits::default()) else { panic!("reply frame") };
+        let resp = decode_response(rf.body).expect("valid reply");
+        let kinds: Vec<&str> = resp
+            .results
+            .iter()
+            .map(|r| match r {
+                ArchivedOpResult::Value(v) if v.len() == 40_000 => "value",
+                ArchivedOpResult::Error(e) if e.to_native() == OpError::TooLarge => "too-large",
+                ArchivedOpResult::NotFound => "not-found",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["value", "value", "too-large", "too-large", "too-large", "not-found"]);
+    }
 }

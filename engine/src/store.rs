@@ -70,6 +70,27 @@ fn class_words(class: usize) -> u32 {
     (1 << p) + (k % 8 + 1) * (1 << (p - 3))
 }
 
+/// Key equality without a `memcmp` call for the short keys that dominate
+/// (two overlapping loads per side up to 16 bytes).
+#[inline(always)]
+fn key_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        u64::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3], s[at + 4], s[at + 5], s[at + 6], s[at + 7]])
+    };
+    let half = |s: &[u8], at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]);
+    match n {
+        0 => true,
+        1..=3 => a == b,
+        4..=8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        9..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// Words a record with this key and value needs.
 #[inline]
 fn record_words(key_len: usize, value_len: usize) -> usize {
@@ -297,8 +318,17 @@ impl Store {
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         let hash = self.hash(key);
         let slab = &self.slab;
-        let &h = self.table.find(hash, |&h| slab.key(h) == key)?;
-        Some(slab.key_value(h).1)
+        // Decode the record once: the matching candidate hands out its value.
+        let mut found = None;
+        self.table.find(hash, |&h| {
+            let (k, v) = slab.key_value(h);
+            let hit = key_eq(k, key);
+            if hit {
+                found = Some(v);
+            }
+            hit
+        })?;
+        found
     }
 
     /// Sets `key` to `value`. Returns true if the key was new.
@@ -311,7 +341,7 @@ impl Store {
         let hash = self.hash(key);
         let words = record_words(key.len(), value.len());
         let Store { table, slab, hasher } = self;
-        match table.find_entry(hash, |&h| slab.key(h) == key) {
+        match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(mut entry) => {
                 let h = *entry.get();
                 let class = slab.class_of_record(h);
@@ -345,7 +375,7 @@ impl Store {
     pub fn delete(&mut self, key: &[u8]) -> bool {
         let hash = self.hash(key);
         let Store { table, slab, .. } = self;
-        match table.find_entry(hash, |&h| slab.key(h) == key) {
+        match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(entry) => {
                 let (h, _) = entry.remove();
                 slab.release(h);
@@ -393,6 +423,26 @@ mod tests {
                 assert!(class_words(c - 1) < words.max(MIN_WORDS), "{words} words could use class {}", c - 1);
             }
             last = c;
+        }
+    }
+
+    #[test]
+    fn short_key_equality() {
+        let keys: Vec<Vec<u8>> = (0..40u8).map(|n| (0..n).collect()).collect();
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(key_eq(a, b), a == b);
+                let mut c = b.clone();
+                if let Some(last) = c.last_mut() {
+                    *last ^= 0x40;
+                    assert_eq!(key_eq(a, &c), *a == c);
+                }
+                if c.len() > 4 {
+                    let mid = c.len() / 2;
+                    c[mid] ^= 1;
+                    assert_eq!(key_eq(a, &c), *a == c);
+                }
+            }
         }
     }
 

@@ -68,17 +68,29 @@ fn word(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
 }
 
-/// Checksum of `bytes` (positional: reordered words change it).
+/// Checksum of `bytes`: four independent lanes (so the multiplies overlap),
+/// each folding every fourth word through an odd multiplier and a
+/// rotation, then mixed. Any change to a single word changes its lane's
+/// value (the per-word map is a bijection), and lanes start from different
+/// seeds, so moved words change it too.
 #[inline]
 fn checksum(bytes: &[u8]) -> u64 {
-    let mut h = 0x243F_6A88_85A3_08D3u64 ^ bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    const K: [u64; 4] = [0x9E37_79B9_7F4A_7C15, 0xC2B2_AE3D_27D4_EB4F, 0x1656_67B1_9E37_79F9, 0xD6E8_FEB8_6659_FD93];
+    let mut lane = [0x243F_6A88_85A3_08D3u64, 0x1319_8A2E_0370_7344, 0xA409_3822_299F_31D0, 0x082E_FA98_EC4E_6C89];
+    let (words, tail) = bytes.as_chunks::<8>();
+    let (quads, rest) = words.as_chunks::<4>();
+    for q in quads {
+        for i in 0..4 {
+            lane[i] = (lane[i] ^ u64::from_le_bytes(q[i])).wrapping_mul(K[i]).rotate_left(31);
+        }
     }
-    for &b in chunks.remainder() {
-        h = (h ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut h =
+        lane[0] ^ lane[1].rotate_left(16) ^ lane[2].rotate_left(32) ^ lane[3].rotate_left(48) ^ bytes.len() as u64;
+    for w in rest {
+        h = (h ^ u64::from_le_bytes(*w)).wrapping_mul(K[0]).rotate_left(29);
+    }
+    for &b in tail {
+        h = (h ^ b as u64).wrapping_mul(K[1]);
     }
     mix(h)
 }

@@ -741,6 +741,7 @@ impl<P: Protocol> Worker<P> {
         let shard = c.shard as usize;
         let mut failure: Option<String> = None;
         let mut answered = 0u64;
+        let mut run: Option<(OpKind, u64, u64)> = None;
         let Conn { proto, ops, batches, rbuf, .. } = c;
         let consumed = proto.decode(rbuf.filled(), &mut |reply| {
             if failure.is_some() {
@@ -813,10 +814,21 @@ impl<P: Protocol> Worker<P> {
                 s.ops += 1;
                 s.per_shard[shard] += 1;
                 let lat = now.saturating_sub(p.t).clamp(1, MAX_LATENCY_NS);
-                let h = if p.kind == OpKind::Get { &mut s.get } else { &mut s.put };
-                h.saturating_record(lat);
+                // Operations answered together that entered together have
+                // the same latency: record them as one run.
+                match &mut run {
+                    Some((kind, l, n)) if *kind == p.kind && *l == lat => *n += 1,
+                    _ => {
+                        if let Some(done) = run.replace((p.kind, lat, 1)) {
+                            record_run(s, done);
+                        }
+                    }
+                }
             }
         });
+        if let Some(done) = run.take() {
+            record_run(&mut tally.stats, done);
+        }
         let consumed = match consumed {
             Ok(n) => n,
             Err(e) => return Err(c.err(e)),
@@ -857,6 +869,13 @@ impl<P: Protocol> Worker<P> {
             h.finish();
         }
     }
+}
+
+/// Records `n` operations of one kind with the same latency.
+#[inline]
+fn record_run(s: &mut IntervalStats, (kind, lat, n): (OpKind, u64, u64)) {
+    let h = if kind == OpKind::Get { &mut s.get } else { &mut s.put };
+    h.saturating_record_n(lat, n);
 }
 
 fn describe_bad(bad: BadRead, record: u64) -> String {

@@ -7,9 +7,12 @@
 //! 16-aligned for `rkyv::access`.
 //!
 //! The buffer grows only as far as a frame needs, never past its cap
-//! (`max_frame_bytes`), and shrinks back to its initial size when it
-//! empties, so a connection that once carried a large frame does not keep
-//! the memory.
+//! (`max_frame_bytes`). It keeps what it grew to up to a *keep* size (so a
+//! pipelining connection does not shrink and regrow — reallocate and
+//! zero-fill — on every burst), and when it empties with more than that it
+//! shrinks back to its initial size, so a connection that once carried a
+//! huge frame does not hold the memory. Unread bytes are moved to the front
+//! only when the frame being received does not fit in the space left.
 
 use crate::frame::FRAME_ALIGN;
 use rkyv::util::AlignedVec;
@@ -22,20 +25,29 @@ pub struct RecvBuf {
     start: usize,
     /// End of received bytes.
     end: usize,
-    /// Capacity it returns to when empty.
+    /// Capacity it returns to when empty and larger than `keep`.
     initial: usize,
+    /// Capacity it may keep while empty.
+    keep: usize,
     /// Capacity it never exceeds.
     max: usize,
 }
 
 impl RecvBuf {
-    /// A buffer of `initial` bytes that may grow to `max` (both rounded up to 16).
+    /// A buffer of `initial` bytes that may grow to `max` (both rounded up
+    /// to 16) and keeps up to 1 MiB when empty.
     pub fn new(initial: usize, max: usize) -> Self {
+        Self::with_keep(initial, 1 << 20, max)
+    }
+
+    /// A buffer of `initial` bytes that may grow to `max`, keeping up to
+    /// `keep` bytes of capacity while empty.
+    pub fn with_keep(initial: usize, keep: usize, max: usize) -> Self {
         let initial = initial.max(FRAME_ALIGN).next_multiple_of(FRAME_ALIGN);
         let max = max.max(initial).next_multiple_of(FRAME_ALIGN);
         let mut data = AlignedVec::with_capacity(initial);
         data.resize(initial, 0);
-        RecvBuf { data, start: 0, end: 0, initial, max }
+        RecvBuf { data, start: 0, end: 0, initial, keep: keep.max(initial), max }
     }
 
     /// The received, unread bytes.
@@ -111,7 +123,7 @@ impl RecvBuf {
     /// (the frame is larger than the cap) — callers check frame lengths
     /// against the limits first, so that is a bug, not a peer's doing.
     pub fn prepare(&mut self, frame_len: Option<usize>) -> bool {
-        if self.is_empty() && self.data.len() > self.initial {
+        if self.is_empty() && self.data.len() > self.keep {
             self.shrink();
         }
         let need = frame_len.unwrap_or(0).max(self.len());
@@ -177,12 +189,18 @@ mod tests {
     }
 
     #[test]
-    fn shrinks_back_when_empty() {
-        let mut b = RecvBuf::new(64, 4096);
+    fn shrinks_back_when_empty_above_keep() {
+        let mut b = RecvBuf::with_keep(64, 1024, 8192);
         b.extend_from_slice(&[0u8; 3000]);
         assert!(b.capacity() >= 3000);
         b.consume(3000);
         b.prepare(None);
         assert_eq!(b.capacity(), 64);
+        // Growth up to `keep` is kept for the next burst.
+        b.extend_from_slice(&[0u8; 900]);
+        let grown = b.capacity();
+        b.consume(900);
+        b.prepare(None);
+        assert_eq!(b.capacity(), grown);
     }
 }

@@ -28,7 +28,7 @@
 //! Cold bodies (handshake, stats, errors) are serialized by rkyv itself
 //! through [`encode`].
 
-use crate::frame::{FrameError, HEADER_LEN, Kind, pad_to_align, write_header};
+use crate::frame::{FRAME_ALIGN, FrameError, HEADER_LEN, Kind, pad_to_align, write_header};
 use crate::limits::Limits;
 use crate::msg::{ArchivedRequest, ArchivedResponse, OpError};
 #[cfg(doc)]
@@ -96,21 +96,14 @@ fn finish_frame(
     HEADER_LEN + padded
 }
 
-/// One pending request operation: body offsets of its key and value.
-#[derive(Clone, Copy)]
-struct PendingOp {
-    tag: u8,
-    key_pos: u32,
-    key_len: u32,
-    val_pos: u32,
-    val_len: u32,
-}
-
 /// Builds a request frame in place at the end of an output buffer.
 ///
-/// Keys and values are copied once, into the output; the 20-byte entries are
-/// written at [`RequestEncoder::finish`]. The scratch space is reused from one
-/// batch to the next, so a long-lived encoder allocates nothing per batch.
+/// Keys and values are copied once, into the output. Each operation's
+/// 20-byte archived entry is kept in a scratch array as five `u32` words
+/// (tag, key position, key length, value position, value length); at
+/// [`RequestEncoder::finish`] the positions become relative pointers and the
+/// array is appended in one copy. The scratch space is reused from one batch
+/// to the next, so a long-lived encoder allocates nothing per batch.
 ///
 /// ```
 /// use wire::codec::{RequestEncoder, decode_request};
@@ -133,7 +126,9 @@ struct PendingOp {
 /// ```
 #[derive(Default)]
 pub struct RequestEncoder {
-    ops: Vec<PendingOp>,
+    /// Per operation: `[tag, key pos, key len, value pos, value len]`
+    /// (positions are body offsets until `finish` makes them relative).
+    entries: Vec<[u32; 5]>,
     frame_start: usize,
     batch_id: u64,
     data_len: usize,
@@ -147,7 +142,7 @@ impl RequestEncoder {
 
     /// Opens a batch at the end of `out` (a header placeholder is written).
     pub fn begin(&mut self, out: &mut Vec<u8>, batch_id: u64) {
-        self.ops.clear();
+        self.entries.clear();
         self.frame_start = out.len();
         self.batch_id = batch_id;
         self.data_len = 0;
@@ -157,19 +152,19 @@ impl RequestEncoder {
     /// Operations in the open batch.
     #[inline]
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.entries.len()
     }
 
     /// True if the open batch has no operation.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.entries.is_empty()
     }
 
     /// The frame length the batch would have if finished now.
     #[inline]
     pub fn frame_len(&self) -> usize {
-        Self::frame_len_for(self.data_len, self.ops.len())
+        Self::frame_len_for(self.data_len, self.entries.len())
     }
 
     /// The frame length of a request carrying `ops` operations whose keys and
@@ -181,35 +176,19 @@ impl RequestEncoder {
         HEADER_LEN + pad_to_align(root + ROOT_LEN)
     }
 
-    #[inline]
-    fn body_pos(&self, out: &[u8]) -> u32 {
-        (out.len() - self.frame_start - HEADER_LEN) as u32
-    }
-
     /// Appends a GET.
     #[inline]
     pub fn get(&mut self, out: &mut Vec<u8>, key: &[u8]) {
-        let key_pos = self.body_pos(out);
+        let key_pos = self.data_len as u32;
         out.extend_from_slice(key);
         self.data_len += key.len();
-        self.ops.push(PendingOp { tag: TAG_GET, key_pos, key_len: key.len() as u32, val_pos: 0, val_len: 0 });
+        self.entries.push([TAG_GET as u32, key_pos, key.len() as u32, 0, 0]);
     }
 
     /// Appends a PUT.
     #[inline]
     pub fn put(&mut self, out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
-        let key_pos = self.body_pos(out);
-        out.extend_from_slice(key);
-        let val_pos = key_pos + key.len() as u32;
-        out.extend_from_slice(value);
-        self.data_len += key.len() + value.len();
-        self.ops.push(PendingOp {
-            tag: TAG_PUT,
-            key_pos,
-            key_len: key.len() as u32,
-            val_pos,
-            val_len: value.len() as u32,
-        });
+        self.put_with(out, key, value.len(), |v| v.copy_from_slice(value));
     }
 
     /// Appends a PUT whose value is written by `fill` straight into the
@@ -217,29 +196,22 @@ impl RequestEncoder {
     /// where it travels, never copied.
     #[inline]
     pub fn put_with(&mut self, out: &mut Vec<u8>, key: &[u8], value_len: usize, fill: impl FnOnce(&mut [u8])) {
-        let key_pos = self.body_pos(out);
+        let key_pos = self.data_len as u32;
         out.extend_from_slice(key);
-        let val_pos = key_pos + key.len() as u32;
         let start = out.len();
         out.resize(start + value_len, 0);
         fill(&mut out[start..]);
         self.data_len += key.len() + value_len;
-        self.ops.push(PendingOp {
-            tag: TAG_PUT,
-            key_pos,
-            key_len: key.len() as u32,
-            val_pos,
-            val_len: value_len as u32,
-        });
+        self.entries.push([TAG_PUT as u32, key_pos, key.len() as u32, key_pos + key.len() as u32, value_len as u32]);
     }
 
     /// Appends a DELETE.
     #[inline]
     pub fn delete(&mut self, out: &mut Vec<u8>, key: &[u8]) {
-        let key_pos = self.body_pos(out);
+        let key_pos = self.data_len as u32;
         out.extend_from_slice(key);
         self.data_len += key.len();
-        self.ops.push(PendingOp { tag: TAG_DELETE, key_pos, key_len: key.len() as u32, val_pos: 0, val_len: 0 });
+        self.entries.push([TAG_DELETE as u32, key_pos, key.len() as u32, 0, 0]);
     }
 
     /// Closes the batch: writes the entries, the root and the header, pads
@@ -247,41 +219,33 @@ impl RequestEncoder {
     pub fn finish(&mut self, out: &mut Vec<u8>) -> usize {
         let body_start = self.frame_start + HEADER_LEN;
         pad_zeros(out, body_start, 4);
-        let entries_pos = out.len() - body_start;
-        out.reserve(self.ops.len() * REQUEST_ENTRY_LEN + 32);
-        for (i, op) in self.ops.iter().enumerate() {
-            let at = (entries_pos + i * REQUEST_ENTRY_LEN) as i64;
-            let mut e = [0u8; REQUEST_ENTRY_LEN];
-            e[0] = op.tag;
-            e[4..8].copy_from_slice(&((op.key_pos as i64 - (at + 4)) as i32).to_le_bytes());
-            e[8..12].copy_from_slice(&op.key_len.to_le_bytes());
-            if op.tag == TAG_PUT {
-                e[12..16].copy_from_slice(&((op.val_pos as i64 - (at + 12)) as i32).to_le_bytes());
-                e[16..20].copy_from_slice(&op.val_len.to_le_bytes());
+        let entries_pos = (out.len() - body_start) as u32;
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            let at = entries_pos + (i * REQUEST_ENTRY_LEN) as u32;
+            e[1] = e[1].wrapping_sub(at + 4).to_le();
+            e[2] = e[2].to_le();
+            if e[0] == TAG_PUT as u32 {
+                e[3] = e[3].wrapping_sub(at + 12).to_le();
+                e[4] = e[4].to_le();
             }
-            out.extend_from_slice(&e);
+            e[0] = e[0].to_le();
         }
-        finish_frame(out, self.frame_start, Kind::Request, self.batch_id, entries_pos, self.ops.len())
+        out.extend_from_slice(bytemuck::cast_slice(&self.entries));
+        finish_frame(out, self.frame_start, Kind::Request, self.batch_id, entries_pos as usize, self.entries.len())
     }
-}
-
-/// One pending result: tag, error code, body offset and length of a value.
-#[derive(Clone, Copy)]
-struct PendingResult {
-    tag: u8,
-    code: u8,
-    pos: u32,
-    len: u32,
 }
 
 /// Builds a response frame in place at the end of an output buffer.
 ///
 /// A GET's value is copied once, from the store into the output, by
-/// [`ResponseEncoder::value`]; the 12-byte entries follow at
-/// [`ResponseEncoder::finish`].
+/// [`ResponseEncoder::value`]; each result's 12-byte entry is kept as three
+/// `u32` words (tag and error code, value position, value length) and the
+/// whole array is appended at [`ResponseEncoder::finish`] in one copy.
 #[derive(Default)]
 pub struct ResponseEncoder {
-    results: Vec<PendingResult>,
+    /// Per result: `[tag | code << 8, value pos, value len]` (the position is
+    /// a body offset until `finish` makes it relative).
+    entries: Vec<[u32; 3]>,
     frame_start: usize,
     batch_id: u64,
     data_len: usize,
@@ -294,14 +258,29 @@ impl ResponseEncoder {
     }
 
     /// Opens a response at the end of `out`; `ops` is the number of results
-    /// it will carry (used to reserve scratch space only).
+    /// it will carry (used to reserve space only).
     pub fn begin(&mut self, out: &mut Vec<u8>, batch_id: u64, ops: usize) {
-        self.results.clear();
-        self.results.reserve(ops);
+        self.entries.clear();
+        self.entries.reserve(ops);
         self.frame_start = out.len();
         self.batch_id = batch_id;
         self.data_len = 0;
+        out.reserve(HEADER_LEN + ops * (RESPONSE_ENTRY_LEN + 128) + 64);
         out.resize(out.len() + HEADER_LEN, 0);
+    }
+
+    /// Bytes of values a response of `ops` results may carry and still fit
+    /// in a frame of `max_frame` bytes (entries, root, header and padding
+    /// accounted for).
+    #[inline]
+    pub const fn data_budget(max_frame: usize, ops: usize) -> usize {
+        max_frame.saturating_sub(HEADER_LEN + ops * RESPONSE_ENTRY_LEN + ROOT_LEN + 3 + 7 + (FRAME_ALIGN - 1))
+    }
+
+    /// Bytes of values added so far.
+    #[inline]
+    pub fn data_len(&self) -> usize {
+        self.data_len
     }
 
     /// The frame length this response would have if `extra_value` more bytes
@@ -309,67 +288,64 @@ impl ResponseEncoder {
     #[inline]
     pub fn frame_len_with(&self, extra_value: usize, extra_results: usize) -> usize {
         let entries = (self.data_len + extra_value + 3) & !3;
-        let root = (entries + (self.results.len() + extra_results) * RESPONSE_ENTRY_LEN + 7) & !7;
+        let root = (entries + (self.entries.len() + extra_results) * RESPONSE_ENTRY_LEN + 7) & !7;
         HEADER_LEN + pad_to_align(root + ROOT_LEN)
     }
 
     /// Results added so far.
     #[inline]
     pub fn len(&self) -> usize {
-        self.results.len()
+        self.entries.len()
     }
 
     /// True if no result was added yet.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.results.is_empty()
+        self.entries.is_empty()
     }
 
     /// Adds a found value.
     #[inline]
     pub fn value(&mut self, out: &mut Vec<u8>, value: &[u8]) {
-        let pos = (out.len() - self.frame_start - HEADER_LEN) as u32;
+        let pos = self.data_len as u32;
         out.extend_from_slice(value);
         self.data_len += value.len();
-        self.results.push(PendingResult { tag: TAG_VALUE, code: 0, pos, len: value.len() as u32 });
+        self.entries.push([TAG_VALUE as u32, pos, value.len() as u32]);
     }
 
     /// Adds a not-found result.
     #[inline]
     pub fn not_found(&mut self) {
-        self.results.push(PendingResult { tag: TAG_NOT_FOUND, code: 0, pos: 0, len: 0 });
+        self.entries.push([TAG_NOT_FOUND as u32, 0, 0]);
     }
 
     /// Adds a done result.
     #[inline]
     pub fn done(&mut self) {
-        self.results.push(PendingResult { tag: TAG_DONE, code: 0, pos: 0, len: 0 });
+        self.entries.push([TAG_DONE as u32, 0, 0]);
     }
 
     /// Adds an error result.
     #[inline]
     pub fn error(&mut self, code: OpError) {
-        self.results.push(PendingResult { tag: TAG_ERROR, code: code as u8, pos: 0, len: 0 });
+        self.entries.push([TAG_ERROR as u32 | (code as u32) << 8, 0, 0]);
     }
 
     /// Closes the response and returns the frame's length.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> usize {
         let body_start = self.frame_start + HEADER_LEN;
         pad_zeros(out, body_start, 4);
-        let entries_pos = out.len() - body_start;
-        out.reserve(self.results.len() * RESPONSE_ENTRY_LEN + 32);
-        for (i, r) in self.results.iter().enumerate() {
-            let mut e = [0u8; RESPONSE_ENTRY_LEN];
-            e[0] = r.tag;
-            e[1] = r.code;
-            if r.tag == TAG_VALUE {
-                let at = (entries_pos + i * RESPONSE_ENTRY_LEN) as i64;
-                e[4..8].copy_from_slice(&((r.pos as i64 - (at + 4)) as i32).to_le_bytes());
-                e[8..12].copy_from_slice(&r.len.to_le_bytes());
+        let entries_pos = (out.len() - body_start) as u32;
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            if e[0] == TAG_VALUE as u32 {
+                let at = entries_pos + (i * RESPONSE_ENTRY_LEN) as u32;
+                e[1] = e[1].wrapping_sub(at + 4).to_le();
+                e[2] = e[2].to_le();
             }
-            out.extend_from_slice(&e);
+            e[0] = e[0].to_le();
         }
-        finish_frame(out, self.frame_start, Kind::Response, self.batch_id, entries_pos, self.results.len())
+        out.extend_from_slice(bytemuck::cast_slice(&self.entries));
+        finish_frame(out, self.frame_start, Kind::Response, self.batch_id, entries_pos as usize, self.entries.len())
     }
 }
 
