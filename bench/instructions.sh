@@ -6,9 +6,9 @@
 #   bench/instructions.sh [percore|redis|memcached|loadgen] [OPS]
 #
 # `loadgen` counts the load generator's own instructions per operation
-# instead (against a plain percore server), counting only inside the load
-# threads (their run loop is inlined into the thread entry), so one-time
-# set-up in the main thread (connections, the zipfian's ζ(n)) is excluded.
+# instead (against a plain percore server), in its load threads only (one
+# callgrind file per thread; the main thread's one-time set-up — connecting,
+# the zipfian's tables — is left out).
 #
 # The server runs under callgrind with instrumentation off while RECORDS
 # records are loaded (default 1,000,000), then instrumentation is switched on
@@ -79,9 +79,13 @@ common=(--target "$url" --cores 1 --records "$records" --batch "$batch" --pipeli
 "$percore" loadgen load "${common[@]}" >/dev/null
 if [ "$target" = loadgen ]; then
     # shellcheck disable=SC2086  # LOADGEN_ARGS is a list of options
-    valgrind --tool=callgrind --collect-atstart=no "--toggle-collect=std::sys::backtrace::__rust_begin_short_backtrace*" \
-        "--callgrind-out-file=$work/cg.out.client.1" "$percore" loadgen run "${common[@]}" --ops "$ops" \
+    valgrind --tool=callgrind --separate-threads=yes \
+        "--callgrind-out-file=$work/client.out" "$percore" loadgen run "${common[@]}" --ops "$ops" \
         --warmup 0s ${LOADGEN_ARGS:-} --json "$work/run.json" >/dev/null 2>"$work/client.err"
+    # Thread 1 is the main thread; the others are the load threads.
+    for f in "$work"/client.out-*; do
+        case "$f" in *-01) ;; *) cp "$f" "$work/cg.out.client.${f##*-}" ;; esac
+    done
 else
     callgrind_control -i on "$server_pid" >/dev/null 2>&1
     # shellcheck disable=SC2086  # LOADGEN_ARGS is a list of options

@@ -76,21 +76,22 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 #[inline]
 fn checksum(bytes: &[u8]) -> u64 {
     const K: [u64; 4] = [0x9E37_79B9_7F4A_7C15, 0xC2B2_AE3D_27D4_EB4F, 0x1656_67B1_9E37_79F9, 0xD6E8_FEB8_6659_FD93];
-    let mut lane = [0x243F_6A88_85A3_08D3u64, 0x1319_8A2E_0370_7344, 0xA409_3822_299F_31D0, 0x082E_FA98_EC4E_6C89];
+    let (mut a, mut b, mut c, mut d) =
+        (0x243F_6A88_85A3_08D3u64, 0x1319_8A2E_0370_7344u64, 0xA409_3822_299F_31D0u64, 0x082E_FA98_EC4E_6C89u64);
     let (words, tail) = bytes.as_chunks::<8>();
     let (quads, rest) = words.as_chunks::<4>();
-    for q in quads {
-        for i in 0..4 {
-            lane[i] = (lane[i] ^ u64::from_le_bytes(q[i])).wrapping_mul(K[i]).rotate_left(31);
-        }
+    for [w0, w1, w2, w3] in quads {
+        a = (a ^ u64::from_le_bytes(*w0)).wrapping_mul(K[0]).rotate_left(31);
+        b = (b ^ u64::from_le_bytes(*w1)).wrapping_mul(K[1]).rotate_left(31);
+        c = (c ^ u64::from_le_bytes(*w2)).wrapping_mul(K[2]).rotate_left(31);
+        d = (d ^ u64::from_le_bytes(*w3)).wrapping_mul(K[3]).rotate_left(31);
     }
-    let mut h =
-        lane[0] ^ lane[1].rotate_left(16) ^ lane[2].rotate_left(32) ^ lane[3].rotate_left(48) ^ bytes.len() as u64;
+    let mut h = a ^ b.rotate_left(16) ^ c.rotate_left(32) ^ d.rotate_left(48) ^ bytes.len() as u64;
     for w in rest {
         h = (h ^ u64::from_le_bytes(*w)).wrapping_mul(K[0]).rotate_left(29);
     }
-    for &b in tail {
-        h = (h ^ b as u64).wrapping_mul(K[1]);
+    for &byte in tail {
+        h = (h ^ byte as u64).wrapping_mul(K[1]);
     }
     mix(h)
 }
