@@ -140,7 +140,7 @@ impl AliasTable {
             return Err(format!("an alias table needs 1..=2^32-1 weights, got {n}"));
         }
         let total: f64 = weights.iter().sum();
-        if !(total.is_finite() && total > 0.0) || weights.iter().any(|&w| !(w >= 0.0)) {
+        if !(total.is_finite() && total > 0.0) || weights.iter().any(|&w| w.is_nan() || w < 0.0) {
             return Err("alias table weights must be finite, non-negative and not all zero".into());
         }
         // Vose's method: scaled probabilities, split into small and large.
