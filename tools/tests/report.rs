@@ -188,6 +188,21 @@ fn a_broken_run_directory_is_named() {
 }
 
 #[test]
+fn a_run_whose_load_never_came_says_so() {
+    let tmp = TempDir::new("noload");
+    write(&tmp.0, "cluster.toml", CLUSTER);
+    write(&tmp.0, "node0.server.log", &server_log(&[0, 0, 0]));
+    let (code, out, err) = percore(&["report", "--no-plots", tmp.0.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "{err}");
+    for line in ["node0 median - op/s", "node1 median - op/s", "total 0 op/s"] {
+        assert!(out.lines().any(|l| l == line), "no line {line:?} in:\n{out}");
+    }
+    assert!(out.contains("node0: no load reached this server"), "{out}");
+    assert!(out.contains("node1: no server log (node1.server.log)"), "{out}");
+    assert!(out.contains("node2: no loadgen report (node2.loadgen.json)"), "{out}");
+}
+
+#[test]
 fn a_sweep_tabulates_and_plots_what_changed() {
     let tmp = TempDir::new("sweep");
     let mut dirs = Vec::new();

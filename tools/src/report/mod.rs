@@ -450,7 +450,7 @@ impl Analysis {
                 timeline,
             });
         }
-        let total = servers.iter().filter_map(|s| s.median).sum();
+        let total = servers.iter().filter_map(|s| s.median).fold(0.0, |a, m| a + m);
 
         let mut clients = Vec::new();
         let (mut threads, mut errors, mut bad_reads) = (0, 0, 0);
