@@ -18,7 +18,6 @@ esac
 pick_config "${1:-}"
 need_percore
 load_cluster
-trap close_ssh EXIT
 
 status=0
 for i in "${!NAME[@]}"; do

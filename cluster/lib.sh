@@ -57,7 +57,8 @@ pick_config() {
 # Reads the cluster file. Sets ROLE[i] NAME[i] HOST[i] CORES[i] for every
 # node (servers first), SERVERS / CLIENTS (indices), SSH (the ssh/scp
 # option words), DIR (work dir on the nodes, relative to the remote home
-# unless absolute) and CTL (the ssh connection-sharing directory).
+# unless absolute) and CTL (the ssh connection-sharing directory, closed
+# and removed on exit).
 load_cluster() {
     local lines role name host cores i=0 words extra=()
     lines=$("$PERCORE" cluster nodes --config "$CONFIG") || die "cannot read $CONFIG"
@@ -77,6 +78,7 @@ load_cluster() {
     DIR=${DIR#\~/}
     # One ssh connection per node, shared by every command of this script.
     CTL=$(mktemp -d "${TMPDIR:-/tmp}/percore-ssh.XXXXXX")
+    trap close_ssh EXIT # scripts that set their own EXIT trap call close_ssh in it
     SSH+=(-o ControlMaster=auto -o "ControlPath=$CTL/%C" -o ControlPersist=120)
 }
 

@@ -57,7 +57,6 @@ if [ -z "${PERCORE_BIN:-}" ]; then
 fi
 [ -n "$PERCORE" ] || die "no percore binary"
 load_cluster
-trap close_ssh EXIT
 BIN_SHA=$(sha256sum "$PERCORE" | cut -d' ' -f1)
 CFG_SHA=$(sha256sum "$CONFIG" | cut -d' ' -f1)
 say "cluster $CONFIG: ${#SERVERS[@]} server node(s), ${#CLIENTS[@]} client node(s); binary $PERCORE"
