@@ -9,9 +9,17 @@
 //!   runs its server as a child process.
 //! - [`compare`]: `bench --vs redis,memcached` — one table against peers.
 //! - [`target`]: how a command finds the cluster (`--server` or `--config`).
+//! - [`cmd::cluster`]: `cluster …` — what the cluster scripts read from a
+//!   cluster file; [`manifest`] turns a CloudLab manifest into one.
+//! - [`sample`]: `sample` — the /proc sampler the scripts run on every node.
+//! - [`report`]: `report` — the cluster run's report and plots, and a
+//!   sweep's scaling plots.
 
 pub mod bench;
 pub mod cmd;
 pub mod compare;
+pub mod manifest;
 pub mod process;
+pub mod report;
+pub mod sample;
 pub mod target;

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tools::cmd::{kv, stats};
+use tools::cmd::{cluster, kv, stats};
 
 /// percore: a thread-per-core, shared-nothing key-value store and its tools.
 #[derive(Parser)]
@@ -32,6 +32,13 @@ enum Command {
     /// Generate load (same as `percore-loadgen`).
     #[command(subcommand)]
     Loadgen(loadgen::cli::Command),
+    /// Read a cluster file for the cluster scripts (nodes, ssh options, …).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Sample CPU, memory and network counters from /proc once a second.
+    Sample(tools::sample::SampleArgs),
+    /// Report a cluster run (`logs/<timestamp>`) or a sweep, with plots.
+    Report(tools::report::ReportArgs),
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {
@@ -56,5 +63,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => ExitCode::from(tools::bench::bench(&a)),
         Command::Server(a) => engine::cli::main(a),
         Command::Loadgen(c) => loadgen::cli::main(loadgen::cli::Cli { command: c }),
+        Command::Cluster(c) => cluster::run(&c).map_or_else(fail, |_| ExitCode::SUCCESS),
+        Command::Sample(a) => ExitCode::from(tools::sample::main(&a)),
+        Command::Report(a) => ExitCode::from(tools::report::main(&a)),
     }
 }
