@@ -253,7 +253,7 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
     let sink = match &cfg.history {
         Some(path) => {
             let header = Header {
-                version: 1,
+                version: crate::history::VERSION,
                 node: cfg.node.clone(),
                 pid: std::process::id(),
                 epoch_unix_ns: std::time::SystemTime::now()

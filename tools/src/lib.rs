@@ -8,8 +8,11 @@
 //! - [`bench`]: `bench` — the local one-command benchmark; [`process`]
 //!   runs its server as a child process.
 //! - [`target`]: how a command finds the cluster (`--server` or `--config`).
+//! - [`check`]: `check` — the linearizability checker for recorded
+//!   histories (also run by `bench --check`).
 
 pub mod bench;
+pub mod check;
 pub mod cmd;
 pub mod process;
 pub mod target;
