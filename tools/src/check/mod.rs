@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! percore check FILE... [--json OUT] [--threads N] [--timeout-per-key MS] [--memory MIB] [--temp-dir DIR]
-//! percore check --synthesize N FILE [--keys K] [--clients C] [--reads F] [--seed S]
+//! percore check --synthesize N FILE [--keys K] [--clients C] [--reads F] [--seed S] [--writer-base W]
 //! ```
 //!
 //! The files are what `percore loadgen run --history FILE` (or `percore
@@ -79,7 +79,7 @@
 //!
 //! # Scale
 //!
-//! Files are streamed once and partitioned by key hash ([`partition`]); in
+//! Files are streamed once and partitioned by key hash (`partition.rs`); in
 //! memory when they fit `--memory` (default 256 MiB), else into bucket
 //! files in a temporary directory, sized so that `--threads` buckets fit the
 //! budget at once. Buckets are checked in parallel. A single key's
@@ -93,14 +93,14 @@
 //!
 //! - [`op`]: one operation in memory and in bucket files; how values and
 //!   times are shown.
-//! - [`partition`]: files → per-key-hash buckets.
+//! - `partition`: files → per-key-hash buckets (in memory or bucket files).
 //! - [`register`]: the near-linear check of one key (zones; Kahn's sort across clocks).
 //! - [`search`]: keys with DELETEs: certify a guessed mapping, else bounded search.
 //! - [`witness`]: minimal witnesses and their sentences.
 //! - [`synth`]: the synthetic history generator.
 
 pub mod op;
-pub mod partition;
+mod partition;
 pub mod register;
 pub mod search;
 pub mod synth;
@@ -555,6 +555,9 @@ pub struct CheckArgs {
     /// With --synthesize: RNG seed.
     #[arg(long, default_value_t = 1, requires = "synthesize")]
     pub seed: u64,
+    /// With --synthesize: writer id of the first client.
+    #[arg(long, value_name = "ID", default_value_t = 0, requires = "synthesize")]
+    pub writer_base: u32,
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -576,7 +579,14 @@ fn run(args: &CheckArgs) -> Result<u8, CheckError> {
         let [file] = args.files.as_slice() else {
             return Err(CheckError::Usage("--synthesize writes exactly one FILE".into()));
         };
-        let spec = synth::Spec { ops: n, keys: args.keys, clients: args.clients, reads: args.reads, seed: args.seed };
+        let spec = synth::Spec {
+            ops: n,
+            keys: args.keys,
+            clients: args.clients,
+            reads: args.reads,
+            seed: args.seed,
+            writer_base: args.writer_base,
+        };
         let started = Instant::now();
         let written = synth::write(file, &spec)?;
         if !args.quiet {

@@ -289,3 +289,48 @@ impl Search {
         Found::Violation
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(client: u16, kind: Kind, value: u64, invoke: i64, response: i64, position: u64) -> Op {
+        Op::new(1, kind, client, value, invoke, response, 0, position)
+    }
+
+    #[test]
+    fn a_violation_is_shrunk_to_the_operations_that_prove_it() {
+        let far = Instant::now() + Duration::from_secs(10);
+        let ops = vec![
+            op(0, Kind::Put, 11, 0, 10, 0),
+            op(1, Kind::Get, 11, 12, 14, 1),
+            op(0, Kind::Delete, 0, 20, 30, 2),
+            op(1, Kind::Get, NOT_FOUND, 31, 35, 3),
+            op(0, Kind::Put, 12, 40, 50, 4),
+            op(1, Kind::Get, 12, 51, 55, 5),
+            // Stale: 11 was deleted and overwritten long before.
+            op(2, Kind::Get, 11, 60, 70, 6),
+        ];
+        assert_eq!(search(&ops, NOT_FOUND, far), Found::Violation);
+        let minimal = shrink(ops.clone(), NOT_FOUND, far);
+        assert!(minimal.len() < ops.len(), "{minimal:?}");
+        assert_eq!(search(&minimal, NOT_FOUND, far), Found::Violation);
+        // The stale GET is in it, and dropping any read or PUT group heals it.
+        assert!(minimal.iter().any(|o| o.position() == 6));
+        for o in minimal.iter().filter(|o| o.kind() == Kind::Get) {
+            let rest: Vec<Op> = minimal.iter().filter(|p| p.position() != o.position()).copied().collect();
+            assert_eq!(search(&rest, NOT_FOUND, far), Found::Linearizable, "without {o:?}");
+        }
+        // Without the stale read the history is fine.
+        assert_eq!(search(&ops[..6], NOT_FOUND, far), Found::Linearizable);
+    }
+
+    #[test]
+    fn unanswered_writes_are_optional() {
+        let far = Instant::now() + Duration::from_secs(10);
+        let pending = op(0, Kind::Put, 11, 0, NEVER, 0);
+        assert_eq!(search(&[pending], NOT_FOUND, far), Found::Linearizable);
+        assert_eq!(search(&[pending, op(1, Kind::Get, NOT_FOUND, 5, 6, 1)], NOT_FOUND, far), Found::Linearizable);
+        assert_eq!(search(&[pending, op(1, Kind::Get, 11, 5, 6, 1)], NOT_FOUND, far), Found::Linearizable);
+    }
+}

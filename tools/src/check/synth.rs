@@ -11,6 +11,11 @@
 //! order they take effect, so every GET returns the value of the latest
 //! PUT before it: the history is linearizable by construction. Keys start
 //! with their load value (`load#KEY`), as after `percore loadgen load`.
+//!
+//! Two such histories with disjoint writer ids, checked together, are also
+//! linearizable (with no time compared across files, each file's order of
+//! its own operations fits one order of both files' writes): that is how
+//! the several-clocks path is measured at scale.
 
 use super::CheckError;
 use super::op::load_identity;
@@ -37,6 +42,9 @@ pub struct Spec {
     pub reads: f64,
     /// RNG seed.
     pub seed: u64,
+    /// Writer id of client 0 (client c writes as `writer_base + c`): give
+    /// histories meant to be checked together disjoint ranges.
+    pub writer_base: u32,
 }
 
 /// One client's operation in flight.
@@ -58,6 +66,9 @@ fn exp(rng: &mut SmallRng, mean: f64) -> u64 {
 pub fn write(path: &Path, spec: &Spec) -> Result<u64, CheckError> {
     if spec.clients == 0 || spec.keys == 0 || spec.keys > loadgen::history::MAX_KEY {
         return Err(CheckError::Usage("--synthesize needs at least one client and 1..2^40 keys".into()));
+    }
+    if spec.writer_base as u64 + spec.clients as u64 > loadgen::value::LOAD_WRITER as u64 {
+        return Err(CheckError::Usage("--writer-base: writer ids would reach the load writer's".into()));
     }
     if !(0.0..=1.0).contains(&spec.reads) {
         return Err(CheckError::Usage(format!("--reads {} is not a fraction", spec.reads)));
@@ -101,7 +112,7 @@ pub fn write(path: &Path, spec: &Spec) -> Result<u64, CheckError> {
             (OpKind::Get, if *slot == 0 { load_identity(p.key) } else { *slot })
         } else {
             seq[c] += 1;
-            *slot = Identity::new(c as u32, seq[c]).0;
+            *slot = Identity::new(spec.writer_base + c as u32, seq[c]).0;
             (OpKind::Put, *slot)
         };
         writers[c].record(p.key, kind, value, p.invoke, p.response);
