@@ -225,3 +225,50 @@ fn bench_check_reports_linearizable() {
     assert!(!tmp.exists(), "{} left behind", tmp.display());
     let _ = std::fs::remove_file(report);
 }
+
+#[test]
+fn a_run_stopped_mid_flight_still_checks() {
+    // Two load threads, so one thread's GET can observe another's PUT whose
+    // reply is still in flight when the run is interrupted: that PUT is
+    // recorded with an unknown outcome, and the history still checks.
+    let s = Server::start_with(PERCORE, &["server", "--cores", "0,1", "--port", "0", "--stats-interval-ms", "0"]);
+    let load = run(&["loadgen", "load", "--server", s.addr(), "--records", "1000", "--cores", "0,1", "-q"]);
+    assert!(load.status.success(), "{}", text(&load.stderr));
+    let history = temp("stopped.hist");
+    let mut child = Command::new(PERCORE)
+        .args(["loadgen", "run", "--server", s.addr(), "--records", "1000", "--workload", "a", "--duration", "60s"])
+        .args(["--warmup", "0s", "--cores", "0,1", "--history"])
+        .arg(&history)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loadgen");
+    // Wait for its first second's line, then interrupt it.
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).expect("read stderr");
+        assert!(n > 0, "loadgen ended early: {seen}");
+        seen.push_str(&line);
+        if line.trim_start().starts_with("1s ops/s") {
+            break;
+        }
+    }
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "an interrupted run reports what it measured: {seen}{rest}");
+    let unanswered = records(&history).iter().filter(|r| r.response == loadgen::history::NO_RESPONSE).count();
+    let out = run(&["check", history.to_str().expect("utf8")]);
+    let stdout = text(&out.stdout);
+    println!("{unanswered} PUTs without a reply; {stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(unanswered > 0, "the run was stopped with operations in flight");
+    let _ = std::fs::remove_file(history);
+}
