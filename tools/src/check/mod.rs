@@ -208,7 +208,8 @@ pub struct Outcome {
     pub unknown: Vec<(u64, String)>,
     /// Keys undecided.
     pub unknown_keys: u64,
-    /// Keys that needed the search (they had DELETEs).
+    /// Keys with DELETEs: NOT_FOUND was ambiguous, so their mapping was
+    /// guessed and certified, or searched for ([`search`]).
     pub searched_keys: u64,
     /// Wall time of the check.
     pub seconds: f64,

@@ -273,14 +273,21 @@ struct FileOrder {
     heap: BinaryHeap<Reverse<(Time, u32)>>,
 }
 
+/// Kahn's topological sort over clusters, with the edges left implicit.
 struct Kahn<'a> {
     entries: &'a [Entry],
+    /// Entries of cluster `c`: `ranges[c].0..ranges[c].1`.
     ranges: &'a [(u32, u32)],
     files: Vec<FileOrder>,
+    /// File id → index in `files`.
     file_of: HashMap<u16, usize>,
+    /// Clusters already put in the order (per cluster).
     placed: Vec<bool>,
+    /// Entries no unplaced cluster must precede (per entry).
     free: Vec<bool>,
+    /// Entries of each cluster not yet free; 0 → ready.
     blocked: Vec<u32>,
+    /// Clusters ready to be placed.
     ready: Vec<u32>,
 }
 
