@@ -17,6 +17,7 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v ip >/dev/null || need+=(iproute2)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v valgrind >/dev/null || need+=(valgrind)
+command -v taskset >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test: installing ${need[*]}" >&2
@@ -30,6 +31,9 @@ fi
 
 echo "== cargo test --workspace --release" >&2
 cargo test --workspace --release
+
+echo "== cluster scripts over ssh against network-namespace hosts (cluster/test.sh)" >&2
+cluster/test.sh
 
 echo "== fuzzing the wire decoder (${FUZZ_SECONDS:-60} s per target)" >&2
 wire/fuzz/run.sh "${FUZZ_SECONDS:-60}"

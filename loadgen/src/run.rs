@@ -353,7 +353,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
     let sink = match &cfg.history {
         Some(path) => {
             let header = Header {
-                version: 1,
+                version: crate::history::VERSION,
                 node: cfg.node.clone(),
                 pid: std::process::id(),
                 epoch_unix_ns: std::time::SystemTime::now()

@@ -776,6 +776,8 @@ impl<P: Protocol> Worker<P> {
             answered += 1;
             let s = &mut tally.stats;
             let mut observed = 0u64;
+            // A refused operation had no effect: it is not history.
+            let refused = matches!(reply, Reply::Refused(_));
             match (p.kind, reply) {
                 (OpKind::Get, Reply::Value(v)) => match value::verify(v, p.record) {
                     Ok(id) => {
@@ -805,7 +807,9 @@ impl<P: Protocol> Worker<P> {
                     return;
                 }
             }
-            if let Some(h) = history.as_mut() {
+            if let Some(h) = history.as_mut()
+                && !refused
+            {
                 let value = if p.kind == OpKind::Put { p.written } else { observed };
                 h.record(p.record, p.kind, value, p.t, now);
             }
@@ -865,7 +869,14 @@ impl<P: Protocol> Worker<P> {
     }
 
     fn finish_history(&mut self) {
-        if let Some(h) = self.spec.history.take() {
+        if let Some(mut h) = self.spec.history.take() {
+            // PUTs still without a reply (a stopped or failed run) may have
+            // taken effect: recorded with an unknown outcome.
+            for c in &self.conns {
+                for p in c.ops.iter().filter(|p| p.kind == OpKind::Put) {
+                    h.record(p.record, p.kind, p.written, p.t, crate::history::NO_RESPONSE);
+                }
+            }
             h.finish();
         }
     }

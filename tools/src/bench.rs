@@ -5,16 +5,24 @@
 //! threads pinned to the other cores, prints the report with the server's
 //! CPU cost per operation and memory, and stops the server.
 //!
+//! With `--check`, the run phase is recorded to a history file (a
+//! temporary one, removed afterwards, unless `--history FILE` names one)
+//! and checked for linearizability once the server has stopped
+//! ([`crate::check`]); the verdict, the history's size and the check's time
+//! and peak memory join the report (`check` line, `check` in the JSON).
+//!
 //! Default split of the machine's N CPUs: N = 1 shares CPU 0; N = 2 puts the
 //! server on CPU 0 and the load on CPU 1; N ≥ 3 leaves CPU 0 to interrupts
 //! and gives the server CPUs 1…⌊(N−1)/2⌋ and the load the rest (16 CPUs:
 //! 7 server cores, 8 load cores).
 
+use crate::check::{self, CheckOptions};
 use crate::process::ServerProcess;
 use clap::Args;
 use loadgen::cli::{OutputArgs, ShapeArgs, Target, WorkloadArgs, emit, stop_on_signals};
 use loadgen::report::ServerSide;
 use loadgen::run::{PhaseSpec, Topology, execute};
+use std::path::PathBuf;
 use std::time::Duration;
 use wire::cluster::{format_cpu_list, parse_cpu_list};
 
@@ -37,6 +45,10 @@ pub struct BenchArgs {
     /// Rounds of the comparison (each server once per round; medians reported).
     #[arg(long, value_name = "N", default_value_t = 3, requires = "vs")]
     pub rounds: usize,
+    /// Record the run and check it for linearizability at the end (the
+    /// verdict joins the report; exit 1 on a violation, 3 if undecided).
+    #[arg(long, conflicts_with = "vs")]
+    pub check: bool,
     /// The workload.
     #[command(flatten)]
     pub workload: WorkloadArgs,
@@ -86,11 +98,22 @@ fn list(arg: &Option<String>, default: Vec<u32>, what: &str) -> Result<Vec<u32>,
     }
 }
 
-/// Runs the benchmark; the exit code (0 ok, 1 errors or bad reads, 2 could not run).
+/// Removes a temporary file when dropped.
+struct Removal(Option<PathBuf>);
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Runs the benchmark; the exit code (0 ok, 1 errors, bad reads or a
+/// linearizability violation, 2 could not run, 3 linearizability undecided).
 pub fn bench(args: &BenchArgs) -> u8 {
     match run(args) {
-        Ok(true) => 0,
-        Ok(false) => 1,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("percore bench: {e}");
             2
@@ -98,7 +121,7 @@ pub fn bench(args: &BenchArgs) -> u8 {
     }
 }
 
-fn run(args: &BenchArgs) -> Result<bool, String> {
+fn run(args: &BenchArgs) -> Result<u8, String> {
     let cpus = available();
     let (def_server, def_client) = split_cores(&cpus);
     let server_cores = list(&args.server_cores, def_server, "server-cores")?;
@@ -113,7 +136,7 @@ fn run(args: &BenchArgs) -> Result<bool, String> {
         if args.rounds == 0 {
             return Err("--rounds must be at least 1".into());
         }
-        return crate::compare::run(args, &server_cores, &client_cores, &peers);
+        return crate::compare::run(args, &server_cores, &client_cores, &peers).map(|clean| u8::from(!clean));
     }
     let shards = server_cores.len() as u64;
     let capacity = (args.shape.records / shards + 1) * 11 / 10;
@@ -150,7 +173,7 @@ fn run(args: &BenchArgs) -> Result<bool, String> {
     let load = execute(&target.topology, &load_cfg, stop.clone()).map_err(|e| e.to_string())?;
     if load.errors > 0 || load.error_detail.connection.is_some() {
         print!("{}", load.text());
-        return Ok(false);
+        return Ok(1);
     }
     let rss = server.rss_bytes();
     eprintln!(
@@ -164,7 +187,13 @@ fn run(args: &BenchArgs) -> Result<bool, String> {
         wire::client::Client::discover(&server.endpoints[0], Duration::from_secs(5)).map_err(|e| e.to_string())?;
     let ops_before: u64 = client.stats().map_err(|e| e.to_string())?.iter().map(|s| s.counters.ops).sum();
     let cpu_before = server.cpu_time();
-    let run_cfg = args.workload.config(&args.shape, &target, &args.output);
+    let mut run_cfg = args.workload.config(&args.shape, &target, &args.output);
+    let mut temporary = Removal(None);
+    if args.check && run_cfg.history.is_none() {
+        let path = std::env::temp_dir().join(format!("percore-bench-{}.hist", std::process::id()));
+        run_cfg.history = Some(path.clone());
+        temporary.0 = Some(path);
+    }
     let result = execute(&target.topology, &run_cfg, stop);
     let cpu_after = server.cpu_time();
     let ops_after: Option<u64> = client.stats().ok().map(|v| v.iter().map(|s| s.counters.ops).sum());
@@ -178,12 +207,50 @@ fn run(args: &BenchArgs) -> Result<bool, String> {
     };
     report.server =
         Some(ServerSide { cpu_ns_per_op, rss_mb_after_load: rss.map(|b| b as f64 / 1e6), cores: server_cores.clone() });
+    let mut verdict = 0;
+    if args.check
+        && let Some(path) = &run_cfg.history
+    {
+        let (json, code) = check_history(path);
+        report.check = Some(json);
+        verdict = code;
+    }
+    drop(temporary);
     let ok = emit(&report, &args.output);
     if !status.is_some_and(|s| s.success()) {
         eprintln!("bench: the server did not exit cleanly ({status:?}): {}", err.trim());
-        return Ok(false);
+        return Ok(1);
     }
-    Ok(ok && report.errors == 0)
+    Ok(match (ok && report.errors == 0, verdict) {
+        (_, 1) | (false, _) => 1,
+        (true, v) => v,
+    })
+}
+
+/// Checks the run's history: the report's `check` object and the exit code
+/// of the verdict (0, 1, 3; 1 if the check could not run).
+fn check_history(path: &std::path::Path) -> (serde_json::Value, u8) {
+    eprintln!("bench: checking the run's history for linearizability…");
+    // Peak memory from here on is the check's: reset VmHWM (Linux ≥ 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    match check::check_files(&[path.to_path_buf()], &CheckOptions::default()) {
+        Ok(o) => {
+            let mut json = o.to_json();
+            json["line"] = serde_json::Value::String(format!(
+                "{}; {:.1} MB of history checked in {:.2} s ({:.2} M ops/s), peak RSS {}",
+                o.line(),
+                o.bytes as f64 / 1e6,
+                o.seconds,
+                o.ops_per_s() / 1e6,
+                o.peak_rss_bytes.map_or("?".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
+            ));
+            if let Some(w) = o.violations.first() {
+                eprint!("bench: {}\n{}", o.line(), w.render(&o.files));
+            }
+            (json, o.exit_code())
+        }
+        Err(e) => (serde_json::json!({ "verdict": "error", "line": format!("could not check: {e}") }), 1),
+    }
 }
 
 #[cfg(test)]

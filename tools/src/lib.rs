@@ -14,8 +14,11 @@
 //! - [`sample`]: `sample` — the /proc sampler the scripts run on every node.
 //! - [`report`]: `report` — the cluster run's report and plots, and a
 //!   sweep's scaling plots.
+//! - [`check`]: `check` — the linearizability checker for recorded
+//!   histories (also run by `bench --check`).
 
 pub mod bench;
+pub mod check;
 pub mod cmd;
 pub mod compare;
 pub mod manifest;

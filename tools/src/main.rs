@@ -27,6 +27,8 @@ enum Command {
     Ping(stats::PingArgs),
     /// Benchmark this machine: start a server, load, run YCSB, report, stop.
     Bench(Box<tools::bench::BenchArgs>),
+    /// Check recorded histories for linearizability (exit 0 linearizable, 1 violation, 3 unknown, 2 error).
+    Check(tools::check::CheckArgs),
     /// Run a server node (same as `percore-server`).
     Server(engine::cli::ServerArgs),
     /// Generate load (same as `percore-loadgen`).
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => stats::stats(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Ping(a) => stats::ping(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Bench(a) => ExitCode::from(tools::bench::bench(&a)),
+        Command::Check(a) => ExitCode::from(tools::check::main(&a)),
         Command::Server(a) => engine::cli::main(a),
         Command::Loadgen(c) => loadgen::cli::main(loadgen::cli::Cli { command: c }),
         Command::Cluster(c) => cluster::run(&c).map_or_else(fail, |_| ExitCode::SUCCESS),

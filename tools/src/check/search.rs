@@ -1,0 +1,336 @@
+//! Keys whose identities are ambiguous: with a DELETE in the history, a
+//! NOT_FOUND read no longer names the operation it observed (any DELETE,
+//! or the initial absence). Such a key is checked in two steps:
+//!
+//! 1. **Guess and certify.** Map each NOT_FOUND read to a likely DELETE
+//!    (the latest one of its own file invoked before the read returned; the
+//!    initial absence if there is none), make each DELETE a cluster of its
+//!    own, and run the near-linear zone check ([`super::register`]). If it
+//!    passes, the mapping is a certificate: the key is linearizable.
+//! 2. **Search.** Otherwise, an exhaustive search for a linearization
+//!    (Wing & Gong's algorithm with Lowe's memoisation of (linearized set,
+//!    register value) states), bounded by `--timeout-per-key` and a state
+//!    budget: it proves linearizable, proves a violation, or reports
+//!    "unknown". A violation is then shrunk to a minimal witness: reads,
+//!    and PUTs together with their reads, are dropped while the rest still
+//!    has no linearization (dropping those keeps a linearizable history
+//!    linearizable, so what remains is still a proof).
+//!
+//! The search also serves the tests as an independent oracle for the zone
+//! check, on small histories with or without DELETEs.
+
+use super::op::{NEVER, Op, load_identity};
+use super::register::{self, KeyVerdict, Span};
+use super::witness;
+use loadgen::history::{Kind, NOT_FOUND};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// States the search may remember, in 64-bit words, per key (64 MiB).
+const STATE_WORDS: usize = 8 << 20;
+
+/// What a search found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A linearization exists.
+    Linearizable,
+    /// None exists.
+    Violation,
+    /// Out of time or memory.
+    GaveUp,
+}
+
+/// Checks a key that has DELETEs (see the module docs).
+pub fn check_with_deletes(ops: &mut [Op], timeout: Duration) -> KeyVerdict {
+    let deadline = Instant::now() + timeout;
+    let Some(key) = ops.first().map(Op::key) else { return KeyVerdict::Linearizable };
+    // Every value read but NOT_FOUND must be written once (or be the load value).
+    let mut named: Vec<Op> = ops.iter().filter(|o| o.kind() != Kind::Delete && o.value != NOT_FOUND).copied().collect();
+    named.sort_unstable_by_key(|o| (o.value, o.kind() != Kind::Put, o.file(), o.invoke));
+    let mut spans = match register::group(&named, key) {
+        Ok(s) => s,
+        Err(v) => return v,
+    };
+    let loaded = spans.iter().any(|s| !s.write);
+    let initial = if loaded { load_identity(key) } else { NOT_FOUND };
+
+    // 1. Guess a mapping of NOT_FOUND reads to DELETEs and certify it.
+    let deletes: Vec<Op> = ops.iter().filter(|o| o.kind() == Kind::Delete).copied().collect();
+    let mut mapped: Vec<Vec<Op>> = vec![Vec::new(); deletes.len() + 1]; // last: the initial absence
+    for r in ops.iter().filter(|o| o.kind() == Kind::Get && o.value == NOT_FOUND) {
+        let own = deletes
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.file() == r.file() && d.invoke <= r.response)
+            .max_by_key(|(_, d)| d.invoke)
+            .map(|(i, _)| i);
+        let slot = match own {
+            Some(i) => i,
+            None if !loaded => deletes.len(),
+            None => 0,
+        };
+        mapped[slot].push(*r);
+    }
+    let mut laid = named;
+    for (i, d) in deletes.iter().enumerate() {
+        let start = laid.len() as u32;
+        laid.push(*d);
+        laid.extend_from_slice(&mapped[i]);
+        spans.push(Span { start, end: laid.len() as u32, write: true });
+    }
+    if !mapped[deletes.len()].is_empty() {
+        let start = laid.len() as u32;
+        laid.extend_from_slice(&mapped[deletes.len()]);
+        spans.push(Span { start, end: laid.len() as u32, write: false });
+    }
+    if register::check_spans(&laid, &spans).is_ok() {
+        return KeyVerdict::Linearizable;
+    }
+
+    // 2. Search, then shrink a violation.
+    match search(ops, initial, deadline) {
+        Found::Linearizable => KeyVerdict::Linearizable,
+        Found::GaveUp => KeyVerdict::Unknown(format!(
+            "key {key}: no linearization found and none ruled out within {} ms ({} operations, DELETEs make \
+             NOT_FOUND ambiguous)",
+            timeout.as_millis(),
+            ops.len()
+        )),
+        Found::Violation => {
+            let minimal = shrink(ops.to_vec(), initial, deadline);
+            KeyVerdict::Violation(Box::new(witness::search(key, &minimal)))
+        }
+    }
+}
+
+/// Drops operations while the rest still has no linearization, until the
+/// deadline: a PUT with every read of its value, or one read, at a time.
+fn shrink(mut ops: Vec<Op>, initial: u64, deadline: Instant) -> Vec<Op> {
+    let mut i = 0;
+    while i < ops.len() && Instant::now() < deadline {
+        let o = ops[i];
+        let trial: Vec<Op> = match o.kind() {
+            Kind::Delete => {
+                i += 1;
+                continue;
+            }
+            Kind::Put => ops.iter().filter(|p| p.value != o.value).copied().collect(),
+            Kind::Get => {
+                ops.iter().filter(|p| !(p.file() == o.file() && p.position() == o.position())).copied().collect()
+            }
+        };
+        match search(&trial, initial, deadline) {
+            Found::Violation => ops = trial,
+            Found::Linearizable => i += 1,
+            Found::GaveUp => break,
+        }
+    }
+    ops
+}
+
+/// Searches for a linearization of `ops` (one key) starting from the
+/// register value `initial` (an identity, or [`NOT_FOUND`] for absent).
+/// PUTs and DELETEs that were never answered may be left out.
+pub fn search(ops: &[Op], initial: u64, deadline: Instant) -> Found {
+    let mut s = Search::new(ops, initial);
+    s.run(deadline)
+}
+
+struct Frame {
+    /// Writes that may go next, and how many have been tried.
+    choices: Vec<u32>,
+    next: usize,
+    /// The write that led here and the value before it.
+    entered_by: Option<(u32, u64)>,
+    /// Reads linearized on arrival here.
+    reads: Vec<u32>,
+}
+
+struct Search {
+    ops: Vec<Op>,
+    /// Dense file index of each operation.
+    file: Vec<usize>,
+    files: usize,
+    done: Vec<u64>,
+    value: u64,
+    /// Operations that must be linearized and are not yet.
+    left: usize,
+    seen: HashSet<(Box<[u64]>, u64)>,
+}
+
+impl Search {
+    fn new(ops: &[Op], initial: u64) -> Search {
+        let mut ops = ops.to_vec();
+        ops.sort_by_key(|o| (o.invoke, o.file()));
+        let mut ids: Vec<u16> = ops.iter().map(Op::file).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let file = ops.iter().map(|o| ids.binary_search(&o.file()).unwrap_or(0)).collect();
+        let left = ops.iter().filter(|o| o.response != NEVER).count();
+        Search {
+            done: vec![0; ops.len().div_ceil(64)],
+            ops,
+            file,
+            files: ids.len(),
+            value: initial,
+            left,
+            seen: HashSet::new(),
+        }
+    }
+
+    fn is_done(&self, i: usize) -> bool {
+        self.done[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn flip(&mut self, i: usize) {
+        self.done[i / 64] ^= 1 << (i % 64);
+        if self.ops[i].response != NEVER {
+            if self.is_done(i) {
+                self.left -= 1;
+            } else {
+                self.left += 1;
+            }
+        }
+    }
+
+    /// Per file, the earliest response among operations not yet linearized:
+    /// an operation may go next only if it began no later than that.
+    fn horizon(&self) -> Vec<i64> {
+        let mut h = vec![NEVER; self.files];
+        for (i, o) in self.ops.iter().enumerate() {
+            if !self.is_done(i) && o.response < h[self.file[i]] {
+                h[self.file[i]] = o.response;
+            }
+        }
+        h
+    }
+
+    /// Linearizes every read that may go next and returns the current
+    /// value (always safe: a read changes nothing and only relaxes the
+    /// constraints on the rest).
+    fn close_reads(&mut self) -> Vec<u32> {
+        let mut taken = Vec::new();
+        loop {
+            let h = self.horizon();
+            let before = taken.len();
+            for i in 0..self.ops.len() {
+                let o = self.ops[i];
+                if !self.is_done(i) && o.kind() == Kind::Get && o.value == self.value && o.invoke <= h[self.file[i]] {
+                    self.flip(i);
+                    taken.push(i as u32);
+                }
+            }
+            if taken.len() == before {
+                return taken;
+            }
+        }
+    }
+
+    fn choices(&self) -> Vec<u32> {
+        let h = self.horizon();
+        (0..self.ops.len())
+            .filter(|&i| !self.is_done(i) && self.ops[i].is_write() && self.ops[i].invoke <= h[self.file[i]])
+            .map(|i| i as u32)
+            .collect()
+    }
+
+    /// Remembers the current state; false if it was seen before.
+    fn remember(&mut self) -> bool {
+        self.seen.insert((self.done.clone().into_boxed_slice(), self.value))
+    }
+
+    fn undo(&mut self, reads: &[u32]) {
+        for &r in reads {
+            self.flip(r as usize);
+        }
+    }
+
+    fn run(&mut self, deadline: Instant) -> Found {
+        let budget = STATE_WORDS / (self.done.len() + 4);
+        let reads = self.close_reads();
+        if self.left == 0 {
+            return Found::Linearizable;
+        }
+        self.remember();
+        let mut stack = vec![Frame { choices: self.choices(), next: 0, entered_by: None, reads }];
+        let mut steps = 0u64;
+        while let Some(top) = stack.last_mut() {
+            steps += 1;
+            if steps.is_multiple_of(256) && (Instant::now() >= deadline || self.seen.len() > budget) {
+                return Found::GaveUp;
+            }
+            if top.next < top.choices.len() {
+                let w = top.choices[top.next] as usize;
+                top.next += 1;
+                let before = self.value;
+                self.flip(w);
+                self.value = if self.ops[w].kind() == Kind::Delete { NOT_FOUND } else { self.ops[w].value };
+                let reads = self.close_reads();
+                if self.left == 0 {
+                    return Found::Linearizable;
+                }
+                if self.remember() {
+                    let choices = self.choices();
+                    stack.push(Frame { choices, next: 0, entered_by: Some((w as u32, before)), reads });
+                } else {
+                    self.undo(&reads);
+                    self.flip(w);
+                    self.value = before;
+                }
+            } else {
+                let Some(f) = stack.pop() else { break };
+                self.undo(&f.reads);
+                if let Some((w, before)) = f.entered_by {
+                    self.flip(w as usize);
+                    self.value = before;
+                }
+            }
+        }
+        Found::Violation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(client: u16, kind: Kind, value: u64, invoke: i64, response: i64, position: u64) -> Op {
+        Op::new(1, kind, client, value, invoke, response, 0, position)
+    }
+
+    #[test]
+    fn a_violation_is_shrunk_to_the_operations_that_prove_it() {
+        let far = Instant::now() + Duration::from_secs(10);
+        let ops = vec![
+            op(0, Kind::Put, 11, 0, 10, 0),
+            op(1, Kind::Get, 11, 12, 14, 1),
+            op(0, Kind::Delete, 0, 20, 30, 2),
+            op(1, Kind::Get, NOT_FOUND, 31, 35, 3),
+            op(0, Kind::Put, 12, 40, 50, 4),
+            op(1, Kind::Get, 12, 51, 55, 5),
+            // Stale: 11 was deleted and overwritten long before.
+            op(2, Kind::Get, 11, 60, 70, 6),
+        ];
+        assert_eq!(search(&ops, NOT_FOUND, far), Found::Violation);
+        let minimal = shrink(ops.clone(), NOT_FOUND, far);
+        assert!(minimal.len() < ops.len(), "{minimal:?}");
+        assert_eq!(search(&minimal, NOT_FOUND, far), Found::Violation);
+        // The stale GET is in it, and dropping any read or PUT group heals it.
+        assert!(minimal.iter().any(|o| o.position() == 6));
+        for o in minimal.iter().filter(|o| o.kind() == Kind::Get) {
+            let rest: Vec<Op> = minimal.iter().filter(|p| p.position() != o.position()).copied().collect();
+            assert_eq!(search(&rest, NOT_FOUND, far), Found::Linearizable, "without {o:?}");
+        }
+        // Without the stale read the history is fine.
+        assert_eq!(search(&ops[..6], NOT_FOUND, far), Found::Linearizable);
+    }
+
+    #[test]
+    fn unanswered_writes_are_optional() {
+        let far = Instant::now() + Duration::from_secs(10);
+        let pending = op(0, Kind::Put, 11, 0, NEVER, 0);
+        assert_eq!(search(&[pending], NOT_FOUND, far), Found::Linearizable);
+        assert_eq!(search(&[pending, op(1, Kind::Get, NOT_FOUND, 5, 6, 1)], NOT_FOUND, far), Found::Linearizable);
+        assert_eq!(search(&[pending, op(1, Kind::Get, 11, 5, 6, 1)], NOT_FOUND, far), Found::Linearizable);
+    }
+}
