@@ -12,6 +12,7 @@ pub struct GetArgs {
     /// The key.
     pub key: String,
     #[command(flatten)]
+    /// Where the cluster is.
     pub target: TargetArgs,
 }
 
@@ -23,6 +24,7 @@ pub struct PutArgs {
     /// The value; `-` reads it from standard input.
     pub value: String,
     #[command(flatten)]
+    /// Where the cluster is.
     pub target: TargetArgs,
 }
 
@@ -32,6 +34,7 @@ pub struct DelArgs {
     /// The key.
     pub key: String,
     #[command(flatten)]
+    /// Where the cluster is.
     pub target: TargetArgs,
 }
 

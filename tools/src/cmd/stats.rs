@@ -11,6 +11,7 @@ use wire::msg::{ShardCounters, StatsReply};
 #[derive(Args, Debug)]
 pub struct StatsArgs {
     #[command(flatten)]
+    /// Where the cluster is.
     pub target: TargetArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -21,6 +22,7 @@ pub struct StatsArgs {
 #[derive(Args, Debug)]
 pub struct PingArgs {
     #[command(flatten)]
+    /// Where the cluster is.
     pub target: TargetArgs,
     /// Keep trying for this many seconds before giving up.
     #[arg(long, value_name = "S", default_value_t = 0)]
