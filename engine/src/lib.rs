@@ -18,7 +18,10 @@
 //! - [`options`]: timeouts, caps and executor settings; `fault` holds the
 //!   test-only fault switches.
 //! - [`cli`]: the command line shared by `percore-server` and `percore server`.
+//! - [`alloc`]: the binaries' global allocator, which puts large blocks (the
+//!   store's chunks and table) on transparent huge pages.
 
+pub mod alloc;
 pub mod batch;
 pub mod cli;
 mod conn;

@@ -165,6 +165,38 @@ impl Slab {
         self.key_value(h).0
     }
 
+    /// Like `key_value`, but `None` for a freed record (a candidate may be
+    /// stale after a write).
+    #[inline]
+    fn key_value_checked(&self, h: u32) -> Option<(&[u8], &[u8])> {
+        if self.header(h) & 0xFFFF == FREE_KEY_LEN {
+            return None;
+        }
+        Some(self.key_value(h))
+    }
+
+    /// Starts loading a record's first three cache lines (header, key and
+    /// the start of the value; a 128-byte value ends in the third or fourth).
+    #[inline(always)]
+    fn prefetch(&self, h: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let w = self.words(h);
+            let p = w.as_ptr() as *const i8;
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is a
+            // hint that never faults, whatever the address (those past a
+            // short record's end are inside or just past its chunk).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(128));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = h;
+    }
+
     fn class_of_record(&self, h: u32) -> u8 {
         ((self.header(h) >> 16) & 0xFF) as u8
     }
@@ -278,6 +310,10 @@ impl Slab {
     }
 }
 
+/// A record that probably holds a key (see [`Store::candidate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate(u32);
+
 /// Memory the store holds, for stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreMemory {
@@ -308,15 +344,46 @@ impl Store {
         Store { table: HashTable::with_capacity(keys), slab: Slab::new(), hasher: Default::default() }
     }
 
+    /// The table hash of `key`.
     #[inline]
-    fn hash(&self, key: &[u8]) -> u64 {
+    pub fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    /// The record that probably holds `key` (hash `hash`), found without
+    /// reading any record: the first entry whose hashbrown tag matches. Its
+    /// first lines are prefetched, so a later [`Store::get_at`] finds them
+    /// in cache. Looking up a group of keys this way lets their cache misses
+    /// overlap instead of queueing one behind another.
+    #[inline]
+    pub fn candidate(&self, hash: u64) -> Option<Candidate> {
+        let slab = &self.slab;
+        self.table
+            .find(hash, |&h| {
+                slab.prefetch(h);
+                true
+            })
+            .map(|&h| Candidate(h))
+    }
+
+    /// The value of `key` if `candidate` is its record (else `None`: the
+    /// candidate was a tag collision, or a write since moved or freed it —
+    /// ask [`Store::get`]).
+    #[inline]
+    pub fn get_at(&self, key: &[u8], candidate: Candidate) -> Option<&[u8]> {
+        let (k, v) = self.slab.key_value_checked(candidate.0)?;
+        key_eq(k, key).then_some(v)
     }
 
     /// The value stored under `key`.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        let hash = self.hash(key);
+        self.get_hashed(self.hash(key), key)
+    }
+
+    /// [`Store::get`] with the hash already computed.
+    #[inline]
+    pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&[u8]> {
         let slab = &self.slab;
         // Decode the record once: the matching candidate hands out its value.
         let mut found = None;

@@ -43,6 +43,11 @@ enum Command {
     Report(tools::report::ReportArgs),
 }
 
+/// Large blocks (the server's store when `percore server` runs) on huge
+/// pages: see `engine::alloc`.
+#[global_allocator]
+static ALLOC: engine::alloc::HugePageAlloc = engine::alloc::HugePageAlloc;
+
 fn fail(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("percore: {e}");
     ExitCode::from(2)

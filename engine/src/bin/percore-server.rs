@@ -11,6 +11,10 @@ struct Cli {
     server: engine::cli::ServerArgs,
 }
 
+/// Large blocks (the store) on huge pages: see `engine::alloc`.
+#[global_allocator]
+static ALLOC: engine::alloc::HugePageAlloc = engine::alloc::HugePageAlloc;
+
 fn main() -> ExitCode {
     engine::cli::main(Cli::parse().server)
 }
