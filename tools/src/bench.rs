@@ -45,6 +45,9 @@ pub struct BenchArgs {
     /// Rounds of the comparison (each server once per round; medians reported).
     #[arg(long, value_name = "N", default_value_t = 3, requires = "vs")]
     pub rounds: usize,
+    /// Bar chart of the comparison (PNG; default: next to --json, if given).
+    #[arg(long, value_name = "FILE", requires = "vs")]
+    pub png: Option<PathBuf>,
     /// Record the run and check it for linearizability at the end (the
     /// verdict joins the report; exit 1 on a violation, 3 if undecided).
     #[arg(long, conflicts_with = "vs")]

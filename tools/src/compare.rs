@@ -289,7 +289,35 @@ pub fn run(args: &BenchArgs, server_cores: &[u32], client_cores: &[u32], peers: 
         let json = serde_json::to_vec_pretty(&comparison).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
+    let png = args.png.clone().or_else(|| args.output.json.as_ref().map(|j| j.with_extension("png")));
+    if let Some(path) = png {
+        chart(&comparison, &path)?;
+        eprintln!("bench: wrote {}", path.display());
+    }
     Ok(comparison.results.iter().all(|r| r.bad_reads == 0 && r.errors == 0))
+}
+
+/// The comparison as a bar chart: ops/s per server, ratio to percore on top.
+pub fn chart(c: &Comparison, path: &std::path::Path) -> Result<(), String> {
+    let bars: Vec<(String, f64, String)> = c
+        .results
+        .iter()
+        .map(|r| {
+            let note = format!("{} ({:.2}×)", crate::report::plot::si(r.throughput_ops_s), r.ratio_to_percore);
+            (r.server.clone(), r.throughput_ops_s, note)
+        })
+        .collect();
+    let cfg = &c.config;
+    let title = format!(
+        "YCSB-{} {}, batch {} × pipeline {}, servers on cores {}",
+        cfg.workload.as_deref().unwrap_or("?"),
+        cfg.distribution.as_deref().unwrap_or("?"),
+        cfg.batch,
+        cfg.pipeline,
+        format_cpu_list(&c.server_cores)
+    );
+    crate::report::plot::bars(path, &title, &format!("ops/s (median of {} rounds)", c.rounds), &bars)
+        .map_err(|e| e.to_string())
 }
 
 type Measured = (loadgen::report::RunConfigReport, Vec<ServerResult>);

@@ -36,7 +36,10 @@ fn bench_vs_redis_and_memcached_verifies_every_read() {
     }
     assert_eq!(results[0]["server"], "percore");
     assert_eq!(results[0]["ratio_to_percore"], 1.0);
+    let png = std::fs::read(json.with_extension("png")).expect("bar chart written next to the JSON");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(json.with_extension("png"));
 }
 
 /// A value planted in Redis that is not one the load generator wrote is

@@ -8,6 +8,7 @@
 //! - [`server_timeline`]: each server's per-second op/s over the run, with
 //!   its median.
 //! - [`scaling`]: a sweep's throughput and p99 against one swept variable.
+//! - [`bars`]: one value per labelled bar (`percore bench --vs`).
 
 use super::{ReportError, ServerFigure};
 use hdrhistogram::Histogram;
@@ -257,6 +258,62 @@ pub fn scaling(path: &Path, x_name: &str, x_values: &[u64], series: &[ScalingSer
                 .map_err(|e| err(e.to_string()))?;
         }
     }
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// A bar per `(label, value, note)`: the value on the y axis (formatted
+/// with [`si`]) and the note written above the bar.
+pub fn bars(path: &Path, title: &str, y_desc: &str, bars: &[(String, f64, String)]) -> Result<(), ReportError> {
+    let err = plot_err(path);
+    font_ready().map_err(&err)?;
+    let n = bars.len().max(1) as i32;
+    let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1.0) * 1.2;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 24))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(90)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..top)
+        .map_err(|e| err(e.to_string()))?;
+    let label_x = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            bars.get(*i as usize).map_or(String::new(), |b| b.0.clone())
+        }
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc(y_desc)
+        .x_label_formatter(&label_x)
+        .y_label_formatter(&|y| si(*y))
+        .label_style((FONT, 16))
+        .axis_desc_style((FONT, 16))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let color = Palette99::pick(i).to_rgba();
+            let mut bar = Rectangle::new(
+                [(SegmentValue::Exact(i as i32), 0.0), (SegmentValue::Exact(i as i32 + 1), b.1)],
+                color.filled(),
+            );
+            bar.set_margin(0, 0, 40, 40);
+            bar
+        }))
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let style = TextStyle::from((FONT, 16).into_font()).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Bottom,
+            ));
+            Text::new(b.2.clone(), (SegmentValue::CenterOf(i as i32), b.1 + top * 0.01), style)
+        }))
+        .map_err(|e| err(e.to_string()))?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }
