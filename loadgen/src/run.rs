@@ -377,18 +377,25 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
             (cfg.warmup, Some(cfg.warmup + cfg.duration.unwrap_or(Duration::from_secs(10))))
         }
     };
+    // Built once, shared by every thread.
+    let dist = match &cfg.phase {
+        PhaseSpec::Run { dist, theta, .. } => {
+            Some(crate::zipf::KeyDist::new(*dist, cfg.records, *theta).map_err(RunError::Config)?)
+        }
+        PhaseSpec::Load => None,
+    };
     let (tx, rx) = mpsc::channel::<Msg>();
     let epoch = Instant::now();
     let mut handles = Vec::new();
     for (i, eps) in endpoints.into_iter().enumerate() {
-        let phase = match &cfg.phase {
-            PhaseSpec::Load => Phase::Load { records: cfg.records },
-            PhaseSpec::Run { workload, dist, theta, rate, ops } => Phase::Run {
+        let phase = match (&cfg.phase, &dist) {
+            (PhaseSpec::Run { workload, rate, ops, .. }, Some(dist)) => Phase::Run {
                 read_fraction: workload.read_fraction(),
-                dist: crate::zipf::KeyDist::new(*dist, cfg.records, *theta).map_err(RunError::Config)?,
+                dist: dist.clone(),
                 rate: rate.map(|r| r / threads as f64),
                 ops: ops.map(|n| n / threads as u64 + u64::from((i as u64) < n % threads as u64)),
             },
+            _ => Phase::Load { records: cfg.records },
         };
         let spec = WorkerSpec {
             index: i,
