@@ -64,7 +64,10 @@ case "$target" in
             --daemonize no >"$work/server.out" 2>"$work/server.err" &
         url="redis://127.0.0.1:$port" ;;
     memcached)
-        "${cg[@]}" memcached -p "$port" -l 127.0.0.1 -t 1 -U 0 -m 4096 -u root \
+        # memcached sets its descriptor limits (soft and hard) to -c; valgrind
+        # only lets a program keep valgrind's own hard limit, so ask for that.
+        vlimit=$(valgrind --tool=none sh -c 'ulimit -Hn' 2>/dev/null)
+        "${cg[@]}" memcached -p "$port" -l 127.0.0.1 -t 1 -U 0 -m 4096 -c "$vlimit" -u root \
             >"$work/server.out" 2>"$work/server.err" &
         url="memcached://127.0.0.1:$port" ;;
     *) echo "instructions.sh: unknown target $target (percore, redis, memcached)" >&2; exit 2 ;;
