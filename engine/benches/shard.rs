@@ -2,34 +2,24 @@
 //! the store's GET and PUT on a million records, and a whole 1024-op
 //! YCSB-B batch validated and executed the way a connection does it.
 
+#[path = "../../wire/benches/common/mod.rs"]
+mod common;
+
 use engine::batch::execute;
 use engine::store::Store;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
 use wire::Limits;
 use wire::buf::RecvBuf;
 use wire::cluster::SlotSet;
 use wire::codec::{RequestEncoder, ResponseEncoder, decode_request};
 use wire::frame::{Next, next_frame};
 
-const RECORDS: u64 = 1_000_000;
+/// How long each measured round runs.
+const ROUND: Duration = Duration::from_millis(700);
 
-fn measure(name: &str, ops_per_call: u64, mut f: impl FnMut()) {
-    for _ in 0..3 {
-        f();
-    }
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let start = Instant::now();
-        let mut calls = 0u64;
-        while start.elapsed() < Duration::from_millis(700) {
-            f();
-            calls += 1;
-        }
-        best = best.min(start.elapsed().as_nanos() as f64 / (calls * ops_per_call) as f64);
-    }
-    println!("{name:<52} {best:>8.2} ns/op");
-}
+const RECORDS: u64 = 1_000_000;
 
 /// A fixed pseudo-random sequence of record numbers (splitmix64).
 fn keys(n: usize) -> Vec<Vec<u8>> {
@@ -60,7 +50,7 @@ fn main() {
     );
     let sample = keys(1 << 16);
     let mut sink = Vec::with_capacity(256);
-    measure("store.get (uniform over 1M) + copy 128 B", sample.len() as u64, || {
+    common::measure("store.get (uniform over 1M) + copy 128 B", sample.len() as u64, ROUND, || {
         for k in &sample {
             sink.clear();
             if let Some(v) = store.get(k) {
@@ -69,7 +59,7 @@ fn main() {
             black_box(&sink);
         }
     });
-    measure("store.put (update in place, uniform over 1M)", sample.len() as u64, || {
+    common::measure("store.put (update in place, uniform over 1M)", sample.len() as u64, ROUND, || {
         for k in &sample {
             store.put(k, &value);
         }
@@ -95,7 +85,7 @@ fn main() {
     let limits = Limits::default();
     let mut wbuf = Vec::with_capacity(1 << 20);
     let mut renc = ResponseEncoder::new();
-    measure("validate + execute a 1024-op YCSB-B batch", 1024, || {
+    common::measure("validate + execute a 1024-op YCSB-B batch", 1024, ROUND, || {
         let Ok(Next::Frame(f)) = next_frame(buf.filled(), &limits) else { panic!("frame") };
         let req = decode_request(f.body, &limits).expect("valid");
         wbuf.clear();

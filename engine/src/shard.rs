@@ -8,7 +8,7 @@
 //! every connection finish the frames it has read, and returns.
 
 use crate::conn;
-use crate::options::{Fault, ServerOptions};
+use crate::options::ServerOptions;
 use crate::stats::{PUBLISH_EVERY, Published};
 use crate::store::Store;
 use glommio::net::TcpListener;
@@ -24,8 +24,36 @@ use wire::Limits;
 use wire::cluster::SlotSet;
 use wire::msg::ShardCounters;
 
-/// Everything one shard needs, owned by its executor thread.
+/// Everything one shard needs, owned by its executor thread: what it was
+/// built from ([`ShardSetup`], reached through `Deref`: `shard.id`,
+/// `shard.limits`, …) and its mutable state.
 pub(crate) struct Shard {
+    /// Identity, limits, options, slots, handshake reply.
+    setup: ShardSetup,
+    /// The map.
+    pub store: RefCell<Store>,
+    /// Counters, updated once per batch.
+    pub counters: Cell<ShardCounters>,
+    /// Open connections' sockets, so a stop can end their reads.
+    conns: RefCell<HashMap<u64, RawFd>>,
+    next_conn: Cell<u64>,
+    /// Set when the node stops: connections finish what they have read and close.
+    pub stopping: Cell<bool>,
+    /// When the shard started.
+    pub started: Instant,
+    /// Fault-switch state (see [`crate::options::Fault`]).
+    pub faults: crate::fault::FaultState,
+}
+
+impl std::ops::Deref for Shard {
+    type Target = ShardSetup;
+    fn deref(&self) -> &ShardSetup {
+        &self.setup
+    }
+}
+
+/// What a shard is built from, handed to its executor thread.
+pub(crate) struct ShardSetup {
     /// Global shard id.
     pub id: u32,
     /// Total shards in the cluster.
@@ -44,54 +72,19 @@ pub(crate) struct Shard {
     pub owned: SlotSet,
     /// The handshake reply frame, encoded once (it is the same for every client).
     pub hello_reply: Vec<u8>,
-    /// The map.
-    pub store: RefCell<Store>,
-    /// Counters, updated once per batch.
-    pub counters: Cell<ShardCounters>,
-    /// Open connections' sockets, so a stop can end their reads.
-    conns: RefCell<HashMap<u64, RawFd>>,
-    next_conn: Cell<u64>,
-    /// Set when the node stops: connections finish what they have read and close.
-    pub stopping: Cell<bool>,
-    /// When the shard started.
-    pub started: Instant,
-    /// Fault-switch state (see [`Fault`]).
-    pub faults: crate::fault::FaultState,
-}
-
-/// What a shard is built from, handed to its executor thread.
-pub(crate) struct ShardSetup {
-    pub id: u32,
-    pub total_shards: u32,
-    pub cpu: u32,
-    pub node: String,
-    pub endpoint: String,
-    pub limits: Limits,
-    pub opts: ServerOptions,
-    pub owned: SlotSet,
-    pub hello_reply: Vec<u8>,
 }
 
 impl Shard {
-    pub(crate) fn new(s: ShardSetup) -> Shard {
-        let fault: Fault = s.opts.fault;
+    pub(crate) fn new(setup: ShardSetup) -> Shard {
         Shard {
-            id: s.id,
-            total_shards: s.total_shards,
-            cpu: s.cpu,
-            node: s.node,
-            endpoint: s.endpoint,
-            limits: s.limits,
-            store: RefCell::new(Store::with_capacity(s.opts.capacity)),
-            opts: s.opts,
-            owned: s.owned,
-            hello_reply: s.hello_reply,
+            store: RefCell::new(Store::with_capacity(setup.opts.capacity)),
+            faults: crate::fault::FaultState::new(setup.opts.fault),
+            setup,
             counters: Cell::new(ShardCounters::default()),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
             stopping: Cell::new(false),
             started: Instant::now(),
-            faults: crate::fault::FaultState::new(fault),
         }
     }
 

@@ -197,47 +197,22 @@ pub enum RunError {
 
 /// Per-interval merge of all workers' figures.
 struct Agg {
+    /// Workers that have sent this interval.
     reported: usize,
-    get: Histogram<u64>,
-    put: Histogram<u64>,
+    /// Their figures, summed (histograms merged).
     stats: IntervalStats,
-}
-
-fn hist64() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, worker::MAX_LATENCY_NS, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
 }
 
 impl Agg {
     fn new(index: i64, shards: usize) -> Agg {
-        Agg {
-            reported: 0,
-            get: hist64(),
-            put: hist64(),
-            stats: IntervalStats {
-                worker: 0,
-                index,
-                get: worker::new_histogram(),
-                put: worker::new_histogram(),
-                ops: 0,
-                hits: 0,
-                misses: 0,
-                puts: 0,
-                bad_reads: 0,
-                wrong_shard: 0,
-                too_large: 0,
-                other_errors: 0,
-                per_shard: vec![0; shards],
-                first_bad: None,
-                last_t: 0,
-            },
-        }
+        Agg { reported: 0, stats: IntervalStats::new(0, index, shards) }
     }
 
     fn add(&mut self, s: &IntervalStats) {
         self.reported += 1;
-        let _ = self.get.add(&s.get);
-        let _ = self.put.add(&s.put);
         let t = &mut self.stats;
+        let _ = t.get.add(&s.get);
+        let _ = t.put.add(&s.put);
         t.ops += s.ops;
         t.hits += s.hits;
         t.misses += s.misses;
@@ -483,8 +458,8 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         if k < 0 || k == i64::MAX {
             continue;
         }
-        let _ = total.get.add(&a.get);
-        let _ = total.put.add(&a.put);
+        let _ = total.stats.get.add(&a.stats.get);
+        let _ = total.stats.put.add(&a.stats.put);
         total.reported += 1;
         let s = &a.stats;
         total.stats.ops += s.ops;
@@ -505,8 +480,8 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         timeline.push(crate::report::Second {
             t_s: (k as f64 + 1.0) * cfg.interval.as_secs_f64(),
             ops_s: s.ops as f64 / cfg.interval.as_secs_f64(),
-            get_p99_us: (!a.get.is_empty()).then(|| a.get.value_at_quantile(0.99) as f64 / 1e3),
-            put_p99_us: (!a.put.is_empty()).then(|| a.put.value_at_quantile(0.99) as f64 / 1e3),
+            get_p99_us: (!s.get.is_empty()).then(|| s.get.value_at_quantile(0.99) as f64 / 1e3),
+            put_p99_us: (!s.put.is_empty()).then(|| s.put.value_at_quantile(0.99) as f64 / 1e3),
         });
     }
     // Bad reads and first-bad descriptions from the warm-up and the drain count too.
@@ -537,7 +512,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         throughput_ops_s: s.ops as f64 / window_s,
         ops: s.ops,
         duration_s: window_s,
-        latency_us: crate::report::LatencyReport::from_histograms(&total.get, &total.put),
+        latency_us: crate::report::LatencyReport::from_histograms(&total.stats.get, &total.stats.put),
         histograms: None,
         hits: s.hits,
         misses: s.misses,
@@ -562,13 +537,16 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         config: RunConfigReport::new(cfg, topo),
         server: None,
         check: None,
-        histograms_v2: match (crate::report::encode_histogram(&total.get), crate::report::encode_histogram(&total.put))
-        {
+        histograms_v2: match (
+            crate::report::encode_histogram(&total.stats.get),
+            crate::report::encode_histogram(&total.stats.put),
+        ) {
             (Some(get), Some(put)) => Some(crate::report::EncodedHistograms { get, put }),
             _ => None,
         },
     };
-    Ok(Report { histograms: Some(crate::report::Histograms { get: total.get, put: total.put }), ..report })
+    let stats = total.stats;
+    Ok(Report { histograms: Some(crate::report::Histograms { get: stats.get, put: stats.put }), ..report })
 }
 
 fn per_server(topo: &Topology, per_shard: &[u64], window_s: f64) -> Vec<ServerFigures> {
@@ -626,8 +604,8 @@ impl Live {
         let line = format!(
             "{what} ops/s {:>11.0}  p99 µs get {:>8} put {:>8}  bad {} err {}",
             s.ops as f64 / secs,
-            p99(&a.get),
-            p99(&a.put),
+            p99(&a.stats.get),
+            p99(&a.stats.put),
             s.bad_reads,
             s.wrong_shard + s.too_large + s.other_errors
         );

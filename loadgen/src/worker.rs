@@ -169,7 +169,8 @@ pub struct IntervalStats {
 }
 
 impl IntervalStats {
-    fn new(worker: usize, index: i64, shards: usize) -> IntervalStats {
+    /// Empty figures of interval `index` of `worker`, with `shards` shard counters.
+    pub fn new(worker: usize, index: i64, shards: usize) -> IntervalStats {
         IntervalStats {
             worker,
             index,

@@ -12,7 +12,7 @@
 //! RSS is the server's resident memory right after the load.
 
 use crate::bench::BenchArgs;
-use crate::process::ServerProcess;
+use crate::process::{ServerProcess, cpu_time_of as cpu_time, rss_of as rss};
 use loadgen::cli::{OutputArgs, Target};
 use loadgen::report::Report;
 use loadgen::run::{Peer, PhaseSpec, Topology, execute};
@@ -59,24 +59,6 @@ impl Running {
             }
         }
     }
-}
-
-/// CPU time (user + system) of a process.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(") ")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then(|| Duration::from_secs_f64(ticks as f64 / hz as f64))
-}
-
-/// Resident memory of a process, bytes.
-fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 fn free_port() -> Result<u16, String> {

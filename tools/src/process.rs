@@ -73,23 +73,12 @@ impl ServerProcess {
 
     /// CPU time (user + system) the server has used.
     pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
-        // Fields after the command name (which may contain spaces) start at ") ".
-        let rest = stat.rsplit_once(") ")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        (tick > 0).then(|| Duration::from_secs_f64((utime + stime) as f64 / tick as f64))
+        cpu_time_of(self.pid()?)
     }
 
     /// Resident memory in bytes.
     pub fn rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
+        rss_of(self.pid()?)
     }
 
     /// Sends SIGTERM and waits up to 10 s (then SIGKILL). Returns the exit
@@ -121,6 +110,27 @@ impl ServerProcess {
         let err = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
         (status, out, err)
     }
+}
+
+/// CPU time (user + system, all threads) process `pid` has used, from /proc.
+pub fn cpu_time_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let rest = stat.rsplit_once(") ")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (tick > 0).then(|| Duration::from_secs_f64((utime + stime) as f64 / tick as f64))
+}
+
+/// Resident memory of process `pid` in bytes, from /proc.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl Drop for ServerProcess {

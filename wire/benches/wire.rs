@@ -3,37 +3,25 @@
 //! Not a test: it prints figures. Each case runs for about half a second
 //! after a warm-up and reports the best of three rounds.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
 use wire::Limits;
 use wire::buf::RecvBuf;
 use wire::codec::{RequestEncoder, ResponseEncoder, decode_request, decode_response};
 use wire::frame::{Next, next_frame};
 use wire::slot::slot_of;
 
-/// Runs `f` (which does `ops_per_call` operations) repeatedly; best ns/op of three rounds.
-fn measure(name: &str, ops_per_call: u64, mut f: impl FnMut()) {
-    for _ in 0..3 {
-        f();
-    }
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let start = Instant::now();
-        let mut calls = 0u64;
-        while start.elapsed() < Duration::from_millis(500) {
-            f();
-            calls += 1;
-        }
-        best = best.min(start.elapsed().as_nanos() as f64 / (calls * ops_per_call) as f64);
-    }
-    println!("{name:<48} {best:>8.2} ns/op");
-}
+/// How long each measured round runs.
+const ROUND: Duration = Duration::from_millis(500);
 
 fn main() {
     let keys: Vec<Vec<u8>> = (0..1024u32).map(|i| (i * 977 % 1_000_000).to_string().into_bytes()).collect();
     let value = [7u8; 128];
 
-    measure("slot_of(6-byte decimal key)", 1024, || {
+    common::measure("slot_of(6-byte decimal key)", 1024, ROUND, || {
         let mut acc = 0u32;
         for k in &keys {
             acc = acc.wrapping_add(slot_of(black_box(k)) as u32);
@@ -43,7 +31,7 @@ fn main() {
 
     let mut out = Vec::with_capacity(1 << 20);
     let mut enc = RequestEncoder::new();
-    measure("encode 1024-op YCSB-B request (95% GET)", 1024, || {
+    common::measure("encode 1024-op YCSB-B request (95% GET)", 1024, ROUND, || {
         out.clear();
         enc.begin(&mut out, 1);
         for (i, k) in keys.iter().enumerate() {
@@ -62,14 +50,14 @@ fn main() {
     let limits = Limits::default();
     let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &limits) else { panic!("frame") };
     let body = frame.body;
-    measure("validate 1024-op request (bytecheck + limits)", 1024, || {
+    common::measure("validate 1024-op request (bytecheck + limits)", 1024, ROUND, || {
         let req = decode_request(black_box(body), &limits).expect("valid");
         black_box(req.ops.len());
     });
 
     let mut rout = Vec::with_capacity(1 << 20);
     let mut renc = ResponseEncoder::new();
-    measure("encode 1024-result response (128 B values)", 1024, || {
+    common::measure("encode 1024-result response (128 B values)", 1024, ROUND, || {
         rout.clear();
         renc.begin(&mut rout, 1, 1024);
         for _ in 0..1024 {
@@ -83,7 +71,7 @@ fn main() {
     rbuf.extend_from_slice(&rout);
     let Ok(Next::Frame(rframe)) = next_frame(rbuf.filled(), &limits) else { panic!("frame") };
     let rbody = rframe.body;
-    measure("validate 1024-result response", 1024, || {
+    common::measure("validate 1024-result response", 1024, ROUND, || {
         let resp = decode_response(black_box(rbody)).expect("valid");
         black_box(resp.results.len());
     });
