@@ -52,31 +52,56 @@ pub enum OpKind {
     Put = 1,
 }
 
+/// Operations an [`OpGen`] draws ahead.
+const AHEAD: usize = 64;
+
 /// Draws operations: a kind and a record number.
+///
+/// Operations are drawn [`AHEAD`] at a time into a small buffer: each draw
+/// is a chain of dependent multiplications (the power, the FNV scramble,
+/// the modulo) that is short in instructions but long in latency, and in a
+/// tight loop of independent draws the CPU overlaps those chains, where one
+/// draw between two sends would wait for its own. The sequence is the same
+/// as drawing one at a time.
 pub struct OpGen {
     rng: SmallRng,
     dist: KeyDist,
     /// A draw below this is a read.
     read_below: u64,
+    /// Drawn operations not yet handed out: `record << 1 | kind`.
+    ahead: [u64; AHEAD],
+    /// Next index of `ahead` to hand out (`AHEAD`: empty).
+    next: usize,
 }
 
 impl OpGen {
     /// A generator for `workload` over `dist`, seeded.
     pub fn new(read_fraction: f64, dist: KeyDist, seed: u64) -> OpGen {
         let read_below = if read_fraction >= 1.0 { u64::MAX } else { (read_fraction * u64::MAX as f64) as u64 };
-        OpGen { rng: SmallRng::seed_from_u64(seed), dist, read_below }
+        OpGen { rng: SmallRng::seed_from_u64(seed), dist, read_below, ahead: [0; AHEAD], next: AHEAD }
     }
 
     /// The next operation.
     #[inline]
     pub fn next_op(&mut self) -> (OpKind, u64) {
-        let record = self.dist.sample(&mut self.rng);
-        let kind = if self.rng.random::<u64>() < self.read_below || self.read_below == u64::MAX {
-            OpKind::Get
-        } else {
-            OpKind::Put
-        };
-        (kind, record)
+        if self.next == AHEAD {
+            self.refill();
+        }
+        let op = self.ahead[self.next];
+        self.next += 1;
+        (if op & 1 == 0 { OpKind::Get } else { OpKind::Put }, op >> 1)
+    }
+
+    /// Draws the next [`AHEAD`] operations.
+    #[inline(never)]
+    fn refill(&mut self) {
+        let OpGen { rng, dist, read_below, ahead, next } = self;
+        for slot in ahead.iter_mut() {
+            let record = dist.sample(rng);
+            let put = rng.random::<u64>() >= *read_below && *read_below != u64::MAX;
+            *slot = (record << 1) | put as u64;
+        }
+        *next = 0;
     }
 
     /// The RNG, for other per-thread draws (inter-arrival times).
