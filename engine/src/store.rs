@@ -325,11 +325,43 @@ pub struct StoreMemory {
     pub table_bytes: usize,
 }
 
+/// Where the hash table keeps its control bytes, so that the lines a
+/// lookup will read can be prefetched before the lookup
+/// ([`Store::prefetch_lookup`]).
+///
+/// hashbrown does not expose these addresses; they follow from its layout
+/// (buckets stored downwards from the control bytes, bucket `i` at
+/// `ctrl - (i + 1) * size_of::<u32>()`, a lookup of `hash` starting at
+/// bucket `hash & mask`), learned from one bucket's address and index after
+/// every insert (the only operation that can move the table). Used only for
+/// prefetch hints, which never fault: should hashbrown's layout change, the
+/// hints would miss and lookups stay correct — and a test
+/// (`lookup_lines_match_hashbrowns_layout`) would say so.
+#[derive(Clone, Copy, Debug)]
+struct TableLines {
+    /// Address of control byte 0 (= the end of bucket 0).
+    ctrl: usize,
+    /// Buckets − 1.
+    mask: usize,
+}
+
+impl TableLines {
+    /// Address of the control byte and of the bucket where a lookup of
+    /// `hash` starts.
+    #[inline(always)]
+    fn home(self, hash: u64) -> (usize, usize) {
+        let pos = hash as usize & self.mask;
+        (self.ctrl.wrapping_add(pos), self.ctrl.wrapping_sub((pos + 1) * std::mem::size_of::<u32>()))
+    }
+}
+
 /// One shard's key-value map. Single-threaded by design: each shard owns one.
 pub struct Store {
     table: HashTable<u32>,
     slab: Slab,
     hasher: foldhash::fast::RandomState,
+    /// The table's lines, once it has an entry.
+    lines: Option<TableLines>,
 }
 
 impl Default for Store {
@@ -341,7 +373,28 @@ impl Default for Store {
 impl Store {
     /// An empty store with room for `keys` keys before the table grows.
     pub fn with_capacity(keys: usize) -> Store {
-        Store { table: HashTable::with_capacity(keys), slab: Slab::new(), hasher: Default::default() }
+        Store { table: HashTable::with_capacity(keys), slab: Slab::new(), hasher: Default::default(), lines: None }
+    }
+
+    /// Starts loading the table's control group and bucket line where a
+    /// lookup of `hash` begins. Called for a group of keys before their
+    /// lookups, it lets those cache misses overlap instead of each lookup
+    /// waiting for two in turn.
+    #[inline]
+    pub fn prefetch_lookup(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(lines) = self.lines {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let (ctrl, bucket) = lines.home(hash);
+            // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is a
+            // hint that never faults, whatever the address.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance(ctrl));
+                _mm_prefetch::<_MM_HINT_T0>(std::ptr::without_provenance(bucket));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
     }
 
     /// The table hash of `key`.
@@ -407,7 +460,7 @@ impl Store {
         assert!(key.len() <= MAX_KEY_LEN, "key of {} bytes exceeds the store's {MAX_KEY_LEN}", key.len());
         let hash = self.hash(key);
         let words = record_words(key.len(), value.len());
-        let Store { table, slab, hasher } = self;
+        let Store { table, slab, hasher, lines } = self;
         match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(mut entry) => {
                 let h = *entry.get();
@@ -431,7 +484,11 @@ impl Store {
                 let (h, class) = slab.alloc(words);
                 slab.write(h, class, key, value);
                 let slab = &*slab;
-                table.insert_unique(hash, h, |&h| hasher.hash_one(slab.key(h)));
+                let entry = table.insert_unique(hash, h, |&h| hasher.hash_one(slab.key(h)));
+                // The insert may have moved the table: learn where it is now.
+                let (index, at) = (entry.bucket_index(), entry.get() as *const u32 as usize);
+                let mask = entry.into_table().num_buckets() - 1;
+                *lines = Some(TableLines { ctrl: at + (index + 1) * std::mem::size_of::<u32>(), mask });
                 true
             }
         }
@@ -511,6 +568,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn lookup_lines_match_hashbrowns_layout() {
+        let mut s = Store::default();
+        assert!(s.lines.is_none());
+        for i in 0..100_000u32 {
+            s.put(format!("key{i}").as_bytes(), b"v");
+        }
+        let lines = s.lines.expect("learned on insert");
+        assert_eq!(lines.mask + 1, s.table.num_buckets());
+        let mut near_home = 0;
+        for i in 0..100_000u32 {
+            let key = format!("key{i}");
+            let hash = s.hash(key.as_bytes());
+            let index = s.table.find_bucket_index(hash, |&h| s.slab.key(h) == key.as_bytes()).expect("present");
+            let at = s.table.get_bucket(index).expect("full") as *const u32 as usize;
+            assert_eq!(at, lines.ctrl - (index + 1) * 4, "bucket {index} is not where the layout puts it");
+            let (ctrl, bucket) = lines.home(hash);
+            let pos = ctrl - lines.ctrl;
+            assert_eq!(bucket, lines.ctrl - (pos + 1) * 4);
+            // Most keys sit in the group their lookup starts with.
+            if index.wrapping_sub(pos) & lines.mask < 16 {
+                near_home += 1;
+            }
+        }
+        assert!(near_home >= 90_000, "only {near_home} of 100,000 keys in their home group");
     }
 
     #[test]
