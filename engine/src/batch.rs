@@ -59,7 +59,7 @@ pub fn execute(
 }
 
 /// Operations looked up together (see [`execute_with`]).
-const GROUP: usize = 8;
+const GROUP: usize = 16;
 
 /// [`execute`] with the shard's fault switches.
 ///
