@@ -61,17 +61,49 @@ pub fn execute(
 /// Operations looked up together (see [`execute_with`]).
 const GROUP: usize = 16;
 
+/// A group of operations routed, its GETs' keys hashed and the table lines
+/// their lookups will read prefetched (phase 1 of [`execute_with`]).
+struct Routed {
+    /// The shard owns the key.
+    mine: [bool; GROUP],
+    /// A GET the shard owns.
+    get: [bool; GROUP],
+    /// Table hashes of the GETs' keys.
+    hashes: [u64; GROUP],
+}
+
+#[inline(always)]
+fn route(store: &Store, owned: &SlotSet, group: &[ArchivedOp]) -> Routed {
+    let mut r = Routed { mine: [false; GROUP], get: [false; GROUP], hashes: [0; GROUP] };
+    for (j, op) in group.iter().enumerate() {
+        let key = op.key();
+        r.mine[j] = owned.contains(slot_of(key));
+        r.get[j] = r.mine[j] && matches!(op, ArchivedOp::Get { .. });
+        if r.get[j] {
+            r.hashes[j] = store.hash(key);
+            store.prefetch_lookup(r.hashes[j]);
+        }
+    }
+    r
+}
+
 /// [`execute`] with the shard's fault switches.
 ///
-/// Operations run in groups of [`GROUP`]. First every operation of the
-/// group is routed and each GET's key hashed, and the table lines its
-/// lookup will read are prefetched; then each GET's candidate record is
-/// found — through the table's control bytes and bucket only, its record
-/// prefetched — so the group's cache misses overlap, two rounds for the
-/// group instead of three per GET. Then the group executes in order; a GET
-/// checks that its candidate holds its key (a tag collision, or a write
-/// earlier in the group that moved or freed the record, sends it to a full
-/// lookup). Results are exactly those of executing one operation at a time.
+/// Operations run in groups of [`GROUP`], in three phases that let the
+/// cache misses of many lookups overlap instead of queueing one behind
+/// another:
+///
+/// 1. every operation of the group is routed, each GET's key hashed and the
+///    table lines its lookup will read prefetched;
+/// 2. each GET's candidate record is found — through the table's control
+///    bytes and bucket only — and its first lines prefetched;
+/// 3. the group executes in order; a GET checks that its candidate holds
+///    its key (a tag collision, or a write earlier in the group that moved
+///    or freed the record, sends it to a full lookup).
+///
+/// Phase 1 of the next group runs between phases 2 and 3 of this one, so
+/// its table lines arrive while this group's records do and it executes.
+/// Results are exactly those of executing one operation at a time.
 #[inline]
 pub(crate) fn execute_with(
     store: &mut Store,
@@ -86,20 +118,9 @@ pub(crate) fn execute_with(
     let mut n = BatchCounts { ops: ops.len() as u64, ..BatchCounts::default() };
     enc.begin(wbuf, req.batch_id.to_native(), ops.len());
     let budget = ResponseEncoder::data_budget(max_reply, ops.len());
-    for group in ops.chunks(GROUP) {
-        // Phase 1: route; hash the GETs' keys and prefetch their table lines.
-        let mut mine = [false; GROUP];
-        let mut get = [false; GROUP];
-        let mut hashes = [0u64; GROUP];
-        for (j, op) in group.iter().enumerate() {
-            let key = op.key();
-            mine[j] = owned.contains(slot_of(key));
-            get[j] = mine[j] && matches!(op, ArchivedOp::Get { .. });
-            if get[j] {
-                hashes[j] = store.hash(key);
-                store.prefetch_lookup(hashes[j]);
-            }
-        }
+    let mut groups = ops.chunks(GROUP);
+    let mut next = groups.next().map(|g| (g, route(store, owned, g)));
+    while let Some((group, Routed { mine, get, hashes })) = next.take() {
         // Phase 2: find (and prefetch) the GETs' candidate records.
         let mut candidates = [None; GROUP];
         for j in 0..group.len() {
@@ -107,6 +128,9 @@ pub(crate) fn execute_with(
                 candidates[j] = store.candidate(hashes[j]);
             }
         }
+        // Phase 1 of the next group (a write below may move the table; the
+        // prefetches are hints, the lookups come after).
+        next = groups.next().map(|g| (g, route(store, owned, g)));
         // Phase 3: execute in order.
         let mut wrote = false;
         for (j, op) in group.iter().enumerate() {
