@@ -7,7 +7,7 @@
 //! (stored), `NS`/`NF`/`EX` (not stored), and `ERROR`, `CLIENT_ERROR …`,
 //! `SERVER_ERROR …`.
 
-use super::{Protocol, RefusedBy, Reply};
+use super::{Protocol, RefusedBy, Reply, line_end, value_line};
 use std::io::Write as _;
 
 /// The meta protocol on one connection.
@@ -41,10 +41,7 @@ impl Protocol for Memcache {
         out.extend_from_slice(b"ms ");
         out.extend_from_slice(key);
         let _ = write!(out, " {value_len}\r\n");
-        let start = out.len();
-        out.resize(start + value_len, 0);
-        fill(&mut out[start..]);
-        out.extend_from_slice(b"\r\n");
+        value_line(out, value_len, fill);
         self.open += 24 + key.len() + value_len;
     }
 
@@ -57,7 +54,7 @@ impl Protocol for Memcache {
     fn decode(&mut self, buf: &[u8], on_reply: &mut dyn FnMut(Reply<'_>)) -> Result<usize, String> {
         let mut at = 0;
         while at < buf.len() {
-            let Some(eol) = buf[at..].windows(2).position(|w| w == b"\r\n").map(|i| at + i) else { break };
+            let Some(eol) = line_end(buf, at) else { break };
             let line = &buf[at..eol];
             if let Some(rest) = line.strip_prefix(b"VA ") {
                 let len_text = rest.split(|&b| b == b' ').next().unwrap_or_default();

@@ -61,3 +61,20 @@ pub trait Protocol {
     /// Partial replies are left for the next call.
     fn decode(&mut self, buf: &[u8], on_reply: &mut dyn FnMut(Reply<'_>)) -> Result<usize, String>;
 }
+
+/// Finds `\r\n` at or after `from` in `buf`; returns the index of `\r`
+/// (the text protocols' line end).
+pub(crate) fn line_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf[from..].windows(2).position(|w| w == b"\r\n").map(|i| from + i)
+}
+
+/// Appends a `value_len`-byte value that `fill` writes in place, then
+/// `\r\n` (how RESP and memcached's meta protocol both carry a value
+/// after its header line).
+#[inline]
+pub(crate) fn value_line(out: &mut Vec<u8>, value_len: usize, fill: impl FnOnce(&mut [u8])) {
+    let start = out.len();
+    out.resize(start + value_len, 0);
+    fill(&mut out[start..]);
+    out.extend_from_slice(b"\r\n");
+}

@@ -6,7 +6,7 @@
 //! Replies understood: bulk strings (`$<len>\r\n<bytes>\r\n`), nulls (`$-1`
 //! and RESP3 `_`), simple strings (`+OK`) and errors (`-ERR …`).
 
-use super::{Protocol, RefusedBy, Reply};
+use super::{Protocol, RefusedBy, Reply, line_end, value_line};
 use std::io::Write as _;
 
 /// RESP on one connection.
@@ -26,11 +26,6 @@ fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
     let _ = write!(out, "${}\r\n", bytes.len());
     out.extend_from_slice(bytes);
     out.extend_from_slice(b"\r\n");
-}
-
-/// Finds `\r\n` at or after `from`; returns the index of `\r`.
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf[from..].windows(2).position(|w| w == b"\r\n").map(|i| from + i)
 }
 
 fn parse_int(bytes: &[u8]) -> Result<i64, String> {
@@ -57,10 +52,7 @@ impl Protocol for Resp {
         out.extend_from_slice(b"*3\r\n$3\r\nSET\r\n");
         bulk(out, key);
         let _ = write!(out, "${value_len}\r\n");
-        let start = out.len();
-        out.resize(start + value_len, 0);
-        fill(&mut out[start..]);
-        out.extend_from_slice(b"\r\n");
+        value_line(out, value_len, fill);
         self.open += 32 + key.len() + value_len;
     }
 

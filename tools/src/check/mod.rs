@@ -249,6 +249,35 @@ impl Tally {
             self.invalid = other.invalid;
         }
     }
+
+    /// The outcome of checking `ops` operations of `files`, started at
+    /// `started`: this tally's verdicts (witnesses cut to the smallest keys),
+    /// as one bucket on one thread; callers that partitioned say so.
+    fn into_outcome(mut self, files: Vec<String>, ops: u64, started: Instant) -> Result<Outcome, CheckError> {
+        if let Some(why) = self.invalid {
+            return Err(CheckError::Invalid(why));
+        }
+        keep_smallest(&mut self.violations, |w| w.key);
+        keep_smallest(&mut self.unknown, |u| u.0);
+        Ok(Outcome {
+            files,
+            bytes: 0,
+            ops,
+            skipped: 0,
+            keys: self.keys,
+            violations: self.violations,
+            violating_keys: self.violating_keys,
+            unknown: self.unknown,
+            unknown_keys: self.unknown_keys,
+            searched_keys: self.searched_keys,
+            seconds: started.elapsed().as_secs_f64(),
+            partition_seconds: 0.0,
+            peak_rss_bytes: None,
+            buckets: 1,
+            spilled: false,
+            threads: 1,
+        })
+    }
 }
 
 /// Checks one bucket: sorts it by key (then value), checks each key.
@@ -345,28 +374,15 @@ pub fn check_files(paths: &[PathBuf], opts: &CheckOptions) -> Result<Outcome, Ch
     for r in results {
         tally.add(r?);
     }
-    if let Some(why) = tally.invalid {
-        return Err(CheckError::Invalid(why));
-    }
-    keep_smallest(&mut tally.violations, |w| w.key);
-    keep_smallest(&mut tally.unknown, |u| u.0);
     Ok(Outcome {
-        files: part.files,
         bytes: part.bytes,
-        ops: part.ops,
         skipped: part.skipped,
-        keys: tally.keys,
-        violations: tally.violations,
-        violating_keys: tally.violating_keys,
-        unknown: tally.unknown,
-        unknown_keys: tally.unknown_keys,
-        searched_keys: tally.searched_keys,
-        seconds: started.elapsed().as_secs_f64(),
         partition_seconds,
         peak_rss_bytes: peak_rss_bytes(),
         buckets,
         spilled,
         threads,
+        ..tally.into_outcome(part.files, part.ops, started)?
     })
 }
 
@@ -377,30 +393,8 @@ pub fn check_ops(mut ops: Vec<Op>, timeout_per_key: Duration) -> Result<Outcome,
     let mut tally = Tally::default();
     let n = ops.len() as u64;
     check_bucket(&mut ops, timeout_per_key, &mut tally);
-    if let Some(why) = tally.invalid {
-        return Err(CheckError::Invalid(why));
-    }
-    keep_smallest(&mut tally.violations, |w| w.key);
-    keep_smallest(&mut tally.unknown, |u| u.0);
     let files = ops.iter().map(Op::file).max().map_or(0, |f| f as usize + 1);
-    Ok(Outcome {
-        files: (0..files).map(|i| format!("file{i}")).collect(),
-        bytes: 0,
-        ops: n,
-        skipped: 0,
-        keys: tally.keys,
-        violations: tally.violations,
-        violating_keys: tally.violating_keys,
-        unknown: tally.unknown,
-        unknown_keys: tally.unknown_keys,
-        searched_keys: tally.searched_keys,
-        seconds: started.elapsed().as_secs_f64(),
-        partition_seconds: 0.0,
-        peak_rss_bytes: None,
-        buckets: 1,
-        spilled: false,
-        threads: 1,
-    })
+    tally.into_outcome((0..files).map(|i| format!("file{i}")).collect(), n, started)
 }
 
 impl Outcome {

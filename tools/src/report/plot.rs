@@ -31,6 +31,27 @@ fn plot_err(path: &Path) -> impl Fn(String) -> ReportError + '_ {
     move |message| ReportError::Plot { path: path.display().to_string(), message }
 }
 
+/// The legend key of a line series: a short stroke in its colour.
+fn line_key(color: RGBAColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+}
+
+/// Draws the chart's legend box at `at`, its labels in `font_size` points.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+    font_size: u32,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .label_font((FONT, font_size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// `1/(1−p)` → `"99.9%"`.
 pub fn percentile_label(x: f64) -> String {
     if x < 1.0 {
@@ -96,16 +117,9 @@ pub fn latency_spectrum(path: &Path, series: &[(&str, &Histogram<u64>)], title: 
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(line_key(color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft, 16).map_err(&err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }
@@ -147,7 +161,7 @@ pub fn server_timeline(path: &Path, servers: &[ServerFigure]) -> Result<(), Repo
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(line_key(color));
         let marks = points.iter().enumerate().map(|(t, p)| {
             let style = if s.window.contains(&t) { color.filled() } else { color.stroke_width(1) };
             Circle::new(*p, 4, style)
@@ -161,14 +175,7 @@ pub fn server_timeline(path: &Path, servers: &[ServerFigure]) -> Result<(), Repo
             chart.draw_series(dashes).map_err(|e| err(e.to_string()))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerMiddle)
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    legend(&mut chart, SeriesLabelPosition::LowerMiddle, 16).map_err(&err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }
@@ -242,20 +249,13 @@ pub fn scaling(path: &Path, x_name: &str, x_values: &[u64], series: &[ScalingSer
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
                 .map_err(|e| err(e.to_string()))?
                 .label(label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(line_key(color));
             chart
                 .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
                 .map_err(|e| err(e.to_string()))?;
         }
         if series.len() > 1 || !series.first().is_some_and(|s| s.0.is_empty()) {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font((FONT, 15))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| err(e.to_string()))?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft, 15).map_err(&err)?;
         }
     }
     root.present().map_err(|e| err(e.to_string()))?;

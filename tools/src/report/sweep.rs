@@ -98,34 +98,24 @@ pub fn report(dirs: &[PathBuf], out: &Path, line_rate_gbps: Option<f64>, plots: 
         String::from("servers\tclients\tthreads\tbatch\tpipeline\ttotal_ops_s\tp50_us\tp99_us\tp99_9_us\tdir\n");
     for p in &points {
         let l = |f: fn(&(f64, f64, f64)) -> f64| p.latency.as_ref().map_or("-".to_string(), |x| format!("{:.1}", f(x)));
+        let cells = [
+            p.vars[0].to_string(),
+            p.vars[1].to_string(),
+            p.threads.to_string(),
+            p.vars[2].to_string(),
+            p.vars[3].to_string(),
+            format!("{:.0}", p.total),
+            l(|x| x.0),
+            l(|x| x.1),
+            l(|x| x.2),
+            p.dir.display().to_string(),
+        ];
+        let [servers, clients, threads, batch, pipeline, total, p50, p99, p999, dir] = &cells;
         let _ = writeln!(
             text,
-            "{:>7} {:>7} {:>7} {:>5} {:>8} {:>14.0} {:>10} {:>10} {:>10}  {}",
-            p.vars[0],
-            p.vars[1],
-            p.threads,
-            p.vars[2],
-            p.vars[3],
-            p.total,
-            l(|x| x.0),
-            l(|x| x.1),
-            l(|x| x.2),
-            p.dir.display()
+            "{servers:>7} {clients:>7} {threads:>7} {batch:>5} {pipeline:>8} {total:>14} {p50:>10} {p99:>10} {p999:>10}  {dir}"
         );
-        let _ = writeln!(
-            tsv,
-            "{}\t{}\t{}\t{}\t{}\t{:.0}\t{}\t{}\t{}\t{}",
-            p.vars[0],
-            p.vars[1],
-            p.threads,
-            p.vars[2],
-            p.vars[3],
-            p.total,
-            l(|x| x.0),
-            l(|x| x.1),
-            l(|x| x.2),
-            p.dir.display()
-        );
+        let _ = writeln!(tsv, "{}", cells.join("\t"));
     }
     let path = out.join("sweep.tsv");
     std::fs::write(&path, tsv).map_err(super::io_err(&path))?;
