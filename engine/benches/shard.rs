@@ -39,7 +39,7 @@ fn main() {
     let mut store = Store::with_capacity(RECORDS as usize);
     let value = [7u8; 128];
     for i in 0..RECORDS {
-        store.put(i.to_string().as_bytes(), &value);
+        store.put(i.to_string().as_bytes(), &value).expect("put");
     }
     let m = store.memory();
     println!(
@@ -61,7 +61,7 @@ fn main() {
     });
     common::measure("store.put (update in place, uniform over 1M)", sample.len() as u64, ROUND, || {
         for k in &sample {
-            store.put(k, &value);
+            store.put(k, &value).expect("put");
         }
     });
 

@@ -4,6 +4,9 @@
 //! `--cores LIST [--port P] [--addr A]` is a one-node cluster for a quick
 //! start (`--port 0` lets the OS pick free ports; the ready line names them).
 //! Start-up problems are one line on stderr and exit code 1, never a backtrace.
+//!
+//! Resource limits (timeouts, `max_connections`, `maxmemory`) come from the
+//! cluster file's `[limits]` table; a flag given here overrides it.
 
 use crate::options::ServerOptions;
 use crate::server::{StartError, bind, bind_one, serve};
@@ -15,7 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use wire::cluster::{format_cpu_list, parse_cpu_list};
-use wire::{Cluster, Limits};
+use wire::limits::{format_bytes, parse_bytes, parse_duration};
+use wire::{Cluster, Limits, ServerLimits};
 
 /// Command-line options of the server.
 #[derive(Args, Debug, Clone)]
@@ -38,15 +42,34 @@ pub struct ServerArgs {
     /// Quick start: node name.
     #[arg(long, default_value = "local")]
     pub name: String,
-    /// A started frame must complete within this many milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
-    pub frame_timeout_ms: u64,
-    /// A reply write making no progress this long closes the connection.
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
-    pub write_timeout_ms: u64,
-    /// Most open connections per shard.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub max_connections: usize,
+    /// A connection must have its hello answered within this time of being
+    /// accepted [default: 5s, or the cluster file's].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+    /// A frame must be complete within this time of its first byte, however
+    /// the bytes trickle in [default: 10s, or the cluster file's].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub frame_timeout: Option<Duration>,
+    /// Close a handshaken connection that sends nothing for this long; 0 =
+    /// never, as Redis's `timeout` [default: 0, or the cluster file's].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// A batch of replies must be written within this time, or the
+    /// connection is closed [default: 30s, or the cluster file's].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub write_timeout: Option<Duration>,
+    /// On SIGTERM, cut connections still open after this and exit
+    /// [default: 5s, or the cluster file's].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
+    /// Most open connections per shard [default: 1024, or the cluster file's].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Store memory for the whole node, split evenly over its shards:
+    /// `4gb`, `512mb`, bytes; 0 = no limit. A PUT needing memory past it
+    /// gets OutOfMemory [default: none, or the cluster file's].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub maxmemory: Option<u64>,
     /// Print rate lines every this many milliseconds (0: never).
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub stats_interval_ms: u64,
@@ -71,12 +94,42 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    /// The options these flags set.
-    pub fn options(&self) -> ServerOptions {
+    /// The resource limits: `base` (the cluster file's), overridden by the
+    /// flags that were given.
+    pub fn limits(&self, base: ServerLimits) -> Result<ServerLimits, StartError> {
+        let mut l = base;
+        if let Some(d) = self.handshake_timeout {
+            l.handshake_timeout = d;
+        }
+        if let Some(d) = self.frame_timeout {
+            l.frame_timeout = d;
+        }
+        if let Some(d) = self.idle_timeout {
+            l.idle_timeout = (!d.is_zero()).then_some(d);
+        }
+        if let Some(d) = self.write_timeout {
+            l.write_timeout = d;
+        }
+        if let Some(d) = self.shutdown_timeout {
+            l.shutdown_timeout = d;
+        }
+        if let Some(n) = self.max_connections {
+            l.max_connections = n;
+        }
+        if let Some(m) = self.maxmemory {
+            l.maxmemory = (m > 0).then_some(m);
+        }
+        l.validate().map_err(|e| wire::cluster::ConfigError::Invalid {
+            path: "(command line)".into(),
+            message: e.to_string(),
+        })?;
+        Ok(l)
+    }
+
+    /// The options these flags set, over the resource limits `limits`.
+    pub fn options(&self, limits: ServerLimits) -> ServerOptions {
         ServerOptions {
-            frame_timeout: Duration::from_millis(self.frame_timeout_ms.max(1)),
-            write_timeout: Duration::from_millis(self.write_timeout_ms.max(1)),
-            max_connections: self.max_connections.max(1),
+            limits,
             stats_interval: (self.stats_interval_ms > 0).then(|| Duration::from_millis(self.stats_interval_ms)),
             capacity: self.capacity,
             io_memory: self.io_memory_kib << 10,
@@ -140,7 +193,17 @@ pub fn main(args: ServerArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let opts = args.options();
+    let opts = match args.limits(cluster.server_limits) {
+        Ok(limits) => args.options(limits),
+        Err(e) => {
+            eprintln!("percore-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shards = listeners.len();
+    if let Err(e) = crate::server::fit_fd_limit(shards * opts.limits.max_connections as usize + 64) {
+        eprintln!("percore-server: warning: {e}");
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = serve(&cluster, &node, listeners, &opts, stop, &mut out, |endpoints| {
@@ -148,6 +211,21 @@ pub fn main(args: ServerArgs) -> ExitCode {
         let list: Vec<String> =
             endpoints.iter().map(|(id, cpu, addr)| format!("shard {id} cpu {cpu} {addr}")).collect();
         let mut err = std::io::stderr();
+        let l = &opts.limits;
+        let memory = match l.maxmemory {
+            Some(m) => format!("maxmemory {} ({} per shard)", format_bytes(m), format_bytes(m / shards.max(1) as u64)),
+            None => "no maxmemory".into(),
+        };
+        let _ = writeln!(
+            err,
+            "percore-server: node {node}: limits: handshake {}, frame {}, idle {}, write {}, shutdown {}, {} connections per shard, {memory}",
+            humantime::format_duration(l.handshake_timeout),
+            humantime::format_duration(l.frame_timeout),
+            l.idle_timeout.map_or("off".to_string(), |d| humantime::format_duration(d).to_string()),
+            humantime::format_duration(l.write_timeout),
+            humantime::format_duration(l.shutdown_timeout),
+            l.max_connections,
+        );
         let _ = writeln!(
             err,
             "percore-server: node {node} ready: {} shard(s) on cores {} of {} in the cluster: {}",

@@ -1,34 +1,50 @@
 //! One client connection: read frames in place, answer them in order,
-//! coalesce the replies into one write.
+//! coalesce the replies into one write — within deadlines a peer cannot
+//! reset.
 //!
-//! The loop is: read as much as the socket has into the aligned
-//! [`RecvBuf`]; answer every whole frame in it (a batch runs start to end
-//! with no await, so it is atomic with respect to every other connection
-//! of the shard); write all the replies at once; read again. A client that
-//! pipelines many frames gets its replies in request order, in as few
-//! writes as possible. Each connection is its own task, so one that stalls
-//! (half a frame, or a peer that does not read) blocks only itself.
+//! The loop is: read what the socket has into the aligned [`RecvBuf`];
+//! answer every whole frame in it (a batch runs start to end with no await,
+//! so it is atomic with respect to every other connection of the shard);
+//! write all the replies at once; read again. A client that pipelines many
+//! frames gets its replies in request order, in as few writes as possible.
+//! Each connection is its own task, so one that stalls (half a frame, or a
+//! peer that does not read) blocks only itself.
+//!
+//! # Deadlines
+//!
+//! Every wait has a deadline fixed when the wait's reason began, so trickling
+//! bytes does not move it:
+//! - the hello must be answered within `handshake_timeout` of the accept;
+//! - a frame must be complete within `frame_timeout` of the read that
+//!   brought its first byte;
+//! - a handshaken connection with nothing buffered may wait for its next
+//!   byte `idle_timeout` (if set) after its last;
+//! - a batch of replies must be written within `write_timeout` of the
+//!   flush's start.
 //!
 //! Bad input ends the connection, never the shard: the peer gets an error
 //! frame (after the replies to its earlier good frames), the write side is
-//! shut, and the socket is drained briefly so the error is not lost to a
-//! reset. Nothing of a refused frame is executed.
+//! shut, and the socket is drained for at most [`LINGER`] so the error is
+//! not lost to a reset. Nothing of a refused frame is executed.
 //!
-//! Memory per connection is bounded: the receive buffer holds at most one
-//! frame beyond what has been answered (≤ `max_frame_bytes`), the reply
-//! buffer is flushed whenever it passes [`FLUSH_AT`] (so it stays below
-//! `FLUSH_AT + max_frame_bytes`), and both return to their small initial
-//! size when idle after a large frame.
+//! # Memory
+//!
+//! Per connection, bounded: the receive buffer starts at [`INITIAL_RECV`]
+//! and grows only as bytes arrive (at most twice what is buffered), up to
+//! one frame beyond what has been answered (≤ `max_frame_bytes`; before the
+//! handshake ≤ [`HANDSHAKE_MAX_FRAME`]); the reply buffer is flushed
+//! whenever it passes [`FLUSH_AT`] (so it stays below `FLUSH_AT +
+//! max_frame_bytes`), and both return to a small size when idle after a
+//! large frame.
 
 use crate::batch::execute_with;
-use crate::shard::Shard;
+use crate::shard::{ConnSlot, Shard};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wire::buf::RecvBuf;
 use wire::codec::{ResponseEncoder, decode, decode_request, encode, explain};
 use wire::frame::{FrameError, Kind, Next, next_frame};
@@ -37,15 +53,20 @@ use wire::msg::{ArchivedHello, ArchivedRequest, ErrorBody, ErrorCode, StatsReply
 /// Replies are written once this many bytes are pending, even if more
 /// whole frames are buffered.
 pub const FLUSH_AT: usize = 1 << 20;
-/// Initial receive buffer per connection.
-pub const INITIAL_RECV: usize = 16 << 10;
+/// Initial receive buffer per connection (it doubles as bytes arrive).
+pub const INITIAL_RECV: usize = 2 << 10;
+/// Largest frame accepted before the hello is answered (a hello is a few
+/// hundred bytes).
+pub const HANDSHAKE_MAX_FRAME: usize = 64 << 10;
 /// Reply buffers larger than this are released after a flush.
 const KEEP_REPLY: usize = 1 << 20;
 /// A connection yields to the shard's other tasks after this many
 /// read-answer-write turns in a row.
 const FAIR_TURNS: u32 = 8;
-/// How long a refused connection is drained before it is closed.
-const LINGER: Duration = Duration::from_millis(200);
+/// How long a connection closed with an error frame is drained, in all.
+pub const LINGER: Duration = Duration::from_millis(200);
+/// How long a refused connection's error frame may take to write.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
 
 /// Why a connection is being closed with an error frame.
 struct Refusal {
@@ -59,6 +80,16 @@ impl Refusal {
     }
 }
 
+/// How a connection ends, other than by its peer closing it cleanly.
+enum Close {
+    /// Answer with an error frame, then close.
+    Refuse(Refusal),
+    /// The replies could not be written within the write timeout.
+    WriteTimeout,
+    /// The socket failed (reset, or cut by the shard): nothing more to say.
+    Gone,
+}
+
 /// What to do after answering the buffered frames.
 enum Step {
     /// Read more; the frame at the front of the buffer, if its header is in, is this long.
@@ -67,93 +98,142 @@ enum Step {
     Flush,
 }
 
+/// Which deadline a wait for input runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    Handshake,
+    Frame,
+    Idle,
+}
+
 struct Conn<'a> {
     shard: &'a Shard,
+    slot: &'a ConnSlot,
     rbuf: RecvBuf,
     wbuf: Vec<u8>,
     enc: ResponseEncoder,
-    handshaken: bool,
+    /// When the connection was accepted (the handshake deadline runs from here).
+    accepted: Instant,
+    /// When the last read that brought bytes returned.
+    last_input: Instant,
+    /// When the first byte of the partial frame at the front of the buffer
+    /// arrived (the read that brought it), if there is one.
+    partial_since: Option<Instant>,
+    /// Whole frames were consumed since the last read.
+    consumed: bool,
 }
 
-/// Serves one accepted connection until it closes.
-pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
-    let token = shard.register(stream.as_raw_fd());
+/// Serves one admitted connection until it closes.
+pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream, slot: Rc<ConnSlot>) {
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(shard.opts.write_timeout));
+    let now = Instant::now();
     let mut conn = Conn {
         shard: &shard,
+        slot: &slot,
         rbuf: RecvBuf::new(INITIAL_RECV, shard.limits.max_frame_bytes as usize),
-        wbuf: Vec::with_capacity(INITIAL_RECV),
-        enc: ResponseEncoder::new(),
-        handshaken: false,
-    };
-    if let Err(Some(refusal)) = conn.run(&mut stream).await {
-        shard.count(|c| c.protocol_errors += 1);
-        conn.refuse(&mut stream, refusal).await;
-    }
-    shard.unregister(token);
-}
-
-/// Answers a connection over the shard's cap with an error frame and closes it.
-pub(crate) async fn refuse_busy(shard: Rc<Shard>, mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let mut conn = Conn {
-        shard: &shard,
-        rbuf: RecvBuf::new(1024, 1024),
         wbuf: Vec::new(),
         enc: ResponseEncoder::new(),
-        handshaken: false,
+        accepted: now,
+        last_input: now,
+        partial_since: None,
+        consumed: false,
     };
-    let message = format!(
-        "shard {} on {} already has {} connections open (max_connections)",
-        shard.id, shard.endpoint, shard.opts.max_connections
-    );
-    conn.refuse(&mut stream, Refusal::new(ErrorCode::TooManyConnections, message)).await;
+    let result = conn.run(&mut stream).await;
+    if !slot.evicted() {
+        match result {
+            Ok(()) | Err(Close::Gone) => {}
+            Err(Close::WriteTimeout) => shard.count(|c| c.write_timeouts += 1),
+            Err(Close::Refuse(refusal)) => {
+                shard.count(|c| match refusal.code {
+                    ErrorCode::HandshakeTimeout => c.handshake_timeouts += 1,
+                    ErrorCode::IdleTimeout => c.idle_timeouts += 1,
+                    ErrorCode::ShuttingDown => {}
+                    code => {
+                        c.protocol_errors += 1;
+                        if code == ErrorCode::Timeout {
+                            c.frame_timeouts += 1;
+                        }
+                    }
+                });
+                conn.refuse(&mut stream, refusal).await;
+            }
+        }
+    }
+    shard.unregister(&slot);
+}
+
+/// Answers a connection refused by a full shard with an error frame, drains
+/// it briefly and closes it: done within about [`REFUSAL_WRITE`] + [`LINGER`].
+pub(crate) async fn refuse_busy(shard: &Shard, mut stream: TcpStream) {
+    if write_within(&mut stream, shard.busy_frame(), REFUSAL_WRITE).await.is_ok() {
+        linger(&mut stream, &mut [0u8; 256]).await;
+    }
+}
+
+/// Writes all of `bytes` within `limit` (one deadline for the whole write,
+/// however slowly the peer reads).
+async fn write_within(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> Result<(), Close> {
+    let deadline = Instant::now() + limit;
+    let mut written = 0;
+    while written < bytes.len() {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Close::WriteTimeout);
+        }
+        let _ = stream.set_write_timeout(Some(deadline - now));
+        match stream.write(&bytes[written..]).await {
+            Ok(0) => return Err(Close::Gone),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Close::WriteTimeout),
+            Err(_) => return Err(Close::Gone),
+        }
+    }
+    Ok(())
+}
+
+/// Shuts the write side and reads (into `sink`, discarded) until the peer
+/// closes, for at most [`LINGER`] in all (so an error frame just written is
+/// not lost to a reset, and a trickling peer cannot stretch it).
+async fn linger(stream: &mut TcpStream, sink: &mut [u8]) {
+    let _ = stream.shutdown(Shutdown::Write).await;
+    let deadline = Instant::now() + LINGER;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let _ = stream.set_read_timeout(Some(deadline - now));
+        match stream.read(sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 impl Conn<'_> {
-    /// Runs until the peer closes (`Ok`), the socket fails (`Err(None)`), or
-    /// the peer breaks the protocol (`Err(Some(refusal))`).
-    async fn run(&mut self, stream: &mut TcpStream) -> Result<(), Option<Refusal>> {
+    /// Runs until the peer closes (`Ok`) or the connection must end (`Err`).
+    async fn run(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
         let mut turns = 0u32;
         loop {
-            let step = self.answer_buffered().map_err(Some)?;
+            let step = self.answer_buffered().map_err(Close::Refuse)?;
             if !self.wbuf.is_empty() {
-                self.flush(stream).await.map_err(|_| None)?;
+                self.flush(stream).await?;
             }
             let frame_len = match step {
                 Step::Flush => continue,
                 Step::Read(frame_len) => frame_len,
             };
+            if self.rbuf.is_empty() {
+                self.partial_since = None;
+            } else if self.consumed || self.partial_since.is_none() {
+                // The partial frame's first byte came with the last read.
+                self.partial_since = Some(self.last_input);
+            }
+            self.consumed = false;
             if self.shard.stopping.get() && self.rbuf.is_empty() {
                 return Ok(());
             }
-            self.rbuf.prepare(frame_len);
-            // A frame in progress must complete within the frame timeout.
-            let timeout = if self.rbuf.is_empty() { None } else { Some(self.shard.opts.frame_timeout) };
-            let _ = stream.set_read_timeout(timeout);
-            match stream.read(self.rbuf.spare()).await {
-                Ok(0) => {
-                    if self.rbuf.is_empty() {
-                        return Ok(());
-                    }
-                    let (code, why) = if self.shard.stopping.get() {
-                        (ErrorCode::ShuttingDown, "server is shutting down")
-                    } else {
-                        (ErrorCode::Corrupt, "connection closed mid-frame")
-                    };
-                    return Err(Some(Refusal::new(code, self.partial_message(why, frame_len))));
-                }
-                Ok(n) => {
-                    self.rbuf.commit(n);
-                    self.shard.count(|c| c.bytes_in += n as u64);
-                }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    let why = format!("frame not completed within {:?}", self.shard.opts.frame_timeout);
-                    return Err(Some(Refusal::new(ErrorCode::Timeout, self.partial_message(&why, frame_len))));
-                }
-                Err(_) => return Err(None),
-            }
+            self.read(stream, frame_len).await?;
             // Let the shard's other connections run now and then: a client
             // that always has frames waiting would otherwise keep this task
             // running (glommio does not preempt a running task).
@@ -164,6 +244,91 @@ impl Conn<'_> {
         }
     }
 
+    /// The earliest deadline the next read runs against, if any.
+    fn deadline(&self) -> Option<(Instant, Wait)> {
+        let limits = &self.shard.opts.limits;
+        let mut best: Option<(Instant, Wait)> = None;
+        let mut consider = |at: Instant, why: Wait| {
+            if best.is_none_or(|(b, _)| at < b) {
+                best = Some((at, why));
+            }
+        };
+        if !self.slot.handshaken() {
+            consider(self.accepted + limits.handshake_timeout, Wait::Handshake);
+        }
+        match (self.partial_since, limits.idle_timeout) {
+            (Some(since), _) => consider(since + limits.frame_timeout, Wait::Frame),
+            (None, Some(idle)) if self.slot.handshaken() => consider(self.last_input + idle, Wait::Idle),
+            _ => {}
+        }
+        best
+    }
+
+    /// Reads once into the receive buffer, within the current deadline.
+    async fn read(&mut self, stream: &mut TcpStream, frame_len: Option<usize>) -> Result<(), Close> {
+        if !self.rbuf.prepare(frame_len) {
+            // Frame lengths are checked against the limits before this, so
+            // the buffer always has room: a bug, answered without a panic.
+            return Err(Close::Refuse(Refusal::new(ErrorCode::FrameTooLarge, "receive buffer full")));
+        }
+        let deadline = self.deadline();
+        let timeout = match deadline {
+            None => None,
+            Some((at, why)) => match at.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(Close::Refuse(self.expired(why, frame_len))),
+            },
+        };
+        let _ = stream.set_read_timeout(timeout);
+        match stream.read(self.rbuf.spare()).await {
+            Ok(0) => {
+                if self.rbuf.is_empty() {
+                    return Err(Close::Gone);
+                }
+                let (code, why) = if self.shard.stopping.get() {
+                    (ErrorCode::ShuttingDown, "server is shutting down")
+                } else {
+                    (ErrorCode::Corrupt, "connection closed mid-frame")
+                };
+                Err(Close::Refuse(Refusal::new(code, self.partial_message(why, frame_len))))
+            }
+            Ok(n) => {
+                self.rbuf.commit(n);
+                self.last_input = Instant::now();
+                self.shard.count(|c| c.bytes_in += n as u64);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => match deadline {
+                Some((_, why)) => Err(Close::Refuse(self.expired(why, frame_len))),
+                None => Err(Close::Gone),
+            },
+            Err(_) => Err(Close::Gone),
+        }
+    }
+
+    /// The refusal for a deadline that passed.
+    fn expired(&self, why: Wait, frame_len: Option<usize>) -> Refusal {
+        let limits = &self.shard.opts.limits;
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        match why {
+            Wait::Handshake => Refusal::new(
+                ErrorCode::HandshakeTimeout,
+                format!("hello not answered within {} of the connection being accepted", fmt(limits.handshake_timeout)),
+            ),
+            Wait::Frame => Refusal::new(
+                ErrorCode::Timeout,
+                self.partial_message(
+                    &format!("frame not completed within {} of its first byte", fmt(limits.frame_timeout)),
+                    frame_len,
+                ),
+            ),
+            Wait::Idle => Refusal::new(
+                ErrorCode::IdleTimeout,
+                format!("no request for {} (idle_timeout)", fmt(limits.idle_timeout.unwrap_or_default())),
+            ),
+        }
+    }
+
     fn partial_message(&self, why: &str, frame_len: Option<usize>) -> String {
         match frame_len {
             Some(len) => format!("{why}: got {} of {len} bytes", self.rbuf.len()),
@@ -171,12 +336,12 @@ impl Conn<'_> {
         }
     }
 
-    async fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
-        stream.write_all(&self.wbuf).await?;
+    async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
+        write_within(stream, &self.wbuf, self.shard.opts.limits.write_timeout).await?;
         self.shard.count(|c| c.bytes_out += self.wbuf.len() as u64);
         self.wbuf.clear();
         if self.wbuf.capacity() > KEEP_REPLY {
-            self.wbuf = Vec::with_capacity(INITIAL_RECV);
+            self.wbuf = Vec::new();
         }
         Ok(())
     }
@@ -187,13 +352,19 @@ impl Conn<'_> {
             let next = next_frame(self.rbuf.filled(), &self.shard.limits).map_err(frame_refusal)?;
             let frame = match next {
                 Next::Frame(frame) => frame,
-                Next::NeedMore { frame_len } => return Ok(Step::Read(frame_len)),
+                Next::NeedMore { frame_len } => {
+                    if let Some(len) = frame_len {
+                        self.check_early_frame(len)?;
+                    }
+                    return Ok(Step::Read(frame_len));
+                }
             };
             let len = frame.len();
+            self.check_early_frame(len)?;
             let (kind, body) = (frame.header.kind, frame.body);
             match kind {
                 Kind::Request => {
-                    if !self.handshaken {
+                    if !self.slot.handshaken() {
                         return Err(Refusal::new(
                             ErrorCode::Unexpected,
                             "request before the handshake: send a hello frame first",
@@ -218,7 +389,7 @@ impl Conn<'_> {
                         .map_err(|e| body_refusal::<ArchivedHello>(e, body))?;
                     self.check_hello(hello)?;
                     self.wbuf.extend_from_slice(&self.shard.hello_reply);
-                    self.handshaken = true;
+                    self.shard.handshake_done(self.slot);
                 }
                 Kind::StatsRequest => {
                     let s = self.shard;
@@ -237,10 +408,25 @@ impl Conn<'_> {
                 }
             }
             self.rbuf.consume(len);
+            self.consumed = true;
             if self.wbuf.len() >= FLUSH_AT {
                 return Ok(Step::Flush);
             }
         }
+    }
+
+    /// Before the handshake, frames are small: a peer that has not said
+    /// hello cannot make the server buffer a large frame.
+    fn check_early_frame(&self, len: usize) -> Result<(), Refusal> {
+        if self.slot.handshaken() || len <= HANDSHAKE_MAX_FRAME {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            ErrorCode::FrameTooLarge,
+            format!(
+                "frame of {len} bytes before the handshake: at most {HANDSHAKE_MAX_FRAME} until a hello is answered"
+            ),
+        ))
     }
 
     fn check_hello(&self, hello: &ArchivedHello) -> Result<(), Refusal> {
@@ -270,25 +456,20 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Sends the error frame after any pending replies, shuts the write
-    /// side, and drains briefly so the peer can read it before the close.
+    /// Sends the error frame after any pending replies (within the write
+    /// timeout), shuts the write side, and drains briefly so the peer can
+    /// read it before the close.
     async fn refuse(&mut self, stream: &mut TcpStream, refusal: Refusal) {
         let body = ErrorBody { code: refusal.code, message: refusal.message };
         if encode(Kind::Error, &body, &mut self.wbuf).is_err() {
             return;
         }
-        if self.flush(stream).await.is_err() {
-            return;
-        }
-        let _ = stream.shutdown(Shutdown::Write).await;
-        let _ = stream.set_read_timeout(Some(LINGER));
-        let mut sink = [0u8; 4096];
-        let mut drained = 0usize;
-        while drained < (1 << 20) {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
+        let limit = self.shard.opts.limits.write_timeout;
+        if write_within(stream, &self.wbuf, limit).await.is_ok() {
+            // The receive buffer is done with: drain into it.
+            self.rbuf.consume(self.rbuf.len());
+            self.rbuf.prepare(None);
+            linger(stream, self.rbuf.spare()).await;
         }
     }
 }

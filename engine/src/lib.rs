@@ -20,12 +20,16 @@
 //! - [`cli`]: the command line shared by `percore-server` and `percore server`.
 //! - [`alloc`]: the binaries' global allocator, which puts large blocks (the
 //!   store's chunks and table) on transparent huge pages.
+//! - `model` (tests, and the `model` feature the fuzz targets enable): the
+//!   executor and the store checked against a model.
 
 pub mod alloc;
 pub mod batch;
 pub mod cli;
 mod conn;
 mod fault;
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 pub mod options;
 pub mod server;
 mod shard;

@@ -1,22 +1,18 @@
-//! Tuning of a running server: timeouts, caps, executor settings, and the
-//! test-only fault switches. Everything here has a documented default; the
-//! cluster-wide settings (topology, limits) live in the cluster file instead.
+//! Tuning of a running server: its resource limits, executor settings, and
+//! the test-only fault switches. Everything here has a documented default;
+//! the cluster-wide settings (topology, frame limits) live in the cluster
+//! file, whose `[limits]` table also gives the resource limits that the
+//! command line may override.
 
 use std::time::Duration;
+use wire::ServerLimits;
 
 /// Per-node server options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerOptions {
-    /// A frame whose header has arrived must be complete within this time,
-    /// or the connection gets a `Timeout` error and is closed (a client that
-    /// sends half a frame and stalls cannot pin its buffer forever).
-    pub frame_timeout: Duration,
-    /// A reply write that makes no progress for this long closes the
-    /// connection (a dead peer that never reads).
-    pub write_timeout: Duration,
-    /// Most connections a shard keeps open; further ones get a
-    /// `TooManyConnections` error frame and are closed.
-    pub max_connections: usize,
+    /// Timeouts, connection cap and memory limit (see [`ServerLimits`]:
+    /// each is a deadline or a cap a peer cannot reset).
+    pub limits: ServerLimits,
     /// How often the node prints its `ops/s` lines; `None` prints none.
     pub stats_interval: Option<Duration>,
     /// Keys each shard's table is sized for at start (avoids rehash pauses
@@ -43,9 +39,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
-            frame_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(30),
-            max_connections: 1024,
+            limits: ServerLimits::default(),
             stats_interval: Some(Duration::from_secs(1)),
             capacity: 0,
             io_memory: 512 << 10,

@@ -85,6 +85,14 @@ impl NodeReport {
     }
 }
 
+/// How much longer than its shutdown timeout a node waits for its shards.
+const STOP_SLACK: Duration = Duration::from_secs(2);
+
+/// One shard's share of the node's `maxmemory`.
+fn memory_limit(maxmemory: Option<u64>, shards: usize) -> Option<usize> {
+    maxmemory.map(|m| (m / shards.max(1) as u64).min(usize::MAX as u64) as usize)
+}
+
 /// The CPUs this process may run on.
 fn available_cpus() -> Vec<u32> {
     let mut cpus: Vec<u32> =
@@ -106,6 +114,33 @@ pub fn bind(cluster: &Cluster, node: &str) -> Result<Vec<TcpListener>, StartErro
             bind_one(&server.listen, port)
         })
         .collect()
+}
+
+/// Raises this process's open-file limit to its hard limit if `needed`
+/// descriptors would not fit under the soft one; says so if even the hard
+/// limit is too low (connections past it fail to be accepted, and the
+/// shard says so once).
+pub fn fit_fd_limit(needed: usize) -> Result<(), String> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit write and read the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err("cannot read the open-file limit".into());
+        }
+        if (lim.rlim_cur as usize) < needed && lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    if (lim.rlim_cur as usize) < needed {
+        return Err(format!(
+            "open-file limit {} is below the {needed} descriptors max_connections allows (ulimit -n)",
+            lim.rlim_cur
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that every CPU of `server` exists and is allowed to this process.
@@ -193,6 +228,7 @@ pub fn serve(
             endpoint: format!("{}:{}", info.addr, info.port),
             limits: cluster.limits,
             opts: opts.clone(),
+            memory_limit: memory_limit(opts.limits.maxmemory, server.cores.len()),
             owned: cluster.map.owned_slots(id),
             hello_reply,
         };
@@ -211,8 +247,10 @@ pub fn serve(
             }
             match builder.make() {
                 Ok(executor) => {
-                    let _ = tx.send(Ok(()));
-                    executor.run(shard::run(setup, listener, pubslot, shard_stop));
+                    let started = move |r: Result<(), String>| {
+                        let _ = tx.send(r.map_err(|message| (id, cpu, message)));
+                    };
+                    executor.run(shard::run(setup, listener, pubslot, shard_stop, started));
                 }
                 Err(e) => {
                     let _ = tx.send(Err((id, cpu, e.to_string())));
@@ -254,8 +292,27 @@ pub fn serve(
     }
     ready(&endpoints);
     report_until_stopped(&server.name, &published, opts.stats_interval, &stop, out);
-    for t in threads {
-        let _ = t.join();
+    // Each shard stops within the shutdown timeout (its connections are cut
+    // at the deadline); wait a little longer than that, never forever.
+    let wait_until = Instant::now() + opts.limits.shutdown_timeout + STOP_SLACK;
+    while published.iter().any(|(_, _, p)| !p.is_done()) && Instant::now() < wait_until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut stuck = Vec::new();
+    for (t, (id, _, p)) in threads.into_iter().zip(&published) {
+        if p.is_done() {
+            let _ = t.join();
+        } else {
+            stuck.push(id.to_string());
+        }
+    }
+    if !stuck.is_empty() {
+        let _ = writeln!(
+            out,
+            "percore-server: node {}: shard(s) {} did not stop within the shutdown timeout; exiting without them",
+            server.name,
+            stuck.join(", ")
+        );
     }
     let report = NodeReport {
         shards: published.iter().map(|(id, cpu, p)| (*id, *cpu, p.load())).collect(),
@@ -325,7 +382,7 @@ fn report_until_stopped(
 fn print_final(node: &str, report: &NodeReport, out: &mut dyn Write) {
     let t = report.total();
     let mut text = format!(
-        "final node {node}: uptime {:.1} s ops {} gets {} puts {} deletes {} misses {} wrong_shard {} keys {} connections {} protocol_errors {} bytes_in {} bytes_out {}\n",
+        "final node {node}: uptime {:.1} s ops {} gets {} puts {} deletes {} misses {} wrong_shard {} out_of_memory {} keys {} connections {} protocol_errors {} refused {} evicted {} handshake_timeouts {} frame_timeouts {} idle_timeouts {} write_timeouts {} bytes_in {} bytes_out {}\n",
         report.uptime.as_secs_f64(),
         t.ops,
         t.gets,
@@ -333,9 +390,16 @@ fn print_final(node: &str, report: &NodeReport, out: &mut dyn Write) {
         t.deletes,
         t.misses,
         t.wrong_shard,
+        t.out_of_memory,
         t.keys,
         t.connections_total,
         t.protocol_errors,
+        t.connections_refused,
+        t.connections_evicted,
+        t.handshake_timeouts,
+        t.frame_timeouts,
+        t.idle_timeouts,
+        t.write_timeouts,
         t.bytes_in,
         t.bytes_out,
     );

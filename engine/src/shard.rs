@@ -1,28 +1,52 @@
-//! One shard: its executor's state, its accept loop, and its orderly stop.
+//! One shard: its executor's state, its accept loop, its connection budget,
+//! and its orderly stop.
 //!
 //! A [`Shard`] is created inside its executor thread and never leaves it
 //! (`Rc`, `Cell`, `RefCell`: single-threaded by construction). It owns the
 //! store, the counters, the set of slots it serves and the registry of its
 //! open connections. [`run`] is the executor's main future: it accepts
 //! connections, publishes counters, and on stop closes the listener, lets
-//! every connection finish the frames it has read, and returns.
+//! every connection finish the frames it has read, and returns — within
+//! `shutdown_timeout`, whatever its peers do.
+//!
+//! # The connection budget
+//!
+//! A shard keeps at most `max_connections` open. When a new connection
+//! arrives at a full shard, the oldest connection that has not finished its
+//! handshake is dropped to make room (it gets a `TooManyConnections` error
+//! frame if its socket takes it at once, and is shut). Only when every open
+//! connection is past its handshake is the new one refused. So a peer that
+//! opens thousands of silent connections cannot lock well-behaved clients
+//! out: each new client displaces the attacker's oldest. Refusals are
+//! answered by at most [`MAX_REFUSING`] short-lived tasks at a time, each
+//! done within about a second; past that, a refused connection gets its
+//! error frame only if the socket takes it at once, and is closed.
 
 use crate::conn;
 use crate::options::ServerOptions;
 use crate::stats::{PUBLISH_EVERY, Published};
-use crate::store::Store;
-use glommio::net::TcpListener;
+use crate::store::{Store, StoreError, StoreLimits};
+use futures_lite::future::or;
+use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Gate;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wire::Limits;
 use wire::cluster::SlotSet;
-use wire::msg::ShardCounters;
+use wire::codec::encode;
+use wire::frame::Kind;
+use wire::msg::{ErrorBody, ErrorCode, ShardCounters};
+
+/// Refusal tasks (error frame, then a short drain) a shard runs at once.
+pub const MAX_REFUSING: usize = 32;
+/// After the shutdown deadline has cut every connection, how long the shard
+/// waits for their tasks to notice before it returns anyway.
+const CUT_GRACE: Duration = Duration::from_millis(500);
 
 /// Everything one shard needs, owned by its executor thread: what it was
 /// built from ([`ShardSetup`], reached through `Deref`: `shard.id`,
@@ -34,15 +58,20 @@ pub(crate) struct Shard {
     pub store: RefCell<Store>,
     /// Counters, updated once per batch.
     pub counters: Cell<ShardCounters>,
-    /// Open connections' sockets, so a stop can end their reads.
-    conns: RefCell<HashMap<u64, RawFd>>,
-    next_conn: Cell<u64>,
+    /// Open connections, by accept order.
+    conns: RefCell<Registry>,
+    /// Refusal tasks running now (at most [`MAX_REFUSING`]).
+    refusing: Cell<usize>,
     /// Set when the node stops: connections finish what they have read and close.
     pub stopping: Cell<bool>,
     /// When the shard started.
     pub started: Instant,
     /// Fault-switch state (see [`crate::options::Fault`]).
     pub faults: crate::fault::FaultState,
+    /// The error frame a connection dropped to make room gets.
+    evicted_frame: Vec<u8>,
+    /// The error frame a refused connection gets.
+    busy_frame: Vec<u8>,
 }
 
 impl std::ops::Deref for Shard {
@@ -68,24 +97,121 @@ pub(crate) struct ShardSetup {
     pub limits: Limits,
     /// Node options.
     pub opts: ServerOptions,
+    /// This shard's share of the node's `maxmemory`.
+    pub memory_limit: Option<usize>,
     /// Slots this shard serves; other keys get WrongShard.
     pub owned: SlotSet,
     /// The handshake reply frame, encoded once (it is the same for every client).
     pub hello_reply: Vec<u8>,
 }
 
+/// One open connection, as the shard's registry sees it.
+pub(crate) struct ConnSlot {
+    /// Its socket (valid while the slot is registered: a connection task
+    /// unregisters before it drops its stream).
+    fd: RawFd,
+    /// Accept order.
+    token: u64,
+    /// Set once its hello has been answered: from then on it is never
+    /// dropped to make room.
+    handshaken: Cell<bool>,
+    /// Set when the shard dropped it to make room: its socket is shut, and
+    /// its task ends without another word.
+    evicted: Cell<bool>,
+}
+
+impl ConnSlot {
+    /// True once the shard dropped this connection to make room.
+    pub fn evicted(&self) -> bool {
+        self.evicted.get()
+    }
+
+    /// True once the connection's hello was answered.
+    pub fn handshaken(&self) -> bool {
+        self.handshaken.get()
+    }
+}
+
+/// The open connections, and which of them have not finished a handshake.
+#[derive(Default)]
+struct Registry {
+    open: BTreeMap<u64, Rc<ConnSlot>>,
+    /// Tokens of open connections without an answered hello, oldest first.
+    unshaken: BTreeSet<u64>,
+    next: u64,
+}
+
+/// What the accept loop does with a new connection.
+enum Admission {
+    /// Serve it.
+    Serve(Rc<ConnSlot>),
+    /// Refuse it: every open connection is past its handshake.
+    Refuse,
+}
+
+/// Sends `bytes` if the socket takes them now, without waiting (best
+/// effort: an error frame to a peer that is about to be cut off).
+fn send_now(fd: RawFd, bytes: &[u8]) {
+    // SAFETY: `fd` is an open socket owned by a live stream; send(2) with
+    // MSG_DONTWAIT never blocks and MSG_NOSIGNAL never raises SIGPIPE.
+    unsafe {
+        libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+    }
+}
+
+/// shutdown(2) on a socket of a live connection.
+fn shut(fd: RawFd, how: libc::c_int) {
+    // SAFETY: `fd` belongs to a live connection (registered, so its stream
+    // has not been dropped); shutdown(2) does not free it.
+    unsafe {
+        libc::shutdown(fd, how);
+    }
+}
+
+fn error_frame(code: ErrorCode, message: String) -> Vec<u8> {
+    let mut out = Vec::new();
+    // An error body always encodes; if it did not, the peer would get no frame, only the close.
+    let _ = encode(Kind::Error, &ErrorBody { code, message }, &mut out);
+    out
+}
+
 impl Shard {
-    pub(crate) fn new(setup: ShardSetup) -> Shard {
-        Shard {
-            store: RefCell::new(Store::with_capacity(setup.opts.capacity)),
+    /// Builds the shard and its store (which may be refused: a `capacity`
+    /// whose table alone passes the shard's memory limit).
+    pub(crate) fn new(setup: ShardSetup) -> Result<Shard, StoreError> {
+        let store = Store::with_limits(
+            setup.opts.capacity,
+            StoreLimits { max_bytes: setup.memory_limit, ..StoreLimits::default() },
+        )?;
+        let max = setup.opts.limits.max_connections;
+        let evicted_frame = error_frame(
+            ErrorCode::TooManyConnections,
+            format!(
+                "shard {} on {} has {max} connections open (max_connections): this one had not finished its \
+                 handshake and was dropped to make room",
+                setup.id, setup.endpoint
+            ),
+        );
+        let busy_frame = error_frame(
+            ErrorCode::TooManyConnections,
+            format!(
+                "shard {} on {} already has {max} connections open, all past their handshake (max_connections)",
+                setup.id, setup.endpoint
+            ),
+        );
+        let counters = ShardCounters { memory_limit: setup.memory_limit.unwrap_or(0) as u64, ..Default::default() };
+        Ok(Shard {
+            store: RefCell::new(store),
             faults: crate::fault::FaultState::new(setup.opts.fault),
             setup,
-            counters: Cell::new(ShardCounters::default()),
-            conns: RefCell::new(HashMap::new()),
-            next_conn: Cell::new(0),
+            counters: Cell::new(counters),
+            conns: RefCell::new(Registry::default()),
+            refusing: Cell::new(0),
             stopping: Cell::new(false),
             started: Instant::now(),
-        }
+            evicted_frame,
+            busy_frame,
+        })
     }
 
     /// Applies `f` to the counters.
@@ -96,56 +222,107 @@ impl Shard {
         self.counters.set(c);
     }
 
-    /// The counters with the store's gauges filled in.
+    /// The counters with the gauges filled in.
     pub fn snapshot(&self) -> ShardCounters {
         let mut c = self.counters.get();
         let store = self.store.borrow();
         c.keys = store.len() as u64;
-        let m = store.memory();
-        c.store_bytes = (m.slab_bytes + m.table_bytes) as u64;
+        c.store_bytes = store.memory().used() as u64;
+        c.connections_open = self.conns.borrow().open.len() as u64;
         c
     }
 
-    /// Records an open connection; returns its token.
-    pub fn register(&self, fd: RawFd) -> u64 {
-        let token = self.next_conn.get();
-        self.next_conn.set(token + 1);
-        self.conns.borrow_mut().insert(token, fd);
-        self.count(|c| {
-            c.connections_open += 1;
-            c.connections_total += 1;
-        });
-        token
-    }
-
-    /// Forgets a closed connection.
-    pub fn unregister(&self, token: u64) {
-        self.conns.borrow_mut().remove(&token);
-        self.count(|c| c.connections_open -= 1);
-    }
-
-    /// Ends the read side of every open connection: each sees end-of-stream
-    /// after the bytes it already has, answers the whole frames among them,
-    /// and closes.
-    fn end_reads(&self) {
-        for &fd in self.conns.borrow().values() {
-            // SAFETY: `fd` belongs to a live connection (unregistered before
-            // its stream is dropped); shutdown(2) does not free it.
-            unsafe {
-                libc::shutdown(fd, libc::SHUT_RD);
+    /// Admits a new connection: registers it, dropping the oldest one
+    /// without a finished handshake if the shard is full; or says to refuse it.
+    fn admit(&self, fd: RawFd) -> Admission {
+        let mut reg = self.conns.borrow_mut();
+        if reg.open.len() >= self.opts.limits.max_connections as usize {
+            let Some(oldest) = reg.unshaken.pop_first() else { return Admission::Refuse };
+            if let Some(victim) = reg.open.remove(&oldest) {
+                victim.evicted.set(true);
+                send_now(victim.fd, &self.evicted_frame);
+                shut(victim.fd, libc::SHUT_RDWR);
+                self.count(|c| c.connections_evicted += 1);
             }
         }
+        let token = reg.next;
+        reg.next += 1;
+        let slot = Rc::new(ConnSlot { fd, token, handshaken: Cell::new(false), evicted: Cell::new(false) });
+        reg.open.insert(token, slot.clone());
+        reg.unshaken.insert(token);
+        self.count(|c| c.connections_total += 1);
+        Admission::Serve(slot)
+    }
+
+    /// Marks a connection's handshake done: it is no longer dropped to make room.
+    pub fn handshake_done(&self, slot: &ConnSlot) {
+        if !slot.handshaken.replace(true) {
+            self.conns.borrow_mut().unshaken.remove(&slot.token);
+        }
+    }
+
+    /// Forgets a closed connection (before its stream is dropped).
+    pub fn unregister(&self, slot: &ConnSlot) {
+        let mut reg = self.conns.borrow_mut();
+        reg.open.remove(&slot.token);
+        reg.unshaken.remove(&slot.token);
+    }
+
+    /// Shuts `how` on every open connection's socket.
+    fn shut_all(&self, how: libc::c_int) {
+        for slot in self.conns.borrow().open.values() {
+            shut(slot.fd, how);
+        }
+    }
+
+    /// Refuses a connection to a full shard: its error frame and a short
+    /// drain in a task while fewer than [`MAX_REFUSING`] run, else the frame
+    /// if the socket takes it at once, and the close.
+    fn refuse(self: &Rc<Shard>, stream: TcpStream, gate: &Gate) {
+        self.count(|c| c.connections_refused += 1);
+        if self.refusing.get() < MAX_REFUSING {
+            self.refusing.set(self.refusing.get() + 1);
+            let shard = self.clone();
+            let refused = gate.spawn(async move {
+                conn::refuse_busy(&shard, stream).await;
+                shard.refusing.set(shard.refusing.get() - 1);
+            });
+            if let Ok(task) = refused {
+                task.detach();
+                return;
+            }
+            self.refusing.set(self.refusing.get() - 1);
+            return;
+        }
+        send_now(stream.as_raw_fd(), &self.busy_frame);
+    }
+
+    /// The frame a refused connection gets.
+    pub fn busy_frame(&self) -> &[u8] {
+        &self.busy_frame
     }
 }
 
-/// The executor's main future.
+/// The executor's main future. `started` hears once whether the shard could
+/// be built (its store may be refused); the node waits for every shard's word.
 pub(crate) async fn run(
     setup: ShardSetup,
     listener: std::net::TcpListener,
     published: Arc<Published>,
     stop: Arc<AtomicBool>,
+    started: impl FnOnce(Result<(), String>),
 ) {
-    let shard = Rc::new(Shard::new(setup));
+    let shard = match Shard::new(setup) {
+        Ok(shard) => {
+            started(Ok(()));
+            Rc::new(shard)
+        }
+        Err(e) => {
+            started(Err(format!("cannot build the store: {e}")));
+            published.finish();
+            return;
+        }
+    };
     // SAFETY: the descriptor comes from a bound, listening std listener
     // whose ownership `into_raw_fd` hands over.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
@@ -157,9 +334,33 @@ pub(crate) async fn run(
     }
     shard.stopping.set(true);
     accept.cancel().await;
-    shard.end_reads();
-    // Connections opened between the snapshot above and now also stop.
-    let _ = gate.close().await;
+    // Every connection sees the end of its input after the bytes it has,
+    // answers the whole frames among them, writes its replies and closes…
+    shard.shut_all(libc::SHUT_RD);
+    let mut closed = std::pin::pin!(gate.close());
+    let finished = or(
+        async {
+            let _ = closed.as_mut().await;
+            true
+        },
+        async {
+            glommio::timer::sleep(shard.opts.limits.shutdown_timeout).await;
+            false
+        },
+    )
+    .await;
+    if !finished {
+        // …unless its peer does not read or its frame never completes: at
+        // the deadline every socket is cut, and the tasks end at once.
+        shard.shut_all(libc::SHUT_RDWR);
+        let _ = or(
+            async {
+                let _ = closed.as_mut().await;
+            },
+            glommio::timer::sleep(CUT_GRACE),
+        )
+        .await;
+    }
     published.store(&shard.snapshot());
     published.finish();
 }
@@ -168,24 +369,23 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, gate: Gate) {
     let mut warned = false;
     loop {
         match listener.accept().await {
-            Ok(stream) => {
-                let open = shard.counters.get().connections_open as usize;
-                let task = if open >= shard.opts.max_connections {
-                    gate.spawn(conn::refuse_busy(shard.clone(), stream))
-                } else {
-                    gate.spawn(conn::serve(shard.clone(), stream))
-                };
-                if let Ok(task) = task {
-                    task.detach();
-                }
-            }
+            Ok(stream) => match shard.admit(stream.as_raw_fd()) {
+                Admission::Serve(slot) => match gate.spawn(conn::serve(shard.clone(), stream, slot.clone())) {
+                    Ok(task) => {
+                        task.detach();
+                    }
+                    // The gate closes only when the node stops.
+                    Err(_) => shard.unregister(&slot),
+                },
+                Admission::Refuse => shard.refuse(stream, &gate),
+            },
             Err(e) => {
                 // Out of descriptors and the like: say so once, back off, go on.
                 if !warned {
                     eprintln!("percore-server: shard {} ({}): accept failed: {e}", shard.id, shard.endpoint);
                     warned = true;
                 }
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                glommio::timer::sleep(Duration::from_millis(10)).await;
             }
         }
     }

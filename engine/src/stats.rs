@@ -16,42 +16,55 @@ use wire::msg::ShardCounters;
 /// How often a shard publishes its counters.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 
-const FIELDS: usize = 13;
+/// Every field of [`ShardCounters`], once: the one list `to_array` and
+/// `from_array` are built from.
+macro_rules! with_fields {
+    ($m:ident) => {
+        $m!(
+            ops,
+            gets,
+            puts,
+            deletes,
+            misses,
+            wrong_shard,
+            bytes_in,
+            bytes_out,
+            connections_open,
+            connections_total,
+            protocol_errors,
+            keys,
+            store_bytes,
+            memory_limit,
+            out_of_memory,
+            connections_refused,
+            connections_evicted,
+            handshake_timeouts,
+            frame_timeouts,
+            idle_timeouts,
+            write_timeouts
+        )
+    };
+}
+
+macro_rules! count {
+    ($($f:ident),*) => { [$(stringify!($f)),*].len() };
+}
+const FIELDS: usize = with_fields!(count);
 
 fn to_array(c: &ShardCounters) -> [u64; FIELDS] {
-    [
-        c.ops,
-        c.gets,
-        c.puts,
-        c.deletes,
-        c.misses,
-        c.wrong_shard,
-        c.bytes_in,
-        c.bytes_out,
-        c.connections_open,
-        c.connections_total,
-        c.protocol_errors,
-        c.keys,
-        c.store_bytes,
-    ]
+    macro_rules! array {
+        ($($f:ident),*) => { [$(c.$f),*] };
+    }
+    with_fields!(array)
 }
 
 fn from_array(a: [u64; FIELDS]) -> ShardCounters {
-    ShardCounters {
-        ops: a[0],
-        gets: a[1],
-        puts: a[2],
-        deletes: a[3],
-        misses: a[4],
-        wrong_shard: a[5],
-        bytes_in: a[6],
-        bytes_out: a[7],
-        connections_open: a[8],
-        connections_total: a[9],
-        protocol_errors: a[10],
-        keys: a[11],
-        store_bytes: a[12],
+    let mut it = a.into_iter();
+    let mut next = || it.next().unwrap_or_default();
+    macro_rules! build {
+        ($($f:ident),*) => { ShardCounters { $($f: next()),* } };
     }
+    with_fields!(build)
 }
 
 /// One shard's published counters. Written by its shard only.
@@ -93,21 +106,13 @@ mod tests {
 
     #[test]
     fn publish_round_trips_every_field() {
-        let c = ShardCounters {
-            ops: 1,
-            gets: 2,
-            puts: 3,
-            deletes: 4,
-            misses: 5,
-            wrong_shard: 6,
-            bytes_in: 7,
-            bytes_out: 8,
-            connections_open: 9,
-            connections_total: 10,
-            protocol_errors: 11,
-            keys: 12,
-            store_bytes: 13,
-        };
+        // Distinct values in every field: a field left out of the list, or
+        // two fields swapped, changes the result.
+        let a: [u64; FIELDS] = std::array::from_fn(|i| i as u64 + 1);
+        let c = from_array(a);
+        assert_eq!(to_array(&c), a);
+        assert_eq!(c.write_timeouts, FIELDS as u64, "the last field is read last");
+        assert_eq!(size_of::<ShardCounters>(), FIELDS * 8, "every field of ShardCounters is in the list");
         let p = Published::default();
         p.store(&c);
         assert_eq!(p.load(), c);

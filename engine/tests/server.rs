@@ -161,7 +161,7 @@ fn handshake_mismatches_name_both_sides() {
     frame[4] = 9; // a client from the future speaks protocol 9
     raw.send(&frame);
     let msg = raw.expect_error(ErrorCode::UnsupportedVersion);
-    assert!(msg.contains("peer speaks 9") && msg.contains("this side speaks 1"), "{msg}");
+    assert!(msg.contains("peer speaks 9") && msg.contains("this side speaks 2"), "{msg}");
 }
 
 /// A frame header with an arbitrary declared body length.
@@ -203,7 +203,7 @@ fn bad_input_case(server: &Server, name: &str, code: ErrorCode, bad: impl FnOnce
 #[test]
 fn each_bad_input_class_closes_only_its_connection() {
     let server =
-        Server::start(&["--cores", "0", "--port", "0", "--stats-interval-ms", "0", "--frame-timeout-ms", "300"]);
+        Server::start(&["--cores", "0", "--port", "0", "--stats-interval-ms", "0", "--frame-timeout", "300ms"]);
 
     let m = bad_input_case(&server, "garbage", ErrorCode::BadMagic, |r| r.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert!(m.contains("bad magic"), "{m}");
@@ -280,7 +280,8 @@ fn connections_beyond_the_cap_are_refused_and_the_rest_served() {
     let server = Server::start(&["--cores", "0", "--port", "0", "--stats-interval-ms", "0", "--max-connections", "50"]);
     let mut good = connect(&server);
     good.execute(&[Op::Put { key: b"k".to_vec(), value: b"v".to_vec() }]).expect("put");
-    let mut idle: Vec<Raw> = (0..49).map(|_| Raw::connect(server.addr())).collect();
+    // Connections past their handshake are never dropped to make room.
+    let mut idle: Vec<Raw> = (0..49).map(|_| Raw::handshaken(server.addr())).collect();
     // Wait until the server has accepted all 50; then one more is over the cap.
     while good.stats().expect("stats").counters.connections_open < 50 {
         std::thread::sleep(Duration::from_millis(10));
@@ -288,6 +289,7 @@ fn connections_beyond_the_cap_are_refused_and_the_rest_served() {
     let mut extra = Raw::connect(server.addr());
     let m = extra.expect_error(ErrorCode::TooManyConnections);
     assert!(m.contains("50 connections"), "{m}");
+    assert_eq!(good.stats().expect("stats").counters.connections_refused, 1);
     assert_eq!(good.execute(&[Op::Get { key: b"k".to_vec() }]).expect("get"), vec![OpResult::Value(b"v".to_vec())]);
     // Closing idle connections frees room.
     idle.truncate(0);
@@ -314,8 +316,10 @@ fn sigterm_exits_zero_with_final_stats() {
     assert!(fin.contains("keys 1"), "{fin}");
 }
 
+/// An idle open connection is closed cleanly (no error frame) at SIGTERM.
+/// (Frames still unanswered at the signal: `hostile.rs`.)
 #[test]
-fn sigterm_finishes_frames_already_read() {
+fn sigterm_closes_idle_connections_cleanly() {
     let mut server = Server::start(&["--cores", "0", "--port", "0", "--stats-interval-ms", "0"]);
     let mut raw = Raw::handshaken(server.addr());
     raw.send(&request(|e, o| e.put(o, b"late", b"write")));
@@ -323,8 +327,7 @@ fn sigterm_finishes_frames_already_read() {
     assert_eq!(kind, Kind::Response);
     let status = server.terminate();
     assert!(status.success());
-    // The open connection was closed cleanly after its frames were answered.
-    assert!(raw.frame().is_none());
+    assert!(raw.frame().is_none(), "closed without an error frame");
 }
 
 fn run_server(args: &[&str]) -> (i32, String) {
@@ -363,9 +366,20 @@ fn start_up_problems_are_one_line_and_nonzero() {
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(err.contains("at least one CPU"), "{err}");
-    let (code, err) = run_server(&["--config", file.to_str().expect("utf8"), "--node", "zz"]);
+    // A valid cluster file that does not name the node.
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[[server]]\nname = \"a\"\naddr = \"127.0.0.1\"\ncores = [0]\nport = 1\n").expect("write");
+    let (code, err) = run_server(&["--config", good.to_str().expect("utf8"), "--node", "zz"]);
     assert_eq!(code, 1);
-    assert!(err.contains("at least one CPU") || err.contains("zz"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains("has no server named \"zz\" (it lists: a)"), "{err}");
+    // Limits that cannot work are refused by name.
+    let (code, err) = run_server(&["--cores", "0", "--port", "0", "--frame-timeout", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("frame_timeout") && err.lines().count() == 1, "{err}");
+    let (code, err) = run_server(&["--cores", "0", "--port", "0", "--maxmemory", "lots"]);
+    assert_eq!(code, 2, "clap refuses the value");
+    assert!(err.contains("not a byte count"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -220,6 +220,7 @@ impl Agg {
         t.bad_reads += s.bad_reads;
         t.wrong_shard += s.wrong_shard;
         t.too_large += s.too_large;
+        t.out_of_memory += s.out_of_memory;
         t.other_errors += s.other_errors;
         for (a, b) in t.per_shard.iter_mut().zip(&s.per_shard) {
             *a += b;
@@ -295,6 +296,21 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
     if cfg.records == 0 || cfg.records > crate::history::MAX_KEY {
         return Err(RunError::Config(format!("--records must be within 1..={}", crate::history::MAX_KEY)));
     }
+    // Every reply must fit in one frame: a batch of GETs whose values could
+    // not all come back in one is made smaller (else the server would
+    // answer the excess TooLarge, which is the client's doing, not its).
+    let fitted;
+    let cfg = match reply_fit(topo, cfg.value_size) {
+        Some(fit) if topo.peer == Peer::Percore && cfg.batch > fit => {
+            eprintln!(
+                "loadgen: --batch {} lowered to {fit}: replies to {fit} GETs of {} B fill the servers' {}-byte frames",
+                cfg.batch, cfg.value_size, topo.limits.max_frame_bytes
+            );
+            fitted = RunConfig { batch: fit, ..cfg.clone() };
+            &fitted
+        }
+        _ => cfg,
+    };
     let threads = cfg.cores.len();
     match topo.peer {
         Peer::Percore => {
@@ -314,6 +330,15 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
             launch(topo, cfg, stop, endpoints)
         }
     }
+}
+
+/// The most GETs of `value_size`-byte values whose replies fit in one of
+/// the servers' frames (`None` if any number does).
+fn reply_fit(topo: &Topology, value_size: usize) -> Option<usize> {
+    let per_op = value_size + wire::codec::RESPONSE_ENTRY_LEN;
+    let budget = wire::codec::ResponseEncoder::data_budget(topo.limits.max_frame_bytes as usize, 0);
+    let fit = (budget / per_op).max(1);
+    (fit < topo.limits.max_ops_per_frame as usize).then_some(fit)
 }
 
 /// Starts one worker per endpoint set, collects their figures, builds the report.
@@ -469,6 +494,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         total.stats.bad_reads += s.bad_reads;
         total.stats.wrong_shard += s.wrong_shard;
         total.stats.too_large += s.too_large;
+        total.stats.out_of_memory += s.out_of_memory;
         total.stats.other_errors += s.other_errors;
         for (x, y) in total.stats.per_shard.iter_mut().zip(&s.per_shard) {
             *x += y;
@@ -503,7 +529,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
     let cpu: Duration = summaries.iter().map(|s| s.cpu).sum();
     let issued: u64 = summaries.iter().map(|s| s.issued).sum();
     let s = &total.stats;
-    let errors = s.wrong_shard + s.too_large + s.other_errors + u64::from(error.is_some());
+    let errors = s.wrong_shard + s.too_large + s.out_of_memory + s.other_errors + u64::from(error.is_some());
     let report = Report {
         phase: match cfg.phase {
             PhaseSpec::Load => "load".into(),
@@ -523,6 +549,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         error_detail: crate::report::ErrorDetail {
             wrong_shard: s.wrong_shard,
             too_large: s.too_large,
+            out_of_memory: s.out_of_memory,
             other: s.other_errors,
             connection: error.as_ref().map(|e| e.to_string()),
         },
@@ -607,7 +634,7 @@ impl Live {
             p99(&a.stats.get),
             p99(&a.stats.put),
             s.bad_reads,
-            s.wrong_shard + s.too_large + s.other_errors
+            s.wrong_shard + s.too_large + s.out_of_memory + s.other_errors
         );
         match &self.bar {
             Some(bar) => bar.println(line),

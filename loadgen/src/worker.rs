@@ -158,6 +158,8 @@ pub struct IntervalStats {
     pub wrong_shard: u64,
     /// Operations refused with TooLarge.
     pub too_large: u64,
+    /// Writes refused for lack of memory.
+    pub out_of_memory: u64,
     /// Other refusals.
     pub other_errors: u64,
     /// Completed operations per shard.
@@ -183,6 +185,7 @@ impl IntervalStats {
             bad_reads: 0,
             wrong_shard: 0,
             too_large: 0,
+            out_of_memory: 0,
             other_errors: 0,
             per_shard: vec![0; shards],
             first_bad: None,
@@ -311,14 +314,19 @@ impl<P: Protocol> Conn<P> {
         Ok(())
     }
 
-    /// Reads everything the socket has.
-    fn receive(&mut self) -> Result<(), WorkerError> {
+    /// Reads what the socket has, until it has no more (`Ok(false)`) or the
+    /// receive buffer is full at its cap (`Ok(true)`: answer the buffered
+    /// replies, then read again — the socket may hold more than the buffer,
+    /// and with edge-triggered polling no new event would say so).
+    fn receive(&mut self) -> Result<bool, WorkerError> {
         loop {
-            self.rbuf.prepare(None);
+            if !self.rbuf.prepare(None) {
+                return Ok(true);
+            }
             match self.stream.read(self.rbuf.spare()) {
                 Ok(0) => return Err(self.err("connection closed by the server")),
                 Ok(n) => self.rbuf.commit(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.err(format!("receive failed: {e}"))),
             }
@@ -723,8 +731,21 @@ impl<P: Protocol> Worker<P> {
                 self.conns[i].send()?;
             }
             if readable {
-                self.conns[i].receive()?;
-                self.answer(i)?;
+                loop {
+                    let full = self.conns[i].receive()?;
+                    let before = self.conns[i].rbuf.len();
+                    self.answer(i)?;
+                    if !full {
+                        break;
+                    }
+                    if self.conns[i].rbuf.len() == before {
+                        let c = &self.conns[i];
+                        return Err(c.err(format!(
+                            "a reply is larger than the {} bytes the receive buffer may hold",
+                            c.rbuf.max()
+                        )));
+                    }
+                }
             }
         }
         Ok(())
@@ -802,6 +823,7 @@ impl<P: Protocol> Worker<P> {
                 (OpKind::Put, Reply::Done) => s.puts += 1,
                 (_, Reply::Refused(RefusedBy::WrongShard)) => s.wrong_shard += 1,
                 (_, Reply::Refused(RefusedBy::TooLarge)) => s.too_large += 1,
+                (_, Reply::Refused(RefusedBy::OutOfMemory)) => s.out_of_memory += 1,
                 (_, Reply::Refused(RefusedBy::Other)) => s.other_errors += 1,
                 (kind, other) => {
                     failure = Some(format!("{kind:?} of record {} answered with {other:?}", p.record));

@@ -157,3 +157,30 @@ fn open_loop_rate_is_met_when_below_capacity() {
     assert_eq!(r["config"]["rate_ops_s"], rate);
     let _ = std::fs::remove_file(&report);
 }
+
+/// However many replies are in flight (`--batch` × `--pipeline` × value
+/// size far past the 4 MiB receive buffer), and however large the values,
+/// a run against a healthy server reports no failure: no error, no bad
+/// read, no false "connection closed".
+#[test]
+fn no_false_failure_for_any_batch_pipeline_and_value_size() {
+    let s = server(&[]);
+    for (value, batch, pipeline) in [("128", "1024", "64"), ("300000", "64", "16"), ("1048576", "16384", "4")] {
+        let report = temp(&format!("inflight-{value}.json"));
+        let out = Command::new(PERCORE)
+            .args(["loadgen", "run", "--load", "--records", "300", "--workload", "c", "--duration", "1s"])
+            .args(["--warmup", "0s", "-q", "--value-size", value, "--batch", batch, "--pipeline", pipeline])
+            .args(["--server", s.addr(), "--cores", "1", "--json"])
+            .arg(&report)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run loadgen");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "value {value}, batch {batch}, pipeline {pipeline}:\n{stderr}");
+        let r = json(&report);
+        assert_eq!(r["errors"], 0, "value {value}, batch {batch}, pipeline {pipeline}: {}", r["error_detail"]);
+        assert_eq!(r["bad_reads"], 0);
+        assert!(r["ops"].as_u64().expect("ops") > 0);
+        let _ = std::fs::remove_file(&report);
+    }
+}

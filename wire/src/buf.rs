@@ -109,19 +109,32 @@ impl RecvBuf {
     }
 
     /// Appends bytes (tests and blocking clients).
-    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
-        let need = self.len() + bytes.len();
-        self.prepare(Some(need.max(1)));
-        let end = self.end;
-        self.data[end..end + bytes.len()].copy_from_slice(bytes);
-        self.end += bytes.len();
+    ///
+    /// # Panics
+    /// If the bytes do not fit under the cap.
+    pub fn extend_from_slice(&mut self, mut bytes: &[u8]) {
+        let want = self.len() + bytes.len();
+        while !bytes.is_empty() {
+            assert!(self.prepare(Some(want)), "{want} bytes exceed the buffer's cap of {}", self.max);
+            let n = bytes.len().min(self.spare().len());
+            let end = self.end;
+            self.data[end..end + n].copy_from_slice(&bytes[..n]);
+            self.end += n;
+            bytes = &bytes[n..];
+        }
     }
 
-    /// Makes room before a read. `frame_len` is the length of the frame at the
-    /// start of the unread bytes when its header is known; the buffer then
-    /// guarantees it can hold that whole frame. Returns false if it cannot
-    /// (the frame is larger than the cap) — callers check frame lengths
-    /// against the limits first, so that is a bug, not a peer's doing.
+    /// Makes room before a read; returns false if there is none (the
+    /// buffer is full at its cap, or the frame is larger than the cap —
+    /// callers check frame lengths against the limits first, so that is a
+    /// bug, not a peer's doing).
+    ///
+    /// `frame_len` is the length of the frame at the start of the unread
+    /// bytes once its header is known. The buffer grows only when it is
+    /// full, and then doubles (toward `frame_len`, never past the cap): its
+    /// capacity stays within twice the bytes that actually arrived, so a
+    /// peer that declares a huge frame and sends a few bytes of it gets no
+    /// large buffer.
     pub fn prepare(&mut self, frame_len: Option<usize>) -> bool {
         if self.is_empty() && self.data.len() > self.keep {
             self.shrink();
@@ -133,14 +146,17 @@ impl RecvBuf {
         if self.start + need > self.data.len() || self.end == self.data.len() {
             self.compact();
         }
-        if need > self.data.len() || self.end == self.data.len() {
-            let target = need.max(self.data.len() * 2).min(self.max).next_multiple_of(FRAME_ALIGN);
-            if target <= self.data.len() {
-                return self.end < self.data.len();
+        if self.end == self.data.len() {
+            let mut target = (self.data.len() * 2).min(self.max);
+            if let Some(n) = frame_len {
+                target = target.min(n.max(self.len() + 1));
             }
-            self.data.resize(target, 0);
+            let target = target.next_multiple_of(FRAME_ALIGN);
+            if target > self.data.len() {
+                self.data.resize(target, 0);
+            }
         }
-        true
+        self.end < self.data.len()
     }
 
     /// Moves the unread bytes to the front. (When whole frames were
@@ -172,9 +188,34 @@ mod tests {
     fn storage_is_aligned_and_grows_to_the_frame() {
         let mut b = RecvBuf::new(64, 1024);
         assert_eq!(b.filled().as_ptr() as usize % 16, 0);
-        assert!(b.prepare(Some(500)));
-        assert!(b.capacity() >= 500);
+        b.extend_from_slice(&[7u8; 500]);
+        assert!(b.capacity() >= 500 && b.capacity() <= 1024);
         assert!(!b.prepare(Some(2000)), "beyond the cap");
+        b.extend_from_slice(&[7u8; 524]);
+        assert_eq!(b.capacity(), 1024);
+        assert!(!b.prepare(None), "full at the cap: no room");
+    }
+
+    #[test]
+    fn grows_only_with_the_bytes_that_arrive() {
+        let mut b = RecvBuf::new(64, 4 << 20);
+        // A header declaring a 4 MiB frame, and 16 bytes of it.
+        b.extend_from_slice(&[1u8; 16]);
+        assert!(b.prepare(Some(4 << 20)));
+        assert_eq!(b.capacity(), 64, "room is not reserved for bytes that have not arrived");
+        let mut arrived = 16;
+        while arrived < 100_000 {
+            let n = b.spare().len().min(1000);
+            b.commit(n);
+            arrived += n;
+            assert!(b.prepare(Some(4 << 20)));
+            assert!(b.capacity() <= 2 * arrived.max(64), "{} bytes of room for {arrived} bytes", b.capacity());
+        }
+        // Growth stops at the frame's length.
+        let mut c = RecvBuf::new(64, 4 << 20);
+        c.extend_from_slice(&[1u8; 64]);
+        assert!(c.prepare(Some(100)));
+        assert_eq!(c.capacity(), 112);
     }
 
     #[test]

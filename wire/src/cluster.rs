@@ -24,7 +24,7 @@
 //! [`ShardMap`] is the slot → shard table, the other half of routing (the
 //! first is [`crate::slot::slot_of`]).
 
-use crate::limits::Limits;
+use crate::limits::{Limits, ServerLimits, parse_bytes, parse_duration};
 use crate::msg::{ShardInfo, SlotRange};
 use crate::slot::{SLOTS, slot_of};
 use serde::Deserialize;
@@ -121,12 +121,95 @@ pub struct SshSettings {
     pub dir: Option<String>,
 }
 
+/// A duration in the file: `"5s"`, `"250ms"`, or a number of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationFile {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationFile {
+    fn resolve(self, name: &str) -> Result<std::time::Duration, String> {
+        match self {
+            DurationFile::Seconds(s) => Ok(std::time::Duration::from_secs(s)),
+            DurationFile::Text(t) => parse_duration(&t).map_err(|e| format!("[limits] {name}: {e}")),
+        }
+    }
+}
+
+/// A byte count in the file: `"4gb"`, `"100mb"`, or a number of bytes.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BytesFile {
+    Bytes(u64),
+    Text(String),
+}
+
+/// The `[limits]` table: the frame limits every server announces, and the
+/// resource limits of every server node (see [`ServerLimits`]).
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct LimitsFile {
+    max_frame_bytes: Option<u32>,
+    max_ops_per_frame: Option<u32>,
+    max_key_len: Option<u32>,
+    max_value_len: Option<u32>,
+    handshake_timeout: Option<DurationFile>,
+    frame_timeout: Option<DurationFile>,
+    idle_timeout: Option<DurationFile>,
+    write_timeout: Option<DurationFile>,
+    shutdown_timeout: Option<DurationFile>,
+    max_connections: Option<u32>,
+    maxmemory: Option<BytesFile>,
+}
+
+impl LimitsFile {
+    fn resolve(self) -> Result<(Limits, ServerLimits), String> {
+        let d = Limits::default();
+        let limits = Limits {
+            max_frame_bytes: self.max_frame_bytes.unwrap_or(d.max_frame_bytes),
+            max_ops_per_frame: self.max_ops_per_frame.unwrap_or(d.max_ops_per_frame),
+            max_key_len: self.max_key_len.unwrap_or(d.max_key_len),
+            max_value_len: self.max_value_len.unwrap_or(d.max_value_len),
+        };
+        limits.validate().map_err(|e| e.to_string())?;
+        let mut server = ServerLimits::default();
+        let timeouts = [
+            ("handshake_timeout", self.handshake_timeout, &mut server.handshake_timeout),
+            ("frame_timeout", self.frame_timeout, &mut server.frame_timeout),
+            ("write_timeout", self.write_timeout, &mut server.write_timeout),
+            ("shutdown_timeout", self.shutdown_timeout, &mut server.shutdown_timeout),
+        ];
+        for (name, value, field) in timeouts {
+            if let Some(v) = value {
+                *field = v.resolve(name)?;
+            }
+        }
+        if let Some(v) = self.idle_timeout {
+            let d = v.resolve("idle_timeout")?;
+            server.idle_timeout = (!d.is_zero()).then_some(d);
+        }
+        if let Some(n) = self.max_connections {
+            server.max_connections = n;
+        }
+        server.maxmemory = match self.maxmemory {
+            None => None,
+            Some(BytesFile::Bytes(n)) => Some(n),
+            Some(BytesFile::Text(t)) => Some(parse_bytes(&t).map_err(|e| format!("[limits] maxmemory: {e}"))?),
+        }
+        .filter(|&n| n > 0);
+        server.validate().map_err(|e| e.to_string())?;
+        Ok((limits, server))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClusterFile {
     base_port: Option<u16>,
     #[serde(default)]
-    limits: Limits,
+    limits: LimitsFile,
     #[serde(default)]
     ssh: SshSettings,
     #[serde(default)]
@@ -170,8 +253,11 @@ pub struct Cluster {
     pub source: String,
     /// Default port of every server's first shard.
     pub base_port: u16,
-    /// Limits every server enforces.
+    /// Frame limits every server enforces.
     pub limits: Limits,
+    /// What a peer may make every server node hold (the file's `[limits]`;
+    /// a server's command line may override them).
+    pub server_limits: ServerLimits,
     /// ssh settings for the scripts.
     pub ssh: SshSettings,
     /// Server nodes in file order.
@@ -293,7 +379,7 @@ impl Cluster {
             message: e.to_string().trim_end().replace('\n', " "),
         })?;
         let invalid = |message: String| ConfigError::Invalid { path: source.to_string(), message };
-        file.limits.validate().map_err(|e| invalid(e.to_string()))?;
+        let (limits, server_limits) = file.limits.resolve().map_err(invalid)?;
         if file.server.is_empty() {
             return Err(invalid("no [[server]] listed".into()));
         }
@@ -390,7 +476,16 @@ impl Cluster {
             }
         }
         let map = ShardMap::new(shards).map_err(invalid)?;
-        Ok(Cluster { source: source.to_string(), base_port, limits: file.limits, ssh: file.ssh, servers, clients, map })
+        Ok(Cluster {
+            source: source.to_string(),
+            base_port,
+            limits,
+            server_limits,
+            ssh: file.ssh,
+            servers,
+            clients,
+            map,
+        })
     }
 
     /// A one-node cluster: shard `i` on `addr:ports[i]`, pinned to
@@ -426,6 +521,7 @@ impl Cluster {
             source: "(command line)".into(),
             base_port: ports[0],
             limits,
+            server_limits: ServerLimits::default(),
             ssh: SshSettings::default(),
             servers: vec![Server {
                 name: name.to_string(),
@@ -653,6 +749,33 @@ cores = "0,1"
             .replace("cores = \"1-2\"", "cores = \"1-2\"\nslots = [\"101-200\", \"201-16000\"]");
         let e = Cluster::parse(&gap, "f.toml").expect_err("uncovered slots").to_string();
         assert!(e.contains("slot 16001 is assigned to no shard"), "{e}");
+    }
+
+    #[test]
+    fn limits_table_sets_frame_and_server_limits() {
+        let text = format!(
+            "{TWO}\n[limits]\nmax_value_len = 4096\nhandshake_timeout = \"2s\"\nframe_timeout = 3\nidle_timeout = \"0\"\nmaxmemory = \"64mb\"\nmax_connections = 10\n"
+        );
+        let c = Cluster::parse(&text, "l.toml").expect("valid");
+        assert_eq!(c.limits.max_value_len, 4096);
+        assert_eq!(c.limits.max_frame_bytes, Limits::default().max_frame_bytes);
+        let s = c.server_limits;
+        assert_eq!(s.handshake_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(s.frame_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(s.idle_timeout, None);
+        assert_eq!(s.maxmemory, Some(64 << 20));
+        assert_eq!(s.max_connections, 10);
+        assert_eq!(s.write_timeout, ServerLimits::default().write_timeout);
+
+        let bad = format!("{TWO}\n[limits]\nframe_timeout = \"soon\"\n");
+        let e = Cluster::parse(&bad, "l.toml").expect_err("not a duration").to_string();
+        assert!(e.contains("frame_timeout") && e.contains("soon"), "{e}");
+        let bad = format!("{TWO}\n[limits]\nmaxmemory = \"lots\"\n");
+        let e = Cluster::parse(&bad, "l.toml").expect_err("not a size").to_string();
+        assert!(e.contains("maxmemory") && e.contains("lots"), "{e}");
+        let bad = format!("{TWO}\n[limits]\nmax_conections = 3\n");
+        let e = Cluster::parse(&bad, "l.toml").expect_err("typo").to_string();
+        assert!(e.contains("max_conections"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic  b"PCOR"
-//!      4     1  protocol version (1)
+//!      4     1  protocol version (2)
 //!      5     1  frame kind (see [`Kind`])
 //!      6     2  flags, must be zero
 //!      8     4  body length in bytes (little-endian), the exact rkyv archive length
@@ -28,7 +28,14 @@ use std::fmt;
 /// The four bytes every frame starts with.
 pub const MAGIC: [u8; 4] = *b"PCOR";
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+///
+/// Version 2 added the `OutOfMemory` operation result, the
+/// `HandshakeTimeout` and `IdleTimeout` error codes and eight stats
+/// counters. Request bodies kept their layout, but a version 1 client
+/// could not read every version 2 response, so a version 1 peer is refused
+/// with `UnsupportedVersion` (the pinned version 1 fixtures in
+/// `wire/tests/fixtures/` show both facts).
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Length of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Every frame's total length is a multiple of this, and bodies start at a

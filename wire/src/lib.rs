@@ -33,5 +33,5 @@ pub mod slot;
 
 pub use cluster::{Cluster, ShardMap};
 pub use error::Error;
-pub use limits::Limits;
+pub use limits::{Limits, ServerLimits};
 pub use slot::slot_of;

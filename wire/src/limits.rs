@@ -1,12 +1,20 @@
-//! Size limits every peer enforces on what it receives.
+//! Limits: what a peer may send ([`Limits`], announced in the handshake and
+//! enforced on receipt) and what a peer may make a server hold
+//! ([`ServerLimits`]: time, connections, memory).
 //!
-//! A server announces its limits in the handshake reply, so a client sizes
-//! its batches to fit. Violating a limit is a protocol error: the frame is
+//! A server announces its [`Limits`] in the handshake reply, so a client
+//! sizes its batches to fit. Violating one is a protocol error: the frame is
 //! refused whole (none of its operations runs), an error frame names the
 //! limit, and the connection is closed.
+//!
+//! [`ServerLimits`] bound the resources a peer can hold on a server node.
+//! Each is a deadline or a cap that the peer cannot reset by trickling bytes
+//! or reconnecting. Both sets live in the cluster file's `[limits]` table
+//! (see `cluster/README.md`); the server's command line overrides the second.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::Duration;
 
 /// Frame and record size limits.
 ///
@@ -87,9 +95,152 @@ impl fmt::Display for Limits {
     }
 }
 
+/// What a peer may make a server node hold, and for how long.
+///
+/// | field | default | what a peer sees when it hits it |
+/// |---|---|---|
+/// | `handshake_timeout` | 5 s | a connection must have its hello answered within this time of being accepted, else `HandshakeTimeout` and the close |
+/// | `frame_timeout` | 10 s | a frame must be complete within this time of its first byte, however the bytes trickle in, else `Timeout` and the close |
+/// | `idle_timeout` | off | a handshaken connection that sends nothing for this long gets `IdleTimeout` and the close (Redis's `timeout`) |
+/// | `write_timeout` | 30 s | a batch of replies must be written within this time (a peer that does not read is cut off) |
+/// | `shutdown_timeout` | 5 s | on SIGTERM, connections still open after this are cut and the node exits |
+/// | `max_connections` | 1024 | per shard; when full, the oldest connection without a finished handshake is dropped for a new one, else the new one gets `TooManyConnections` |
+/// | `maxmemory` | none | per node, split evenly over its shards: a PUT that needs memory past it gets `OutOfMemory` |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Time from accept to the answered hello.
+    pub handshake_timeout: Duration,
+    /// Time from a frame's first byte to its last.
+    pub frame_timeout: Duration,
+    /// Silence after which a handshaken connection is closed; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Time to write one batch of replies.
+    pub write_timeout: Duration,
+    /// Time from SIGTERM to exit.
+    pub shutdown_timeout: Duration,
+    /// Open connections per shard.
+    pub max_connections: u32,
+    /// Bytes of store memory per node (records and table); `None`: no limit.
+    pub maxmemory: Option<u64>,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            handshake_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            write_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+            max_connections: 1024,
+            maxmemory: None,
+        }
+    }
+}
+
+/// Longest timeout accepted as a setting (a day): longer is a typo.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+impl ServerLimits {
+    /// Checks that every value is usable.
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        let timeouts = [
+            ("handshake_timeout", Some(self.handshake_timeout)),
+            ("frame_timeout", Some(self.frame_timeout)),
+            ("idle_timeout", self.idle_timeout),
+            ("write_timeout", Some(self.write_timeout)),
+            ("shutdown_timeout", Some(self.shutdown_timeout)),
+        ];
+        for (name, value) in timeouts {
+            if let Some(d) = value
+                && (d.is_zero() || d > MAX_TIMEOUT)
+            {
+                let hint = if name == "idle_timeout" { " (0 turns it off)" } else { "" };
+                return Err(LimitsError(format!(
+                    "{name} {} is outside 1ms..=24h{hint}",
+                    humantime::format_duration(d)
+                )));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(LimitsError("max_connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a duration the way the command line and the cluster file write
+/// it: `5s`, `250ms`, `1m30s`; `0` is zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not a duration ({e}; e.g. 5s, 250ms, 0)"))
+}
+
+/// Parses a byte count with Redis's units (case-insensitive): `1k` = 1000,
+/// `1kb` = 1024, likewise `m`/`mb` and `g`/`gb`; a bare number is bytes.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let bad = || format!("{text:?} is not a byte count (e.g. 100mb, 4gb, 1000000)");
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let scale: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Formats a byte count in binary units for messages (`4.0 GiB`).
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[i]) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_use_redis_units() {
+        assert_eq!(parse_bytes("100"), Ok(100));
+        assert_eq!(parse_bytes("1k"), Ok(1000));
+        assert_eq!(parse_bytes("1KB"), Ok(1024));
+        assert_eq!(parse_bytes("3mb"), Ok(3 << 20));
+        assert_eq!(parse_bytes("2g"), Ok(2_000_000_000));
+        assert_eq!(parse_bytes(" 4gb "), Ok(4 << 30));
+        assert!(parse_bytes("4 gb").is_err());
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("1tb").is_err());
+        assert!(parse_bytes("99999999999999gb").is_err());
+        assert_eq!(format_bytes(3 << 20), "3.0 MiB");
+        assert_eq!(format_bytes(12), "12 B");
+    }
+
+    #[test]
+    fn durations_and_their_bounds() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").is_err(), "a bare number has no unit");
+        ServerLimits::default().validate().expect("defaults are valid");
+        let zero = ServerLimits { frame_timeout: Duration::ZERO, ..ServerLimits::default() };
+        assert!(zero.validate().unwrap_err().to_string().contains("frame_timeout"));
+        let long = ServerLimits { idle_timeout: Some(Duration::from_secs(100_000)), ..ServerLimits::default() };
+        assert!(long.validate().unwrap_err().to_string().contains("0 turns it off"));
+        let none = ServerLimits { max_connections: 0, ..ServerLimits::default() };
+        assert!(none.validate().is_err());
+    }
 
     #[test]
     fn defaults_are_valid() {

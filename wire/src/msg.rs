@@ -84,6 +84,10 @@ pub enum OpError {
     /// The value to return does not fit in the reply frame
     /// (`max_frame_bytes`); nothing was done. Send the GET in a smaller batch.
     TooLarge = 1,
+    /// The PUT needs memory past the shard's share of `maxmemory` (or past
+    /// what the shard can address); nothing was done, the key keeps its old
+    /// value. GETs and DELETEs still work; deleting frees room. (Protocol 2.)
+    OutOfMemory = 2,
 }
 
 impl OpError {
@@ -92,6 +96,7 @@ impl OpError {
         match self {
             OpError::WrongShard => "WrongShard",
             OpError::TooLarge => "TooLarge",
+            OpError::OutOfMemory => "OutOfMemory",
         }
     }
 }
@@ -102,6 +107,7 @@ impl ArchivedOpError {
         match self {
             ArchivedOpError::WrongShard => OpError::WrongShard,
             ArchivedOpError::TooLarge => OpError::TooLarge,
+            ArchivedOpError::OutOfMemory => OpError::OutOfMemory,
         }
     }
 }
@@ -280,6 +286,25 @@ pub struct ShardCounters {
     pub keys: u64,
     /// Bytes the store holds for records (slab in use, table included).
     pub store_bytes: u64,
+    /// The store's memory limit in bytes (this shard's share of
+    /// `maxmemory`); 0 when there is none.
+    pub memory_limit: u64,
+    /// PUTs refused with OutOfMemory.
+    pub out_of_memory: u64,
+    /// Connections refused because the shard had `max_connections` open,
+    /// every one of them past its handshake.
+    pub connections_refused: u64,
+    /// Connections without a finished handshake dropped to make room for a
+    /// new one.
+    pub connections_evicted: u64,
+    /// Connections closed for not finishing the handshake in time.
+    pub handshake_timeouts: u64,
+    /// Connections closed for not finishing a frame in time.
+    pub frame_timeouts: u64,
+    /// Connections closed for being idle past `idle_timeout`.
+    pub idle_timeouts: u64,
+    /// Connections closed because their replies could not be written in time.
+    pub write_timeouts: u64,
 }
 
 impl std::ops::AddAssign for ShardCounters {
@@ -297,6 +322,14 @@ impl std::ops::AddAssign for ShardCounters {
         self.protocol_errors += o.protocol_errors;
         self.keys += o.keys;
         self.store_bytes += o.store_bytes;
+        self.memory_limit += o.memory_limit;
+        self.out_of_memory += o.out_of_memory;
+        self.connections_refused += o.connections_refused;
+        self.connections_evicted += o.connections_evicted;
+        self.handshake_timeouts += o.handshake_timeouts;
+        self.frame_timeouts += o.frame_timeouts;
+        self.idle_timeouts += o.idle_timeouts;
+        self.write_timeouts += o.write_timeouts;
     }
 }
 
@@ -351,6 +384,10 @@ pub enum ErrorCode {
     TooManyConnections = 14,
     /// The server is shutting down.
     ShuttingDown = 15,
+    /// The hello was not answered within the handshake timeout. (Protocol 2.)
+    HandshakeTimeout = 16,
+    /// The connection sent nothing for the idle timeout. (Protocol 2.)
+    IdleTimeout = 17,
 }
 
 impl ErrorCode {
@@ -372,6 +409,8 @@ impl ErrorCode {
             ErrorCode::Timeout => "Timeout",
             ErrorCode::TooManyConnections => "TooManyConnections",
             ErrorCode::ShuttingDown => "ShuttingDown",
+            ErrorCode::HandshakeTimeout => "HandshakeTimeout",
+            ErrorCode::IdleTimeout => "IdleTimeout",
         }
     }
 }

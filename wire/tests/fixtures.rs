@@ -4,16 +4,30 @@
 //! bump `PROTOCOL_VERSION`, keep the old fixture as a compatibility case, and
 //! re-bless with `PERCORE_BLESS=1 cargo test -p percore-wire --test fixtures`.
 //! Without that variable a missing or different fixture fails the test.
+//!
+//! Decisions so far:
+//! - **Version 2** (issue "No client can take a node down"): a PUT past
+//!   `maxmemory` needed a per-operation answer, `OutOfMemory` (result error
+//!   code 2); the new timeouts needed their own connection error codes
+//!   (`HandshakeTimeout` 16, `IdleTimeout` 17); the stats reply gained eight
+//!   counters. Request, hello and error bodies kept their layout (the
+//!   version 1 fixtures still decode to the same values), but a version 1
+//!   client cannot read every version 2 response, so every frame's header
+//!   now says 2 and a version 1 frame is refused with `UnsupportedVersion`.
 
 use std::path::PathBuf;
 use wire::Limits;
 use wire::buf::RecvBuf;
 use wire::codec::{RequestEncoder, ResponseEncoder, decode_request, encode};
-use wire::frame::{Kind, Next, next_frame};
+use wire::frame::{FrameError, HEADER_LEN, Kind, Next, next_frame, parse_header};
 use wire::msg::{ErrorBody, ErrorCode, Hello, HelloReply, Op, OpError, Request, ShardInfo, SlotRange};
 
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
 fn check(name: &str, bytes: &[u8]) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = fixture(name);
     if std::env::var_os("PERCORE_BLESS").is_some() {
         std::fs::write(&path, bytes).expect("write fixture");
         return;
@@ -35,54 +49,82 @@ fn request_frame_is_pinned() {
     enc.delete(&mut out, b"{tag}x");
     enc.get(&mut out, b"");
     enc.finish(&mut out);
-    check("request_v1.bin", &out);
+    check("request_v2.bin", &out);
 
     // And today's decoder still reads the pinned bytes.
-    let pinned = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/request_v1.bin"))
-        .expect("fixture");
+    let pinned = std::fs::read(fixture("request_v2.bin")).expect("fixture");
     let mut buf = RecvBuf::new(64, 1 << 20);
     buf.extend_from_slice(&pinned);
     let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };
     let req = decode_request(frame.body, &Limits::default()).expect("pinned frame validates");
     let back = rkyv::deserialize::<Request, rkyv::rancor::Error>(req).expect("deserializes");
-    assert_eq!(
-        back,
-        Request {
-            batch_id: 0x0102_0304_0506_0708,
-            ops: vec![
-                Op::Get { key: b"123456".to_vec() },
-                Op::Put { key: b"42".to_vec(), value: b"value-of-42".to_vec() },
-                Op::Delete { key: b"{tag}x".to_vec() },
-                Op::Get { key: vec![] },
-            ],
-        }
-    );
+    assert_eq!(back, fixture_request());
+}
+
+fn fixture_request() -> Request {
+    Request {
+        batch_id: 0x0102_0304_0506_0708,
+        ops: vec![
+            Op::Get { key: b"123456".to_vec() },
+            Op::Put { key: b"42".to_vec(), value: b"value-of-42".to_vec() },
+            Op::Delete { key: b"{tag}x".to_vec() },
+            Op::Get { key: vec![] },
+        ],
+    }
+}
+
+/// Version 1 frames: their headers are refused by name, and their bodies
+/// (whose layout version 2 kept) still decode to the values they carried.
+#[test]
+fn version_1_frames_are_refused_but_their_bodies_still_read() {
+    for name in ["request_v1.bin", "response_v1.bin", "hello_v1.bin", "hello_reply_v1.bin", "error_v1.bin"] {
+        let bytes = std::fs::read(fixture(name)).expect("version 1 fixture kept");
+        let head: &[u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("header");
+        assert_eq!(parse_header(head, &Limits::default()), Err(FrameError::UnsupportedVersion { found: 1 }), "{name}");
+    }
+    let body_of = |name: &str| {
+        let bytes = std::fs::read(fixture(name)).expect("fixture");
+        let len = u32::from_le_bytes(bytes[8..12].try_into().expect("len")) as usize;
+        let mut buf = RecvBuf::new(64, 1 << 20);
+        buf.extend_from_slice(&bytes[HEADER_LEN..HEADER_LEN + len]);
+        buf
+    };
+    let buf = body_of("request_v1.bin");
+    let req = decode_request(buf.filled(), &Limits::default()).expect("v1 request body validates");
+    assert_eq!(rkyv::deserialize::<Request, rkyv::rancor::Error>(req).expect("deserializes"), fixture_request());
+    let buf = body_of("error_v1.bin");
+    let err = wire::codec::decode::<wire::msg::ArchivedErrorBody>(Kind::Error, buf.filled()).expect("v1 error body");
+    assert_eq!(err.message.as_str(), "client speaks protocol 9, server speaks 1");
+    // The version 1 response (no OutOfMemory in it) is still a valid body.
+    let buf = body_of("response_v1.bin");
+    assert_eq!(wire::codec::decode_response(buf.filled()).expect("v1 response body").results.len(), 5);
 }
 
 #[test]
 fn response_frame_is_pinned() {
     let mut out = Vec::new();
     let mut enc = ResponseEncoder::new();
-    enc.begin(&mut out, 0x0102_0304_0506_0708, 5);
+    enc.begin(&mut out, 0x0102_0304_0506_0708, 6);
     enc.value(&mut out, b"value-of-123456");
     enc.done();
     enc.done();
     enc.not_found();
     enc.error(OpError::WrongShard);
+    enc.error(OpError::OutOfMemory);
     enc.finish(&mut out);
-    check("response_v1.bin", &out);
+    check("response_v2.bin", &out);
 }
 
 #[test]
 fn handshake_frames_are_pinned() {
     let mut out = Vec::new();
-    let hello = Hello { protocol: 1, shard: Some(1), total_shards: Some(2), client: "fixture".into() };
+    let hello = Hello { protocol: 2, shard: Some(1), total_shards: Some(2), client: "fixture".into() };
     encode(Kind::Hello, &hello, &mut out).expect("encode");
-    check("hello_v1.bin", &out);
+    check("hello_v2.bin", &out);
 
     let mut out = Vec::new();
     let reply = HelloReply {
-        protocol: 1,
+        protocol: 2,
         shard: 1,
         total_shards: 2,
         node: "node0".into(),
@@ -107,14 +149,16 @@ fn handshake_frames_are_pinned() {
         ],
     };
     encode(Kind::HelloReply, &reply, &mut out).expect("encode");
-    check("hello_reply_v1.bin", &out);
+    check("hello_reply_v2.bin", &out);
 }
 
 #[test]
 fn error_frame_is_pinned() {
     let mut out = Vec::new();
-    let body =
-        ErrorBody { code: ErrorCode::UnsupportedVersion, message: "client speaks protocol 9, server speaks 1".into() };
+    let body = ErrorBody {
+        code: ErrorCode::HandshakeTimeout,
+        message: "hello not answered within 5s of the connection being accepted".into(),
+    };
     encode(Kind::Error, &body, &mut out).expect("encode");
-    check("error_v1.bin", &out);
+    check("error_v2.bin", &out);
 }

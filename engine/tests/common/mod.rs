@@ -97,22 +97,60 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit (at most 20 s).
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| panic!("server did not exit within 20 s of SIGTERM"))
+    }
+
+    /// Sends `sig` to the process.
+    pub fn signal(&self, sig: i32) {
+        let child = self.child.as_ref().expect("running");
         // SAFETY: plain kill(2) on our own child's PID.
         unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
+            libc::kill(child.id() as i32, sig);
         }
-        for _ in 0..400 {
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it has not
+    /// (it is then killed when the `Server` is dropped).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let until = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < until {
+            let child = self.child.as_mut().expect("running");
             if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
                 // Let the reader threads drain the pipes.
                 std::thread::sleep(Duration::from_millis(100));
-                return status;
+                return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = child.kill();
-        panic!("server did not exit within 20 s of SIGTERM");
+        None
     }
+
+    /// The process's resident memory, in bytes (from /proc).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit (tests that open
+/// thousands of connections).
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
 }
 
 impl Server {
@@ -143,6 +181,11 @@ impl Raw {
     pub fn connect(addr: &str) -> Raw {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        Raw::from_stream(stream)
+    }
+
+    /// Wraps a connected stream.
+    pub fn from_stream(stream: TcpStream) -> Raw {
         Raw { stream, buf: RecvBuf::new(1 << 16, 1 << 30) }
     }
 
@@ -150,7 +193,8 @@ impl Raw {
     pub fn handshaken(addr: &str) -> Raw {
         let mut raw = Raw::connect(addr);
         let mut out = Vec::new();
-        let hello = Hello { protocol: 1, shard: None, total_shards: None, client: "raw".into() };
+        let hello =
+            Hello { protocol: wire::frame::PROTOCOL_VERSION, shard: None, total_shards: None, client: "raw".into() };
         encode(Kind::Hello, &hello, &mut out).expect("encode");
         raw.send(&out);
         let (kind, _) = raw.frame().expect("hello reply");
@@ -190,16 +234,27 @@ impl Raw {
     pub fn expect_error(&mut self, code: ErrorCode) -> String {
         let (kind, body) = self.frame().expect("an error frame before the close");
         assert_eq!(kind, Kind::Error, "expected an error frame");
-        let mut aligned = RecvBuf::new(body.len().max(16), body.len().max(16));
-        aligned.extend_from_slice(&body);
-        let err = wire::client::server_error("server", aligned.filled());
-        let wire::Error::Server { code: got, message, .. } = err else { panic!("not a server error: {err}") };
+        let (got, message) = error_of(&body);
         assert_eq!(got, code, "error code (message: {message})");
         assert!(self.frame().is_none(), "the server closes the connection after an error frame");
         message
     }
 
+    /// The error code and message of an error frame's body.
+    pub fn error_of_body(body: &[u8]) -> (ErrorCode, String) {
+        error_of(body)
+    }
+
     pub fn shutdown_write(&self) {
         self.stream.shutdown(Shutdown::Write).expect("shutdown");
     }
+}
+
+/// The error code and message of an error frame's body.
+pub fn error_of(body: &[u8]) -> (ErrorCode, String) {
+    let mut aligned = RecvBuf::new(body.len().max(16), body.len().max(16));
+    aligned.extend_from_slice(body);
+    let err = wire::client::server_error("server", aligned.filled());
+    let wire::Error::Server { code, message, .. } = err else { panic!("not a server error: {err}") };
+    (code, message)
 }

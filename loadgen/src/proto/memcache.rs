@@ -80,6 +80,8 @@ impl Protocol for Memcache {
                 l if l.starts_with(b"CLIENT_ERROR") || l.starts_with(b"SERVER_ERROR") => {
                     on_reply(Reply::Refused(if l.contains_slice(b"too large") {
                         RefusedBy::TooLarge
+                    } else if l.contains_slice(b"out of memory") {
+                        RefusedBy::OutOfMemory
                     } else {
                         RefusedBy::Other
                     }))

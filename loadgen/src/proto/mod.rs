@@ -40,6 +40,9 @@ pub enum RefusedBy {
     WrongShard,
     /// The reply would be too large.
     TooLarge,
+    /// The server has no memory for the write (percore's OutOfMemory,
+    /// Redis's `-OOM`, memcached's "out of memory").
+    OutOfMemory,
     /// Any other per-operation error the server reports.
     Other,
 }

@@ -79,6 +79,7 @@ impl Protocol for Percore {
                     ArchivedOpResult::Error(e) => Reply::Refused(match e.to_native() {
                         OpError::WrongShard => RefusedBy::WrongShard,
                         OpError::TooLarge => RefusedBy::TooLarge,
+                        OpError::OutOfMemory => RefusedBy::OutOfMemory,
                     }),
                 });
             }

@@ -97,6 +97,8 @@ impl Protocol for Resp {
                 b'-' => {
                     if line.starts_with(b"MOVED") || line.starts_with(b"ASK") {
                         on_reply(Reply::Refused(RefusedBy::WrongShard));
+                    } else if line.starts_with(b"OOM") {
+                        on_reply(Reply::Refused(RefusedBy::OutOfMemory));
                     } else {
                         on_reply(Reply::Refused(RefusedBy::Other));
                     }

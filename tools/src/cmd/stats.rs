@@ -35,6 +35,10 @@ fn counters_json(c: &ShardCounters) -> serde_json::Value {
         "wrong_shard": c.wrong_shard, "bytes_in": c.bytes_in, "bytes_out": c.bytes_out,
         "connections_open": c.connections_open, "connections_total": c.connections_total,
         "protocol_errors": c.protocol_errors, "keys": c.keys, "store_bytes": c.store_bytes,
+        "memory_limit": c.memory_limit, "out_of_memory": c.out_of_memory,
+        "connections_refused": c.connections_refused, "connections_evicted": c.connections_evicted,
+        "handshake_timeouts": c.handshake_timeouts, "frame_timeouts": c.frame_timeouts,
+        "idle_timeouts": c.idle_timeouts, "write_timeouts": c.write_timeouts,
     })
 }
 
@@ -115,6 +119,29 @@ fn table(replies: &[StatsReply], shards: &[wire::msg::ShardInfo]) -> String {
         total.connections_open,
         total.store_bytes as f64 / 1e6
     ));
+    // What the limits did (see the README's "Limits and hostile clients").
+    out.push_str(&format!(
+        "\n{:>5} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "shard", "refused", "evicted", "handshk_to", "frame_to", "idle_to", "write_to", "proto_err", "oom", "limit_MB"
+    ));
+    let mut row = |name: String, c: &ShardCounters| {
+        let limit = if c.memory_limit == 0 { "-".to_string() } else { format!("{:.1}", c.memory_limit as f64 / 1e6) };
+        out.push_str(&format!(
+            "{name:>5} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {limit:>9}\n",
+            c.connections_refused,
+            c.connections_evicted,
+            c.handshake_timeouts,
+            c.frame_timeouts,
+            c.idle_timeouts,
+            c.write_timeouts,
+            c.protocol_errors,
+            c.out_of_memory,
+        ));
+    };
+    for r in replies {
+        row(r.shard.to_string(), &r.counters);
+    }
+    row("total".into(), &total);
     out
 }
 
