@@ -35,5 +35,5 @@ cargo test --workspace --release
 echo "== cluster scripts over ssh against network-namespace hosts (cluster/test.sh)" >&2
 cluster/test.sh
 
-echo "== fuzzing the wire decoder (${FUZZ_SECONDS:-60} s per target)" >&2
-wire/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+echo "== fuzzing the wire decoder, the executor and the store (${FUZZ_SECONDS:-60} s per target)" >&2
+tools/fuzz.sh "${FUZZ_SECONDS:-60}"

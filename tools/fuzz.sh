@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target of percore for a bounded time (default 60 s
+# each) and prints, per target, the inputs it ran and the time it took:
+#   wire/fuzz    decode, archive     the frame decoder and rkyv validation,
+#                                    seeded with the pinned wire fixtures
+#   engine/fuzz  executor, store     the grouped executor and the store,
+#                                    checked against a model
+# Needs the nightly toolchain and cargo-fuzz (installed here if missing).
+# Usage: tools/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default: all)
+set -euo pipefail
+secs=${1:-60}
+shift || true
+top=$(cd "$(dirname "$0")/.." && pwd)
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "fuzz: installing cargo-fuzz" >&2
+    cargo +nightly install cargo-fuzz --locked >&2
+fi
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(wire:decode wire:archive engine:executor engine:store)
+failed=0
+for entry in "${targets[@]}"; do
+    crate=${entry%%:*}
+    target=${entry#*:}
+    dir="$top/$crate/fuzz"
+    mkdir -p "$dir/corpus/$target"
+    if [ "$target" = decode ]; then
+        for f in "$top"/wire/tests/fixtures/*.bin; do
+            # first byte: read size; then the frame as it travels
+            { printf '\x3f'; cat "$f"; } > "$dir/corpus/$target/$(basename "$f")"
+        done
+    fi
+    echo "fuzz: $crate/$target for ${secs}s" >&2
+    log=$(mktemp)
+    (cd "$dir" && cargo +nightly fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=4096 \
+        -print_final_stats=1) >"$log" 2>&1 || true
+    grep -E '^Done|ERROR|panicked|SUMMARY|stat::number_of_executed_units|stat::average_exec_per_sec' "$log" \
+        | sed "s|^|fuzz: $crate/$target: |" || true
+    if grep -qE '^==[0-9]+== ERROR|panicked|deadly signal' "$log"; then
+        echo "fuzz: $crate/$target FAILED; input in $crate/fuzz/artifacts/$target; log:" >&2
+        tail -n 60 "$log" >&2
+        failed=1
+    elif ! grep -q '^Done' "$log"; then
+        echo "fuzz: $crate/$target did not run; log:" >&2
+        tail -n 60 "$log" >&2
+        failed=1
+    fi
+    rm -f "$log"
+done
+[ "$failed" = 0 ] || exit 1
+echo "fuzz: no crashes" >&2
