@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Every test percore has, from a fresh machine with only the Rust toolchain:
 # installs what the tests need (Debian packages, when run as root), then runs
-# the workspace's tests, a bounded fuzzing pass over the wire decoder, and
-# the cluster scripts against ssh daemons in network namespaces.
+# the workspace's tests, the cluster scripts against ssh daemons in network
+# namespaces, bounded fuzzing of the wire decoder, the executor and the
+# store, and a soak under hostile traffic ending in a linearizability check.
 #
 #   tools/test.sh                 # everything
-#   FUZZ_SECONDS=10 tools/test.sh # shorter fuzzing
+#   FUZZ_SECONDS=10 tools/test.sh # shorter fuzzing (default 60 s per target)
+#   SOAK_SECONDS=600 tools/test.sh # longer soak (default 20 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +39,6 @@ cluster/test.sh
 
 echo "== fuzzing the wire decoder, the executor and the store (${FUZZ_SECONDS:-60} s per target)" >&2
 tools/fuzz.sh "${FUZZ_SECONDS:-60}"
+
+echo "== soak under attack: a recorded, verified load with hostile traffic, then percore check (tools/soak.sh ${SOAK_SECONDS:-20})" >&2
+tools/soak.sh "${SOAK_SECONDS:-20}"

@@ -175,7 +175,7 @@ pub struct HistoryWriter {
 impl HistoryWriter {
     /// Records one operation (`response` may be [`NO_RESPONSE`]).
     #[inline]
-    pub fn record(&mut self, key: u64, kind: OpKind, value: u64, invoke: u64, response: u64) {
+    pub fn record(&mut self, key: u64, kind: impl Into<Kind>, value: u64, invoke: u64, response: u64) {
         let r = Record { key, kind: kind.into(), client: self.client, value, invoke, response };
         self.buf.extend_from_slice(&r.encode());
         if self.buf.len() >= BUFFER {

@@ -16,7 +16,9 @@
 //!   sweep's scaling plots.
 //! - [`check`]: `check` — the linearizability checker for recorded
 //!   histories (also run by `bench --check`).
+//! - [`attack`]: `attack` — hostile traffic for the soak test (`tools/soak.sh`).
 
+pub mod attack;
 pub mod bench;
 pub mod check;
 pub mod cmd;

@@ -37,6 +37,9 @@ enum Command {
     /// Read a cluster file for the cluster scripts (nodes, ssh options, …).
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Hostile traffic against a running cluster (garbage, half frames,
+    /// trickles, churn, jumbo values, deletes of hot keys), for soak tests.
+    Attack(tools::attack::AttackArgs),
     /// Sample CPU, memory and network counters from /proc once a second.
     Sample(tools::sample::SampleArgs),
     /// Report a cluster run (`logs/<timestamp>`) or a sweep, with plots.
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Loadgen(c) => loadgen::cli::main(loadgen::cli::Cli { command: c }),
         Command::Cluster(c) => cluster::run(&c).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Sample(a) => ExitCode::from(tools::sample::main(&a)),
+        Command::Attack(a) => ExitCode::from(tools::attack::main(&a)),
         Command::Report(a) => ExitCode::from(tools::report::main(&a)),
     }
 }

@@ -234,6 +234,34 @@ fn deletes_go_to_the_bounded_search() {
     assert_eq!(code, 1, "{out}");
 }
 
+/// A key one node deletes once while another node writes and reads it:
+/// the reader's NOT_FOUND can only be the other file's DELETE (it follows
+/// the reader's own writes), and the check certifies that at once, however
+/// long the history (the soak test's case: a search would run out of time).
+#[test]
+fn a_delete_from_another_file_explains_not_found_after_a_write() {
+    let dir = Dir::new("foreign-del");
+    let mut a: Vec<H> = Vec::new();
+    let mut t = 0;
+    for i in 0..3000u64 {
+        a.push((0, PUT, 5, v(0, i + 1), t, t + 5));
+        a.push((0, GET, 5, v(0, i + 1), t + 10, t + 15));
+        t += 20;
+        if i == 1500 {
+            a.push((0, GET, 5, NOT_FOUND, t, t + 5));
+            a.push((0, GET, 5, NOT_FOUND, t + 10, t + 15));
+            t += 20;
+        }
+    }
+    let fa = dir.history("a", &a);
+    let fb = dir.history("b", &[(0, DEL, 5, 0, 7, 9)]);
+    let (code, out, err, _) = check(&dir, &[fa.clone(), fb], &["--timeout-per-key", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Without the other file's DELETE it is a violation.
+    let (code, out, err, _) = check(&dir, &[fa], &["--timeout-per-key", "1000"]);
+    assert_eq!(code, 1, "{out}{err}");
+}
+
 #[test]
 fn undecidable_in_time_is_unknown_with_the_key() {
     // 40 concurrent PUTs and a DELETE, then two reads that cannot both be

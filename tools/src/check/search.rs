@@ -3,10 +3,12 @@
 //! or the initial absence). Such a key is checked in two steps:
 //!
 //! 1. **Guess and certify.** Map each NOT_FOUND read to a likely DELETE
-//!    (the latest one of its own file invoked before the read returned; the
-//!    initial absence if there is none), make each DELETE a cluster of its
-//!    own, and run the near-linear zone check ([`super::register`]). If it
-//!    passes, the mapping is a certificate: the key is linearizable.
+//!    (the latest one of its own file invoked before the read returned; if
+//!    there is none, the initial absence — unless its file had already
+//!    written or seen a value of the key, or the key was loaded: then a
+//!    DELETE of another file), make each DELETE a cluster of its own, and
+//!    run the near-linear zone check ([`super::register`]). If it passes,
+//!    the mapping is a certificate: the key is linearizable.
 //! 2. **Search.** Otherwise, an exhaustive search for a linearization
 //!    (Wing & Gong's algorithm with Lowe's memoisation of (linearized set,
 //!    register value) states), bounded by `--timeout-per-key` and a state
@@ -56,6 +58,16 @@ pub fn check_with_deletes(ops: &mut [Op], timeout: Duration) -> KeyVerdict {
 
     // 1. Guess a mapping of NOT_FOUND reads to DELETEs and certify it.
     let deletes: Vec<Op> = ops.iter().filter(|o| o.kind() == Kind::Delete).copied().collect();
+    // Per file, the earliest response of an operation that wrote or saw a
+    // value: a NOT_FOUND read of that file invoked after it cannot be the
+    // initial absence.
+    let mut first_value: Vec<(u16, i64)> = Vec::new();
+    for o in ops.iter().filter(|o| o.kind() != Kind::Delete && o.value != NOT_FOUND) {
+        match first_value.iter_mut().find(|(f, _)| *f == o.file()) {
+            Some((_, t)) => *t = (*t).min(o.response),
+            None => first_value.push((o.file(), o.response)),
+        }
+    }
     let mut mapped: Vec<Vec<Op>> = vec![Vec::new(); deletes.len() + 1]; // last: the initial absence
     for r in ops.iter().filter(|o| o.kind() == Kind::Get && o.value == NOT_FOUND) {
         let own = deletes
@@ -64,10 +76,15 @@ pub fn check_with_deletes(ops: &mut [Op], timeout: Duration) -> KeyVerdict {
             .filter(|(_, d)| d.file() == r.file() && d.invoke <= r.response)
             .max_by_key(|(_, d)| d.invoke)
             .map(|(i, _)| i);
+        let after_a_value = first_value.iter().any(|&(f, t)| f == r.file() && t < r.invoke);
+        // No DELETE of its own file explains it: one of another file's (whose
+        // times cannot be compared with the read's) — the first, a guess the
+        // zone check then certifies or not.
+        let foreign = || deletes.iter().position(|d| d.file() != r.file());
         let slot = match own {
             Some(i) => i,
-            None if !loaded => deletes.len(),
-            None => 0,
+            None if loaded || after_a_value => foreign().unwrap_or(0),
+            None => deletes.len(),
         };
         mapped[slot].push(*r);
     }
