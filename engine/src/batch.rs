@@ -104,7 +104,7 @@ fn route(store: &Store, owned: &SlotSet, group: &[ArchivedOp]) -> Routed {
 /// 3. the group executes in order; a GET checks that its candidate holds
 ///    its key: a tag collision, or a write earlier in the group that freed
 ///    a record (the candidate's memory may now hold anything, or be gone:
-///    [`Store::get_at`] refuses a candidate taken before a free), sends it
+///    [`Store::get_at`] refuses a candidate of an earlier epoch), sends it
 ///    to a full lookup.
 ///
 /// Phase 1 of the next group runs between phases 2 and 3 of this one, so
@@ -129,6 +129,7 @@ pub(crate) fn execute_with(
     while let Some((group, Routed { mine, get, hashes })) = next.take() {
         // Phase 2: find (and prefetch) the GETs' candidate records.
         let mut candidates = [None; GROUP];
+        let epoch = store.epoch();
         for j in 0..group.len() {
             if get[j] {
                 candidates[j] = store.candidate(hashes[j]);
@@ -152,7 +153,7 @@ pub(crate) fn execute_with(
                     let stale = faults.stale_value(key);
                     let found = match (stale.as_deref(), candidates[j]) {
                         (Some(v), _) => Some(v),
-                        (None, Some(c)) => store.get_at(key, c).or_else(|| store.get_hashed(hashes[j], key)),
+                        (None, Some(c)) => store.get_at(key, c, epoch).or_else(|| store.get_hashed(hashes[j], key)),
                         // No candidate means absent, unless a write in this group added it.
                         (None, None) if wrote => store.get_hashed(hashes[j], key),
                         (None, None) => None,

@@ -8,12 +8,16 @@
 //!
 //! - [`server`]: binds every shard's port, starts one pinned executor per
 //!   shard, prints the node's `ops/s` lines, stops in order.
-//! - `shard`: an executor's main future: accept loop, counter publishing, stop.
-//! - `conn`: one connection: read frames into an aligned buffer, answer each
-//!   whole frame, coalesce the replies into one write, refuse bad input
-//!   with an error frame.
+//! - `shard`: an executor's main future: accept loop and connection budget
+//!   (a full shard drops its oldest connection without a handshake),
+//!   counter publishing, a stop bounded by `shutdown_timeout`.
+//! - `conn`: one connection: read frames into an aligned buffer that grows
+//!   only with what arrives, answer each whole frame, coalesce the replies
+//!   into one write, refuse bad input with an error frame; every wait has a
+//!   deadline a peer cannot move (handshake, frame, idle, write).
 //! - [`batch`]: runs one validated batch against the store, writing the reply.
-//! - [`store`]: the shard's map and record layout.
+//! - [`store`]: the shard's map and record layout; its byte and chunk
+//!   limits (a write past them is refused, never an abort).
 //! - [`stats`]: counters kept in cells, published to the reporter without locks.
 //! - [`options`]: timeouts, caps and executor settings; `fault` holds the
 //!   test-only fault switches.

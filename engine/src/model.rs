@@ -178,175 +178,181 @@ pub fn owned_slots() -> SlotSet {
 /// Runs `scenario` through the executor and checks it (see the module docs).
 pub fn check_executor(scenario: &Scenario) -> Result<(), String> {
     let cfg = scenario.preset.config();
-    let mut store = Store::with_limits(0, cfg.store).map_err(|e| e.to_string())?;
-    let mut twin = store.twin().map_err(|e| e.to_string())?;
-    let mut model: HashMap<&'static [u8], Vec<u8>> = HashMap::new();
-    let owned = owned_slots();
-    let mut responses = ResponseEncoder::new();
-    let mut requests = RequestEncoder::new();
-    let mut frame = Vec::new();
-    let mut ops: Vec<(Op, usize)> = Vec::new();
-    let mut batch_id = 0u64;
+    let store = Store::with_limits(0, cfg.store).map_err(|e| e.to_string())?;
+    let twin = store.twin().map_err(|e| e.to_string())?;
+    let mut run = ExecutorRun {
+        cfg,
+        store,
+        twin,
+        model: HashMap::new(),
+        owned: owned_slots(),
+        requests: RequestEncoder::new(),
+        responses: ResponseEncoder::new(),
+        frame: Vec::new(),
+        ops: Vec::new(),
+        batch_id: 0,
+    };
     for batch in &scenario.batches {
         for &op in batch {
-            let (key, len) = match op {
-                Op::Get { key } | Op::Delete { key } => (key_of(key), 0),
-                Op::Put { key, size, .. } => {
-                    let k = key_of(key);
-                    (k, size.bytes(k, cfg.limits.max_value_len as usize))
-                }
-            };
-            let data = requests.frame_len() + key.len() + len + wire::codec::REQUEST_ENTRY_LEN + 16;
-            if !ops.is_empty()
-                && (ops.len() >= cfg.limits.max_ops_per_frame as usize || data > cfg.limits.max_frame_bytes as usize)
-            {
-                run_frame(
-                    &cfg,
-                    &mut store,
-                    &mut twin,
-                    &mut model,
-                    &owned,
-                    &mut requests,
-                    &mut responses,
-                    &mut frame,
-                    &ops,
-                    batch_id,
-                )?;
-                ops.clear();
-            }
-            if ops.is_empty() {
-                batch_id += 1;
-                frame.clear();
-                requests.begin(&mut frame, batch_id);
-            }
-            match op {
-                Op::Get { .. } => requests.get(&mut frame, key),
-                Op::Delete { .. } => requests.delete(&mut frame, key),
-                Op::Put { fill, .. } => requests.put(&mut frame, key, &value_of(fill, len)),
-            }
-            ops.push((op, len));
+            run.add(op)?;
         }
-        if !ops.is_empty() {
-            run_frame(
-                &cfg,
-                &mut store,
-                &mut twin,
-                &mut model,
-                &owned,
-                &mut requests,
-                &mut responses,
-                &mut frame,
-                &ops,
-                batch_id,
-            )?;
-            ops.clear();
-        }
+        run.send()?;
     }
-    check_contents(&store, &model, "executor's store")?;
-    check_contents(&twin, &model, "sequential twin")?;
+    check_contents(&run.store, &run.model, "executor's store")?;
+    check_contents(&run.twin, &run.model, "sequential twin")?;
     Ok(())
 }
 
-/// Executes one request frame and compares its reply with the sequential twin.
-#[allow(clippy::too_many_arguments)]
-fn run_frame(
-    cfg: &Config,
-    store: &mut Store,
-    twin: &mut Store,
-    model: &mut HashMap<&'static [u8], Vec<u8>>,
-    owned: &SlotSet,
-    requests: &mut RequestEncoder,
-    responses: &mut ResponseEncoder,
-    frame: &mut Vec<u8>,
-    ops: &[(Op, usize)],
+/// The state of [`check_executor`]: the stores, the model, and the frame
+/// being built.
+struct ExecutorRun {
+    cfg: Config,
+    /// Runs the frames through the executor.
+    store: Store,
+    /// Runs the same operations one at a time.
+    twin: Store,
+    model: HashMap<&'static [u8], Vec<u8>>,
+    owned: SlotSet,
+    requests: RequestEncoder,
+    responses: ResponseEncoder,
+    /// The request frame being built.
+    frame: Vec<u8>,
+    /// Its operations, with their value lengths.
+    ops: Vec<(Op, usize)>,
     batch_id: u64,
-) -> Result<(), String> {
-    requests.finish(frame);
-    let mut buf = RecvBuf::new(frame.len(), frame.len());
-    buf.extend_from_slice(frame);
-    let req = match next_frame(buf.filled(), &cfg.limits) {
-        Ok(Next::Frame(f)) => {
-            decode_request(f.body, &cfg.limits).map_err(|e| format!("batch {batch_id}: request refused: {e}"))?
+}
+
+impl ExecutorRun {
+    /// Adds `op` to the frame being built, sending that first if `op` would
+    /// break the frame limits (as a client splits a batch).
+    fn add(&mut self, op: Op) -> Result<(), String> {
+        let limits = self.cfg.limits;
+        let (key, len) = match op {
+            Op::Get { key } | Op::Delete { key } => (key_of(key), 0),
+            Op::Put { key, size, .. } => {
+                let k = key_of(key);
+                (k, size.bytes(k, limits.max_value_len as usize))
+            }
+        };
+        let data = self.requests.frame_len() + key.len() + len + wire::codec::REQUEST_ENTRY_LEN + 16;
+        if self.ops.len() >= limits.max_ops_per_frame as usize || data > limits.max_frame_bytes as usize {
+            self.send()?;
         }
-        other => return Err(format!("batch {batch_id}: not one whole frame: {other:?}")),
-    };
-    let mut reply = Vec::new();
-    execute(store, owned, cfg.max_reply, req, &mut reply, responses);
-    if reply.len() > cfg.max_reply {
-        return Err(format!("batch {batch_id}: reply of {} bytes exceeds {}", reply.len(), cfg.max_reply));
-    }
-    let mut rbuf = RecvBuf::new(reply.len(), reply.len());
-    rbuf.extend_from_slice(&reply);
-    let got = match next_frame(rbuf.filled(), &Limits { max_frame_bytes: cfg.max_reply as u32, ..cfg.limits }) {
-        Ok(Next::Frame(f)) => {
-            let r = decode_response(f.body).map_err(|e| format!("batch {batch_id}: reply does not validate: {e}"))?;
-            rkyv::deserialize::<Response, rkyv::rancor::Error>(r).map_err(|e| e.to_string())?
+        if self.ops.is_empty() {
+            self.batch_id += 1;
+            self.frame.clear();
+            self.requests.begin(&mut self.frame, self.batch_id);
         }
-        other => return Err(format!("batch {batch_id}: reply is not one whole frame: {other:?}")),
-    };
-    if got.batch_id != batch_id || got.results.len() != ops.len() {
-        return Err(format!(
-            "batch {batch_id}: reply for batch {} with {} results to {} operations",
-            got.batch_id,
-            got.results.len(),
-            ops.len()
-        ));
+        match op {
+            Op::Get { .. } => self.requests.get(&mut self.frame, key),
+            Op::Delete { .. } => self.requests.delete(&mut self.frame, key),
+            Op::Put { fill, .. } => self.requests.put(&mut self.frame, key, &value_of(fill, len)),
+        }
+        self.ops.push((op, len));
+        Ok(())
     }
-    // The same operations, one at a time, on the twin.
-    let budget = ResponseEncoder::data_budget(cfg.max_reply, ops.len());
-    let mut data = 0usize;
-    for (i, (&(op, len), got)) in ops.iter().zip(&got.results).enumerate() {
+
+    /// Executes the frame being built, if any, and compares its reply with
+    /// the same operations one at a time on the twin.
+    fn send(&mut self) -> Result<(), String> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let (cfg, batch_id) = (self.cfg, self.batch_id);
+        self.requests.finish(&mut self.frame);
+        let mut buf = RecvBuf::new(self.frame.len(), self.frame.len());
+        buf.extend_from_slice(&self.frame);
+        let req = match next_frame(buf.filled(), &cfg.limits) {
+            Ok(Next::Frame(f)) => {
+                decode_request(f.body, &cfg.limits).map_err(|e| format!("batch {batch_id}: request refused: {e}"))?
+            }
+            other => return Err(format!("batch {batch_id}: not one whole frame: {other:?}")),
+        };
+        let mut reply = Vec::new();
+        execute(&mut self.store, &self.owned, cfg.max_reply, req, &mut reply, &mut self.responses);
+        if reply.len() > cfg.max_reply {
+            return Err(format!("batch {batch_id}: reply of {} bytes exceeds {}", reply.len(), cfg.max_reply));
+        }
+        let mut rbuf = RecvBuf::new(reply.len(), reply.len());
+        rbuf.extend_from_slice(&reply);
+        let got = match next_frame(rbuf.filled(), &Limits { max_frame_bytes: cfg.max_reply as u32, ..cfg.limits }) {
+            Ok(Next::Frame(f)) => {
+                let r =
+                    decode_response(f.body).map_err(|e| format!("batch {batch_id}: reply does not validate: {e}"))?;
+                rkyv::deserialize::<Response, rkyv::rancor::Error>(r).map_err(|e| e.to_string())?
+            }
+            other => return Err(format!("batch {batch_id}: reply is not one whole frame: {other:?}")),
+        };
+        if got.batch_id != batch_id || got.results.len() != self.ops.len() {
+            return Err(format!(
+                "batch {batch_id}: reply for batch {} with {} results to {} operations",
+                got.batch_id,
+                got.results.len(),
+                self.ops.len()
+            ));
+        }
+        let budget = ResponseEncoder::data_budget(cfg.max_reply, self.ops.len());
+        let mut data = 0usize;
+        let ops = std::mem::take(&mut self.ops);
+        for (i, (&(op, len), got)) in ops.iter().zip(&got.results).enumerate() {
+            let expected =
+                self.one_at_a_time(op, len, budget, &mut data).map_err(|e| format!("batch {batch_id} op {i}: {e}"))?;
+            if *got != expected {
+                return Err(format!(
+                    "batch {batch_id} op {i} ({op:?}, {len} B): executor answered {}, one at a time gives {}",
+                    describe(got),
+                    describe(&expected)
+                ));
+            }
+        }
+        self.ops = ops;
+        self.ops.clear();
+        check_limit(&self.store, "executor's store")?;
+        check_limit(&self.twin, "sequential twin")
+    }
+
+    /// `op` on the twin and the model; the result the executor must give.
+    /// `data` counts the value bytes of the reply so far (against `budget`).
+    fn one_at_a_time(&mut self, op: Op, len: usize, budget: usize, data: &mut usize) -> Result<OpResult, String> {
         let key = match op {
             Op::Get { key } | Op::Put { key, .. } | Op::Delete { key } => key_of(key),
         };
-        let expected = if !owned.contains(slot_of(key)) {
-            OpResult::Error(OpError::WrongShard)
-        } else {
-            match op {
-                Op::Get { .. } => {
-                    let seen = twin.get(key).map(<[u8]>::to_vec);
-                    if seen.as_ref() != model.get(key) {
-                        return Err(format!("batch {batch_id} op {i}: the twin store disagrees with the model"));
-                    }
-                    match seen {
-                        None => OpResult::NotFound,
-                        Some(v) if data + v.len() > budget => OpResult::Error(OpError::TooLarge),
-                        Some(v) => {
-                            data += v.len();
-                            OpResult::Value(v)
-                        }
-                    }
+        if !self.owned.contains(slot_of(key)) {
+            return Ok(OpResult::Error(OpError::WrongShard));
+        }
+        Ok(match op {
+            Op::Get { .. } => {
+                let seen = self.twin.get(key).map(<[u8]>::to_vec);
+                if seen.as_ref() != self.model.get(key) {
+                    return Err("the twin store disagrees with the model".into());
                 }
-                Op::Put { fill, .. } => {
-                    let value = value_of(fill, len);
-                    match twin.put(key, &value) {
-                        Ok(_) => {
-                            model.insert(key, value);
-                            OpResult::Done
-                        }
-                        Err(e) if e.is_no_room() => OpResult::Error(OpError::OutOfMemory),
-                        Err(e) => return Err(format!("batch {batch_id} op {i}: twin refused a valid PUT: {e}")),
+                match seen {
+                    None => OpResult::NotFound,
+                    Some(v) if *data + v.len() > budget => OpResult::Error(OpError::TooLarge),
+                    Some(v) => {
+                        *data += v.len();
+                        OpResult::Value(v)
                     }
-                }
-                Op::Delete { .. } => {
-                    twin.delete(key);
-                    model.remove(key);
-                    OpResult::Done
                 }
             }
-        };
-        if *got != expected {
-            return Err(format!(
-                "batch {batch_id} op {i} ({op:?}, {len} B): executor answered {}, one at a time gives {}",
-                describe(got),
-                describe(&expected)
-            ));
-        }
+            Op::Put { fill, .. } => {
+                let value = value_of(fill, len);
+                match self.twin.put(key, &value) {
+                    Ok(_) => {
+                        self.model.insert(key, value);
+                        OpResult::Done
+                    }
+                    Err(e) if e.is_no_room() => OpResult::Error(OpError::OutOfMemory),
+                    Err(e) => return Err(format!("the twin refused a valid PUT: {e}")),
+                }
+            }
+            Op::Delete { .. } => {
+                self.twin.delete(key);
+                self.model.remove(key);
+                OpResult::Done
+            }
+        })
     }
-    for (which, s) in [("executor's store", &*store), ("sequential twin", &*twin)] {
-        check_limit(s, which)?;
-    }
-    Ok(())
 }
 
 fn describe(r: &OpResult) -> String {

@@ -148,8 +148,9 @@ struct Slab {
     total_words: usize,
     /// Chunk indices this slab may use (at most [`MAX_CHUNKS`]).
     max_chunks: u32,
-    /// Records freed so far (wrapping): a [`Candidate`] taken before a free
-    /// may name memory that now holds something else.
+    /// Records freed so far (wrapping; the store's [`Epoch`]): a
+    /// [`Candidate`] taken before a free may name memory that now holds
+    /// something else.
     frees: u32,
 }
 
@@ -379,13 +380,15 @@ impl Slab {
 }
 
 /// A record that probably holds a key (see [`Store::candidate`]), valid
-/// only until the store next frees a record: [`Store::get_at`] checks.
+/// only while the store's [`Epoch`] is the one it was taken in:
+/// [`Store::get_at`] checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Candidate {
-    handle: u32,
-    /// The slab's free count when the candidate was taken.
-    frees: u32,
-}
+pub struct Candidate(u32);
+
+/// How many records the store has freed (wrapping): candidates taken in one
+/// epoch may name memory that holds something else, or is gone, in the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Epoch(u32);
 
 /// Why the store refused a write. Nothing was changed. Small and `Copy`:
 /// it is returned on the hot path.
@@ -652,19 +655,27 @@ impl Store {
                 slab.prefetch(h);
                 true
             })
-            .map(|&h| Candidate { handle: h, frees: slab.frees })
+            .map(|&h| Candidate(h))
     }
 
-    /// The value of `key` if `candidate` is its record, else `None`: the
-    /// candidate was a tag collision, or the store has freed a record since
-    /// it was taken (the candidate's memory may now hold anything, or be
-    /// gone) — ask [`Store::get`]. A candidate is never read after a free.
+    /// The epoch candidates taken now belong to (one read for a whole group
+    /// of them).
     #[inline]
-    pub fn get_at(&self, key: &[u8], candidate: Candidate) -> Option<&[u8]> {
-        if candidate.frees != self.slab.frees {
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.slab.frees)
+    }
+
+    /// The value of `key` if `candidate`, taken in epoch `taken`, is its
+    /// record; else `None`: the candidate was a tag collision, or the store
+    /// has freed a record since (the candidate's memory may now hold
+    /// anything, or be gone) — ask [`Store::get`]. A candidate is never read
+    /// after a free.
+    #[inline]
+    pub fn get_at(&self, key: &[u8], candidate: Candidate, taken: Epoch) -> Option<&[u8]> {
+        if taken.0 != self.slab.frees {
             return None;
         }
-        let (k, v) = self.slab.key_value(candidate.handle);
+        let (k, v) = self.slab.key_value(candidate.0);
         key_eq(k, key).then_some(v)
     }
 
@@ -706,8 +717,8 @@ impl Store {
         }
         let hash = self.hash(key);
         let words = record_words(key.len(), value.len());
-        let table_bytes = self.table.allocation_size();
-        let table_need = table_growth(&self.table);
+        // Only a store with a limit counts its bytes (in-place updates never do).
+        let table_bytes = if self.max_bytes.is_some() { self.table.allocation_size() } else { 0 };
         let Store { table, slab, hasher, lines, max_bytes } = self;
         let room = |slab: &Slab, need: usize| check_room(*max_bytes, slab.total_words * 8 + table_bytes, need);
         match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
@@ -732,6 +743,7 @@ impl Store {
             }
             Err(absent) => {
                 let table = absent.into_table();
+                let table_need = table_growth(table);
                 room(slab, slab.alloc_need(words)?.saturating_add(table_need))?;
                 // Grow the table first, fallibly: the insert below then
                 // cannot allocate, and a refused record leaves no trace.
@@ -939,15 +951,15 @@ mod tests {
         let mut s = Store::default();
         let big = vec![5u8; 600 << 10];
         s.put(b"k", &big).expect("put");
-        let c = s.candidate(s.hash(b"k")).expect("candidate");
-        assert_eq!(s.get_at(b"k", c).map(<[u8]>::len), Some(big.len()));
+        let (c, e) = (s.candidate(s.hash(b"k")).expect("candidate"), s.epoch());
+        assert_eq!(s.get_at(b"k", c, e).map(<[u8]>::len), Some(big.len()));
         s.delete(b"k");
         // The jumbo chunk is gone; the candidate must not be followed.
-        assert_eq!(s.get_at(b"k", c), None);
+        assert_eq!(s.get_at(b"k", c, e), None);
         s.put(b"k", &big).expect("put");
-        let c = s.candidate(s.hash(b"k")).expect("candidate");
+        let (c, e) = (s.candidate(s.hash(b"k")).expect("candidate"), s.epoch());
         s.put(b"k", b"small now").expect("put");
-        assert_eq!(s.get_at(b"k", c), None, "the record moved");
+        assert_eq!(s.get_at(b"k", c, e), None, "the record moved");
         assert_eq!(s.get(b"k"), Some(&b"small now"[..]));
     }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Raw, Server, error_of, raise_fd_limit};
+use common::{Raw, Server, error_of, raise_fd_limit, request};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -65,15 +65,6 @@ impl Survivor {
         assert_eq!(self.conn.execute(&gets).expect("survivor's own connection still served"), want);
         assert_eq!(connect(server).execute(&gets).expect("a new connection is served"), want);
     }
-}
-
-fn request(ops: impl FnOnce(&mut RequestEncoder, &mut Vec<u8>)) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = RequestEncoder::new();
-    enc.begin(&mut out, 1);
-    ops(&mut enc, &mut out);
-    enc.finish(&mut out);
-    out
 }
 
 fn hello_frame() -> Vec<u8> {
@@ -437,26 +428,32 @@ fn slow_reader(addr: &str) -> Raw {
     raw
 }
 
+/// Stores a 1 MiB value under "big", then from a slow reader sends
+/// `frames` frames that each GET it, and reads nothing: the server's
+/// replies back up behind the reader's full window.
+fn hung_peer(server: &Server, frames: u64) -> Raw {
+    connect(server).execute(&[Op::Put { key: b"big".to_vec(), value: vec![3u8; 1 << 20] }]).expect("put");
+    let mut reader = slow_reader(server.addr());
+    let mut all = Vec::new();
+    let mut enc = RequestEncoder::new();
+    for i in 0..frames {
+        enc.begin(&mut all, 100 + i);
+        enc.get(&mut all, b"big");
+        enc.finish(&mut all);
+    }
+    reader.send(&all);
+    reader
+}
+
 /// SIGTERM: frames the server has read but not yet answered (their replies
 /// wait behind a slow reader) are all answered before it exits 0.
 #[test]
 fn sigterm_answers_every_frame_already_read() {
     let mut server = start(&["--shutdown-timeout", "20s"]);
-    let mut c = connect(&server);
-    let value = vec![3u8; 1 << 20];
-    c.execute(&[Op::Put { key: b"big".to_vec(), value: value.clone() }]).expect("put");
-    let mut reader = slow_reader(server.addr());
-    let frames = 8;
-    let mut all = Vec::new();
-    for i in 0..frames {
-        let mut enc = RequestEncoder::new();
-        enc.begin(&mut all, 100 + i);
-        enc.get(&mut all, b"big");
-        enc.finish(&mut all);
-    }
     let mut probe = connect(&server);
     let base = probe.stats().expect("stats").counters.gets;
-    reader.send(&all);
+    let frames = 8;
+    let mut reader = hung_peer(&server, frames);
     // Wait until the server has answered some frames and stopped: its
     // writes are blocked on our full receive window, with the rest read
     // (they came in one segment) but unanswered.
@@ -474,7 +471,7 @@ fn sigterm_answers_every_frame_already_read() {
     for i in 0..frames {
         let (kind, body) = reader.frame().unwrap_or_else(|| panic!("reply {i} of {frames} lost at SIGTERM"));
         assert_eq!(kind, Kind::Response, "reply {i}");
-        assert!(body.len() > value.len(), "reply {i} carries the value");
+        assert!(body.len() > 1 << 20, "reply {i} carries the value");
     }
     assert!(reader.frame().is_none(), "then the connection closes");
     let status = server.wait_exit(Duration::from_secs(20)).expect("exits");
@@ -486,13 +483,7 @@ fn sigterm_answers_every_frame_already_read() {
 #[test]
 fn sigterm_with_a_hung_peer_exits_at_the_deadline() {
     let mut server = start(&["--shutdown-timeout", "1s", "--write-timeout", "1h"]);
-    let mut c = connect(&server);
-    c.execute(&[Op::Put { key: b"big".to_vec(), value: vec![3u8; 1 << 20] }]).expect("put");
-    let mut hung = slow_reader(server.addr());
-    let frame = request(|e, o| e.get(o, b"big"));
-    for _ in 0..8 {
-        hung.send(&frame);
-    }
+    let _hung = hung_peer(&server, 8);
     std::thread::sleep(Duration::from_millis(300));
     server.signal(libc::SIGTERM);
     let status = server.wait_exit(Duration::from_secs(15)).expect("exit despite a peer that never reads");
@@ -503,13 +494,7 @@ fn sigterm_with_a_hung_peer_exits_at_the_deadline() {
 #[test]
 fn a_second_signal_exits_at_once() {
     let mut server = start(&["--shutdown-timeout", "1h", "--write-timeout", "1h"]);
-    let mut c = connect(&server);
-    c.execute(&[Op::Put { key: b"big".to_vec(), value: vec![3u8; 1 << 20] }]).expect("put");
-    let mut hung = slow_reader(server.addr());
-    let frame = request(|e, o| e.get(o, b"big"));
-    for _ in 0..8 {
-        hung.send(&frame);
-    }
+    let _hung = hung_peer(&server, 8);
     std::thread::sleep(Duration::from_millis(300));
     server.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Raw, Server};
+use common::{Raw, Server, request};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::HashMap;
@@ -169,15 +169,6 @@ fn header(kind: Kind, len: u32) -> Vec<u8> {
     let mut h = vec![0u8; HEADER_LEN];
     write_header(&mut h, kind, len);
     h
-}
-
-fn request(ops: impl FnOnce(&mut RequestEncoder, &mut Vec<u8>)) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = RequestEncoder::new();
-    enc.begin(&mut out, 1);
-    ops(&mut enc, &mut out);
-    enc.finish(&mut out);
-    out
 }
 
 /// Runs one bad-input case on its own connection while a well-behaved
@@ -409,4 +400,35 @@ fn wrong_shard_keys_are_refused_and_not_stored() {
             if map.shard_of(k) == 1 { OpResult::NotFound } else { OpResult::Error(wire::msg::OpError::WrongShard) };
         assert_eq!(r, &expected);
     }
+}
+
+/// Resource limits come from the cluster file's `[limits]`; a flag overrides one.
+#[test]
+fn limits_come_from_the_cluster_file_and_flags_override_them() {
+    let dir = std::env::temp_dir().join(format!("percore-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let file = dir.join("c.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[limits]\nhandshake_timeout = \"300ms\"\nmaxmemory = \"32mb\"\n\n[[server]]\nname = \"a\"\naddr = \"127.0.0.1\"\ncores = [0]\nport = {port}\n"
+        ),
+    )
+    .expect("write");
+    let path = file.to_str().expect("utf8");
+    for (extra, want) in [(None, "300ms"), (Some("700ms"), "700ms")] {
+        let mut args = vec!["--config", path, "--node", "a", "--stats-interval-ms", "0"];
+        if let Some(t) = extra {
+            args.extend(["--handshake-timeout", t]);
+        }
+        let mut server = Server::start(&args);
+        let mut silent = Raw::connect(server.addr());
+        let m = silent.expect_error(ErrorCode::HandshakeTimeout);
+        assert!(m.contains(want), "{m}");
+        let stats = connect(&server).stats().expect("stats");
+        assert_eq!(stats.counters.memory_limit, 32 << 20, "maxmemory from the file");
+        assert!(server.terminate().success());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

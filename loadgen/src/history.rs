@@ -226,6 +226,24 @@ pub struct Header {
     pub threads: usize,
 }
 
+impl Header {
+    /// The header of a file this process writes now, for `threads` clients
+    /// on node `node` (times: ns since this process's epoch).
+    pub fn now(node: &str, threads: usize) -> Header {
+        Header {
+            version: VERSION,
+            node: node.to_string(),
+            pid: std::process::id(),
+            epoch_unix_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+            clock: "ns since this process's run epoch (monotonic, not comparable across files)".into(),
+            threads,
+        }
+    }
+}
+
 impl HistorySink {
     /// Creates the file and writes its header.
     pub fn create(path: &Path, header: &Header) -> std::io::Result<HistorySink> {

@@ -352,17 +352,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
     let shards = topo.map.len();
     let sink = match &cfg.history {
         Some(path) => {
-            let header = Header {
-                version: crate::history::VERSION,
-                node: cfg.node.clone(),
-                pid: std::process::id(),
-                epoch_unix_ns: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0),
-                clock: "ns since this process's run epoch (monotonic, not comparable across files)".into(),
-                threads,
-            };
+            let header = Header::now(&cfg.node, threads);
             Some(
                 HistorySink::create(path, &header)
                     .map_err(|source| RunError::History { path: path.display().to_string(), source })?,

@@ -388,17 +388,7 @@ fn hot_deletes(args: &AttackArgs, end: Instant, tally: &Tally) -> Result<(), Str
     let epoch = Instant::now();
     let sink = match &args.history {
         Some(path) => {
-            let header = Header {
-                version: loadgen::history::VERSION,
-                node: "attack".into(),
-                pid: std::process::id(),
-                epoch_unix_ns: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0),
-                clock: "ns since this process's run epoch (monotonic, not comparable across files)".into(),
-                threads: 1,
-            };
+            let header = Header::now("attack", 1);
             Some(HistorySink::create(path, &header).map_err(|e| format!("{}: {e}", path.display()))?)
         }
         None => None,

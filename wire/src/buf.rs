@@ -130,11 +130,14 @@ impl RecvBuf {
     /// bug, not a peer's doing).
     ///
     /// `frame_len` is the length of the frame at the start of the unread
-    /// bytes once its header is known. The buffer grows only when it is
-    /// full, and then doubles (toward `frame_len`, never past the cap): its
-    /// capacity stays within twice the bytes that actually arrived, so a
+    /// bytes once its header is known; the unread bytes move to the front
+    /// when that frame would not fit where they are. The buffer grows only
+    /// when the last read filled it to its end, and then doubles — never
+    /// past the cap, nor past the keep size unless that frame needs it. So
+    /// its capacity stays within twice the bytes that actually arrived (a
     /// peer that declares a huge frame and sends a few bytes of it gets no
-    /// large buffer.
+    /// large buffer), and a busy connection soon reads many frames at once
+    /// instead of moving a partial frame to the front after every read.
     pub fn prepare(&mut self, frame_len: Option<usize>) -> bool {
         if self.is_empty() && self.data.len() > self.keep {
             self.shrink();
@@ -143,15 +146,13 @@ impl RecvBuf {
         if need > self.max {
             return false;
         }
-        if self.start + need > self.data.len() || self.end == self.data.len() {
+        let filled = self.end == self.data.len();
+        if self.start + need > self.data.len() || filled {
             self.compact();
         }
-        if self.end == self.data.len() {
-            let mut target = (self.data.len() * 2).min(self.max);
-            if let Some(n) = frame_len {
-                target = target.min(n.max(self.len() + 1));
-            }
-            let target = target.next_multiple_of(FRAME_ALIGN);
+        if filled {
+            let limit = frame_len.map_or(self.max, |n| n.max(self.keep)).min(self.max);
+            let target = (self.data.len() * 2).min(limit).next_multiple_of(FRAME_ALIGN);
             if target > self.data.len() {
                 self.data.resize(target, 0);
             }
@@ -211,8 +212,8 @@ mod tests {
             assert!(b.prepare(Some(4 << 20)));
             assert!(b.capacity() <= 2 * arrived.max(64), "{} bytes of room for {arrived} bytes", b.capacity());
         }
-        // Growth stops at the frame's length.
-        let mut c = RecvBuf::new(64, 4 << 20);
+        // Growth stops at the cap.
+        let mut c = RecvBuf::new(64, 100);
         c.extend_from_slice(&[1u8; 64]);
         assert!(c.prepare(Some(100)));
         assert_eq!(c.capacity(), 112);

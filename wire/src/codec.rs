@@ -265,7 +265,9 @@ impl ResponseEncoder {
         self.frame_start = out.len();
         self.batch_id = batch_id;
         self.data_len = 0;
-        out.reserve(HEADER_LEN + ops * (RESPONSE_ENTRY_LEN + 128) + 64);
+        // Room for typical results, up to 1 MiB: a frame of many GETs of
+        // absent keys must not reserve for values it will never carry.
+        out.reserve((HEADER_LEN + ops * (RESPONSE_ENTRY_LEN + 128) + 64).min(1 << 20));
         out.resize(out.len() + HEADER_LEN, 0);
     }
 

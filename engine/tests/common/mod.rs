@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wire::Limits;
 use wire::buf::RecvBuf;
-use wire::codec::encode;
+use wire::codec::{RequestEncoder, encode};
 use wire::frame::{Kind, Next, next_frame};
 use wire::msg::{ErrorCode, Hello};
 
@@ -257,4 +257,14 @@ pub fn error_of(body: &[u8]) -> (ErrorCode, String) {
     let err = wire::client::server_error("server", aligned.filled());
     let wire::Error::Server { code, message, .. } = err else { panic!("not a server error: {err}") };
     (code, message)
+}
+
+/// One request frame (batch id 1) of the operations `ops` writes.
+pub fn request(ops: impl FnOnce(&mut RequestEncoder, &mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = RequestEncoder::new();
+    enc.begin(&mut out, 1);
+    ops(&mut enc, &mut out);
+    enc.finish(&mut out);
+    out
 }
