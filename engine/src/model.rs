@@ -161,9 +161,15 @@ fn key_of(k: u8) -> &'static [u8] {
 }
 
 /// The value a PUT writes: `len` bytes that differ from those of any other
-/// `fill` at almost every position.
+/// `fill` at every position (a 256-byte pattern, repeated with a copy so
+/// that megabyte values cost little to make).
 pub fn value_of(fill: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| fill ^ (i as u8) ^ ((i >> 8) as u8).rotate_left(3)).collect()
+    let pattern: [u8; 256] = std::array::from_fn(|i| fill ^ (i as u8).rotate_left(3));
+    let mut v = vec![0u8; len];
+    for chunk in v.chunks_mut(pattern.len()) {
+        chunk.copy_from_slice(&pattern[..chunk.len()]);
+    }
+    v
 }
 
 /// The slots of the shard under test: the lower half.
