@@ -10,6 +10,7 @@
 # and its final counters.
 #
 #   tools/soak.sh [SECONDS] [RATE]     (default 20 s at 100000 ops/s)
+#   PERCORE_BIN=path tools/soak.sh     (use that binary instead of building)
 #
 # Everything it writes goes to logs/soak-<UTC time>/ (kept on failure and
 # success; history files are removed on success unless KEEP=1).
@@ -19,8 +20,13 @@ rate=${2:-100000}
 records=${RECORDS:-100000}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-cargo build --release --quiet --bin percore
-bin=$top/target/release/percore
+# PERCORE_BIN: a percore binary already built (tools/test.sh passes its
+# own); otherwise the release build.
+bin=${PERCORE_BIN:-}
+if [ -z "$bin" ]; then
+    cargo build --release --quiet --bin percore
+    bin=$top/target/release/percore
+fi
 dir=logs/soak-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$dir"
 say() { printf 'soak: %s\n' "$*" >&2; }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test percore has, from a fresh machine with only the Rust toolchain:
 # installs what the tests need (Debian packages, when run as root), then runs
-# the workspace's tests, the cluster scripts against ssh daemons in network
-# namespaces, bounded fuzzing of the wire decoder, the executor and the
+# the workspace's tests (profile ci), the cluster scripts against ssh
+# daemons in network namespaces, bounded fuzzing of the wire decoder, the executor and the
 # store, and a soak under hostile traffic ending in a linearizability check.
 #
 #   tools/test.sh                 # everything
@@ -31,8 +31,11 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
-echo "== cargo test --workspace --release" >&2
-cargo test --workspace --release
+# The `ci` profile: release's optimizations and panic = "abort", without
+# fat LTO (see Cargo.toml); the scripts below run the percore it builds.
+echo "== cargo test --workspace --profile ci" >&2
+cargo test --workspace --profile ci
+export PERCORE_BIN=$PWD/target/ci/percore
 
 echo "== cluster scripts over ssh against network-namespace hosts (cluster/test.sh)" >&2
 cluster/test.sh

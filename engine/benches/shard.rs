@@ -2,10 +2,9 @@
 //! the store's GET and PUT on a million records, and a whole 1024-op
 //! YCSB-B batch validated and executed the way a connection does it.
 
-#[path = "../../wire/benches/common/mod.rs"]
-mod common;
-
 use engine::batch::execute;
+use engine::fault::FaultState;
+use engine::options::Fault;
 use engine::store::Store;
 use std::hint::black_box;
 use std::time::Duration;
@@ -50,7 +49,7 @@ fn main() {
     );
     let sample = keys(1 << 16);
     let mut sink = Vec::with_capacity(256);
-    common::measure("store.get (uniform over 1M) + copy 128 B", sample.len() as u64, ROUND, || {
+    testkit::measure("store.get (uniform over 1M) + copy 128 B", sample.len() as u64, ROUND, || {
         for k in &sample {
             sink.clear();
             if let Some(v) = store.get(k) {
@@ -59,7 +58,7 @@ fn main() {
             black_box(&sink);
         }
     });
-    common::measure("store.put (update in place, uniform over 1M)", sample.len() as u64, ROUND, || {
+    testkit::measure("store.put (update in place, uniform over 1M)", sample.len() as u64, ROUND, || {
         for k in &sample {
             store.put(k, &value).expect("put");
         }
@@ -85,10 +84,11 @@ fn main() {
     let limits = Limits::default();
     let mut wbuf = Vec::with_capacity(1 << 20);
     let mut renc = ResponseEncoder::new();
-    common::measure("validate + execute a 1024-op YCSB-B batch", 1024, ROUND, || {
+    let faults = FaultState::new(Fault::None);
+    testkit::measure("validate + execute a 1024-op YCSB-B batch", 1024, ROUND, || {
         let Ok(Next::Frame(f)) = next_frame(buf.filled(), &limits) else { panic!("frame") };
         let req = decode_request(f.body, &limits).expect("valid");
         wbuf.clear();
-        black_box(execute(&mut store, &owned, limits.max_frame_bytes as usize, req, &mut wbuf, &mut renc));
+        black_box(execute(&mut store, &owned, limits.max_frame_bytes as usize, &faults, req, &mut wbuf, &mut renc));
     });
 }

@@ -7,7 +7,6 @@
 //! shard.
 
 use crate::fault::FaultState;
-use crate::options::Fault;
 use crate::store::Store;
 use wire::cluster::SlotSet;
 use wire::codec::ResponseEncoder;
@@ -46,27 +45,11 @@ impl BatchCounts {
     }
 }
 
-/// Executes `req` on `store` and appends its response frame to `wbuf`.
-///
-/// Keys outside `owned` get WrongShard and are not touched; a GET whose
-/// value would push the reply past `max_reply` bytes gets TooLarge; a PUT
-/// the store has no room for gets OutOfMemory and changes nothing.
-pub fn execute(
-    store: &mut Store,
-    owned: &SlotSet,
-    max_reply: usize,
-    req: &ArchivedRequest,
-    wbuf: &mut Vec<u8>,
-    enc: &mut ResponseEncoder,
-) -> BatchCounts {
-    execute_with(store, owned, max_reply, &FaultState::new(Fault::None), req, wbuf, enc)
-}
-
-/// Operations looked up together (see `execute_with`).
+/// Operations looked up together (see [`execute`]).
 const GROUP: usize = 16;
 
 /// A group of operations routed, its GETs' keys hashed and the table lines
-/// their lookups will read prefetched (phase 1 of [`execute_with`]).
+/// their lookups will read prefetched (phase 1 of [`execute`]).
 struct Routed {
     /// The shard owns the key.
     mine: [bool; GROUP],
@@ -91,9 +74,15 @@ fn route(store: &Store, owned: &SlotSet, group: &[ArchivedOp]) -> Routed {
     r
 }
 
-/// [`execute`] with the shard's fault switches.
+/// Executes `req` on `store` and appends its response frame to `wbuf`.
 ///
-/// Operations run in groups of [`GROUP`], in three phases that let the
+/// Keys outside `owned` get WrongShard and are not touched; a GET whose
+/// value would push the reply past `max_reply` bytes gets TooLarge; a PUT
+/// the store has no room for gets OutOfMemory and changes nothing.
+/// `faults` are the shard's test-only fault switches
+/// (`FaultState::new(Fault::None)` outside tests).
+///
+/// Operations run in groups of `GROUP` (16), in three phases that let the
 /// cache misses of many lookups overlap instead of queueing one behind
 /// another:
 ///
@@ -111,7 +100,7 @@ fn route(store: &Store, owned: &SlotSet, group: &[ArchivedOp]) -> Routed {
 /// its table lines arrive while this group's records do and it executes.
 /// Results are exactly those of executing one operation at a time.
 #[inline]
-pub(crate) fn execute_with(
+pub fn execute(
     store: &mut Store,
     owned: &SlotSet,
     max_reply: usize,
@@ -276,7 +265,9 @@ mod tests {
         let req = decode_request(f.body, &Limits::default()).expect("valid");
         let max_reply = 100_000;
         let mut reply = Vec::new();
-        let counts = execute(&mut store, &all_slots(), max_reply, req, &mut reply, &mut ResponseEncoder::new());
+        let faults = FaultState::new(crate::options::Fault::None);
+        let counts =
+            execute(&mut store, &all_slots(), max_reply, &faults, req, &mut reply, &mut ResponseEncoder::new());
         assert_eq!(counts.gets, 6);
         assert!(reply.len() <= max_reply, "reply of {} bytes exceeds {max_reply}", reply.len());
         let mut rbuf = RecvBuf::new(reply.len(), reply.len());

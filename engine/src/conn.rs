@@ -37,7 +37,7 @@
 //! max_frame_bytes`), and both return to a small size when idle after a
 //! large frame.
 
-use crate::batch::execute_with;
+use crate::batch::execute;
 use crate::shard::{ConnSlot, Shard};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -130,7 +130,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream, slot: Rc<Conn
     let mut conn = Conn {
         shard: &shard,
         slot: &slot,
-        rbuf: RecvBuf::new(INITIAL_RECV, shard.limits.max_frame_bytes as usize),
+        rbuf: RecvBuf::new(INITIAL_RECV, shard.setup.limits.max_frame_bytes as usize),
         wbuf: Vec::new(),
         enc: ResponseEncoder::new(),
         accepted: now,
@@ -246,7 +246,7 @@ impl Conn<'_> {
 
     /// The earliest deadline the next read runs against, if any.
     fn deadline(&self) -> Option<(Instant, Wait)> {
-        let limits = &self.shard.opts.limits;
+        let limits = &self.shard.setup.opts.limits;
         let mut best: Option<(Instant, Wait)> = None;
         let mut consider = |at: Instant, why: Wait| {
             if best.is_none_or(|(b, _)| at < b) {
@@ -308,7 +308,7 @@ impl Conn<'_> {
 
     /// The refusal for a deadline that passed.
     fn expired(&self, why: Wait, frame_len: Option<usize>) -> Refusal {
-        let limits = &self.shard.opts.limits;
+        let limits = &self.shard.setup.opts.limits;
         let fmt = |d: Duration| humantime::format_duration(d).to_string();
         match why {
             Wait::Handshake => Refusal::new(
@@ -337,7 +337,7 @@ impl Conn<'_> {
     }
 
     async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
-        write_within(stream, &self.wbuf, self.shard.opts.limits.write_timeout).await?;
+        write_within(stream, &self.wbuf, self.shard.setup.opts.limits.write_timeout).await?;
         self.shard.count(|c| c.bytes_out += self.wbuf.len() as u64);
         self.wbuf.clear();
         if self.wbuf.capacity() > KEEP_REPLY {
@@ -349,7 +349,7 @@ impl Conn<'_> {
     /// Answers every whole frame in the receive buffer, appending replies.
     fn answer_buffered(&mut self) -> Result<Step, Refusal> {
         loop {
-            let next = next_frame(self.rbuf.filled(), &self.shard.limits).map_err(frame_refusal)?;
+            let next = next_frame(self.rbuf.filled(), &self.shard.setup.limits).map_err(frame_refusal)?;
             let frame = match next {
                 Next::Frame(frame) => frame,
                 Next::NeedMore { frame_len } => {
@@ -370,13 +370,13 @@ impl Conn<'_> {
                             "request before the handshake: send a hello frame first",
                         ));
                     }
-                    let req = decode_request(body, &self.shard.limits)
+                    let req = decode_request(body, &self.shard.setup.limits)
                         .map_err(|e| body_refusal::<ArchivedRequest>(e, body))?;
                     let s = self.shard;
-                    let counts = execute_with(
+                    let counts = execute(
                         &mut s.store.borrow_mut(),
-                        &s.owned,
-                        s.limits.max_frame_bytes as usize,
+                        &s.setup.owned,
+                        s.setup.limits.max_frame_bytes as usize,
                         &s.faults,
                         req,
                         &mut self.wbuf,
@@ -388,15 +388,15 @@ impl Conn<'_> {
                     let hello = decode::<ArchivedHello>(Kind::Hello, body)
                         .map_err(|e| body_refusal::<ArchivedHello>(e, body))?;
                     self.check_hello(hello)?;
-                    self.wbuf.extend_from_slice(&self.shard.hello_reply);
+                    self.wbuf.extend_from_slice(&self.shard.setup.hello_reply);
                     self.shard.handshake_done(self.slot);
                 }
                 Kind::StatsRequest => {
                     let s = self.shard;
                     let reply = StatsReply {
-                        shard: s.id,
-                        node: s.node.clone(),
-                        cpu: s.cpu,
+                        shard: s.setup.id,
+                        node: s.setup.node.clone(),
+                        cpu: s.setup.cpu,
                         uptime_ms: s.started.elapsed().as_millis() as u64,
                         counters: s.snapshot(),
                     };
@@ -438,19 +438,19 @@ impl Conn<'_> {
             ));
         }
         if let Some(want) = hello.shard.as_ref().map(|v| v.to_native())
-            && want != s.id
+            && want != s.setup.id
         {
             return Err(Refusal::new(
                 ErrorCode::ShardMismatch,
-                format!("client expects shard {want} on {}, server has shard {} there", s.endpoint, s.id),
+                format!("client expects shard {want} on {}, server has shard {} there", s.setup.endpoint, s.setup.id),
             ));
         }
         if let Some(want) = hello.total_shards.as_ref().map(|v| v.to_native())
-            && want != s.total_shards
+            && want != s.setup.total_shards
         {
             return Err(Refusal::new(
                 ErrorCode::ShardCountMismatch,
-                format!("client expects {want} shards in total, server's cluster has {}", s.total_shards),
+                format!("client expects {want} shards in total, server's cluster has {}", s.setup.total_shards),
             ));
         }
         Ok(())
@@ -464,7 +464,7 @@ impl Conn<'_> {
         if encode(Kind::Error, &body, &mut self.wbuf).is_err() {
             return;
         }
-        let limit = self.shard.opts.limits.write_timeout;
+        let limit = self.shard.setup.opts.limits.write_timeout;
         if write_within(stream, &self.wbuf, limit).await.is_ok() {
             // The receive buffer is done with: drain into it.
             self.rbuf.consume(self.rbuf.len());

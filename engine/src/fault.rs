@@ -15,14 +15,16 @@ mod imp {
     use std::collections::HashMap;
 
     /// Fault state of one shard.
-    pub(crate) struct FaultState {
+    pub struct FaultState {
         fault: Fault,
         gets: Cell<u64>,
         previous: RefCell<HashMap<Vec<u8>, Vec<u8>>>,
     }
 
     impl FaultState {
-        pub(crate) fn new(fault: Fault) -> Self {
+        /// The state of a shard running with `fault` ([`Fault::None`]: a
+        /// correct shard).
+        pub fn new(fault: Fault) -> Self {
             FaultState { fault, gets: Cell::new(0), previous: RefCell::new(HashMap::new()) }
         }
 
@@ -75,10 +77,11 @@ mod imp {
     use super::Fault;
 
     /// Fault state of one shard: nothing, in builds without the `faults` feature.
-    pub(crate) struct FaultState;
+    pub struct FaultState;
 
     impl FaultState {
-        pub(crate) fn new(_fault: Fault) -> Self {
+        /// The state of a shard running with `fault`: nothing to keep.
+        pub fn new(_fault: Fault) -> Self {
             FaultState
         }
 
@@ -100,4 +103,4 @@ mod imp {
     }
 }
 
-pub(crate) use imp::FaultState;
+pub use imp::FaultState;

@@ -2,6 +2,46 @@
 //! own port and its own map. Nothing on the data path is shared between
 //! cores.
 //!
+//! # Layers: adapter → executor → store
+//!
+//! ```text
+//!            one port per core
+//!                  │
+//!   ┌──────────────┴───────────────┐
+//!   │ protocol adapter (`conn`)    │  bytes in, frames out: parse, validate,
+//!   │  percore frames today;       │  refuse bad input, coalesce replies.
+//!   │  RESP next, on the same port │  No semantics of its own.
+//!   └──────────────┬───────────────┘
+//!                  │ a batch of GET / PUT / DELETE (read in place)
+//!   ┌──────────────┴───────────────┐
+//!   │ shard executor (`batch`)     │  the one place operations take effect:
+//!   │                              │  routing (owned slots), grouped and
+//!   │                              │  prefetched lookups, per-op results.
+//!   └──────────────┬───────────────┘
+//!                  │ get / put / delete on owned keys
+//!   ┌──────────────┴───────────────┐
+//!   │ store (`store`)              │  the shard's private map and memory
+//!   │  (+ its log, next)           │  limits; the durable log will sit here,
+//!   └──────────────────────────────┘  under the executor.
+//! ```
+//!
+//! Where the coming work plugs in, without touching the other layers:
+//!
+//! - **A new protocol** (RESP) is another adapter in front of the same
+//!   executor: it parses its commands into the executor's operations and
+//!   encodes the results in its own format. Semantics (routing, limits,
+//!   results) stay in [`batch::execute`].
+//! - **The durable log** goes under the executor, beside the store: each
+//!   executed batch's writes are appended as one record before the replies
+//!   that observed them are released; recovery replays the log into the
+//!   store.
+//! - **Replication** wraps the executor: a batch becomes one proposal of
+//!   the shard's consensus group; it reaches [`batch::execute`] when
+//!   committed, on every replica alike.
+//!
+//! Each shard owns one instance of every layer, on its own core; nothing
+//! in the stack is shared between cores.
+//!
 //! # Layout
 //!
 //! A request moves through the modules in this order:
@@ -31,7 +71,7 @@ pub mod alloc;
 pub mod batch;
 pub mod cli;
 mod conn;
-mod fault;
+pub mod fault;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 pub mod options;

@@ -21,6 +21,8 @@
 //! chunks, small frames, few operations per frame) or the defaults.
 
 use crate::batch::execute;
+use crate::fault::FaultState;
+use crate::options::Fault;
 use crate::store::{JUMBO_RECORD_BYTES, Store, StoreLimits};
 use std::collections::HashMap;
 use wire::Limits;
@@ -192,6 +194,7 @@ pub fn check_executor(scenario: &Scenario) -> Result<(), String> {
         twin,
         model: HashMap::new(),
         owned: owned_slots(),
+        faults: FaultState::new(Fault::None),
         requests: RequestEncoder::new(),
         responses: ResponseEncoder::new(),
         frame: Vec::new(),
@@ -219,6 +222,8 @@ struct ExecutorRun {
     twin: Store,
     model: HashMap<&'static [u8], Vec<u8>>,
     owned: SlotSet,
+    /// No fault switched on: the executor as it serves.
+    faults: FaultState,
     requests: RequestEncoder,
     responses: ResponseEncoder,
     /// The request frame being built.
@@ -275,7 +280,7 @@ impl ExecutorRun {
             other => return Err(format!("batch {batch_id}: not one whole frame: {other:?}")),
         };
         let mut reply = Vec::new();
-        execute(&mut self.store, &self.owned, cfg.max_reply, req, &mut reply, &mut self.responses);
+        execute(&mut self.store, &self.owned, cfg.max_reply, &self.faults, req, &mut reply, &mut self.responses);
         if reply.len() > cfg.max_reply {
             return Err(format!("batch {batch_id}: reply of {} bytes exceeds {}", reply.len(), cfg.max_reply));
         }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use wire::Cluster;
-use wire::cluster::{ConfigError, format_cpu_list};
+use wire::cluster::{ConfigError, available_cpus, format_cpu_list};
 use wire::codec::encode;
 use wire::frame::{Kind, PROTOCOL_VERSION};
 use wire::msg::{HelloReply, ShardCounters};
@@ -91,14 +91,6 @@ const STOP_SLACK: Duration = Duration::from_secs(2);
 /// One shard's share of the node's `maxmemory`.
 fn memory_limit(maxmemory: Option<u64>, shards: usize) -> Option<usize> {
     maxmemory.map(|m| (m / shards.max(1) as u64).min(usize::MAX as u64) as usize)
-}
-
-/// The CPUs this process may run on.
-fn available_cpus() -> Vec<u32> {
-    let mut cpus: Vec<u32> =
-        core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id as u32).collect();
-    cpus.sort_unstable();
-    cpus
 }
 
 /// Checks the node's CPUs and binds one listening socket per shard, in

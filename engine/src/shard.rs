@@ -49,11 +49,11 @@ pub const MAX_REFUSING: usize = 32;
 const CUT_GRACE: Duration = Duration::from_millis(500);
 
 /// Everything one shard needs, owned by its executor thread: what it was
-/// built from ([`ShardSetup`], reached through `Deref`: `shard.id`,
-/// `shard.limits`, …) and its mutable state.
+/// built from (`shard.setup`: id, limits, options, slots) and its mutable
+/// state.
 pub(crate) struct Shard {
     /// Identity, limits, options, slots, handshake reply.
-    setup: ShardSetup,
+    pub setup: ShardSetup,
     /// The map.
     pub store: RefCell<Store>,
     /// Counters, updated once per batch.
@@ -72,13 +72,6 @@ pub(crate) struct Shard {
     evicted_frame: Vec<u8>,
     /// The error frame a refused connection gets.
     busy_frame: Vec<u8>,
-}
-
-impl std::ops::Deref for Shard {
-    type Target = ShardSetup;
-    fn deref(&self) -> &ShardSetup {
-        &self.setup
-    }
 }
 
 /// What a shard is built from, handed to its executor thread.
@@ -236,7 +229,7 @@ impl Shard {
     /// without a finished handshake if the shard is full; or says to refuse it.
     fn admit(&self, fd: RawFd) -> Admission {
         let mut reg = self.conns.borrow_mut();
-        if reg.open.len() >= self.opts.limits.max_connections as usize {
+        if reg.open.len() >= self.setup.opts.limits.max_connections as usize {
             let Some(oldest) = reg.unshaken.pop_first() else { return Admission::Refuse };
             if let Some(victim) = reg.open.remove(&oldest) {
                 victim.evicted.set(true);
@@ -344,7 +337,7 @@ pub(crate) async fn run(
             true
         },
         async {
-            glommio::timer::sleep(shard.opts.limits.shutdown_timeout).await;
+            glommio::timer::sleep(shard.setup.opts.limits.shutdown_timeout).await;
             false
         },
     )
@@ -382,7 +375,10 @@ async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, gate: Gate) {
             Err(e) => {
                 // Out of descriptors and the like: say so once, back off, go on.
                 if !warned {
-                    eprintln!("percore-server: shard {} ({}): accept failed: {e}", shard.id, shard.endpoint);
+                    eprintln!(
+                        "percore-server: shard {} ({}): accept failed: {e}",
+                        shard.setup.id, shard.setup.endpoint
+                    );
                     warned = true;
                 }
                 glommio::timer::sleep(Duration::from_millis(10)).await;

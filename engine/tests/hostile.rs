@@ -5,14 +5,12 @@
 //! truncated, oversized key, too many operations, corrupt archive, request
 //! before hello — are in `server.rs`.)
 
-mod common;
-
-use common::{Raw, Server, error_of, raise_fd_limit, request};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use testkit::{Raw, Server, error_of, raise_fd_limit, request};
 use wire::client::{Connection, Expect};
 use wire::codec::{RequestEncoder, encode};
 use wire::frame::{HEADER_LEN, Kind, write_header};

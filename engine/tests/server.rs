@@ -1,12 +1,10 @@
 //! The server, driven over TCP as a real process on loopback.
 
-mod common;
-
-use common::{Raw, Server, request};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::HashMap;
 use std::time::Duration;
+use testkit::{Raw, Server, TempDir, request};
 use wire::buf::RecvBuf;
 use wire::client::{Connection, Expect};
 use wire::codec::{RequestEncoder, decode_response};
@@ -349,8 +347,7 @@ fn start_up_problems_are_one_line_and_nonzero() {
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(err.contains("cannot read cluster file /nonexistent/cluster.toml"), "{err}");
 
-    let dir = std::env::temp_dir().join(format!("percore-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("bad-config");
     let file = dir.join("bad.toml");
     std::fs::write(&file, "[[server]]\nname = \"a\"\naddr = \"127.0.0.1\"\ncores = []\n").expect("write");
     let (code, err) = run_server(&["--config", file.to_str().expect("utf8"), "--node", "a"]);
@@ -371,7 +368,6 @@ fn start_up_problems_are_one_line_and_nonzero() {
     let (code, err) = run_server(&["--cores", "0", "--port", "0", "--maxmemory", "lots"]);
     assert_eq!(code, 2, "clap refuses the value");
     assert!(err.contains("not a byte count"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -405,8 +401,7 @@ fn wrong_shard_keys_are_refused_and_not_stored() {
 /// Resource limits come from the cluster file's `[limits]`; a flag overrides one.
 #[test]
 fn limits_come_from_the_cluster_file_and_flags_override_them() {
-    let dir = std::env::temp_dir().join(format!("percore-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("limits");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let file = dir.join("c.toml");
     std::fs::write(
@@ -430,5 +425,4 @@ fn limits_come_from_the_cluster_file_and_flags_override_them() {
         assert_eq!(stats.counters.memory_limit, 32 << 20, "maxmemory from the file");
         assert!(server.terminate().success());
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

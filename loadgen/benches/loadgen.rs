@@ -6,9 +6,6 @@
 //! Not a test: it prints figures. Each case runs for about half a second
 //! after a warm-up and reports the best of three rounds.
 
-#[path = "../../wire/benches/common/mod.rs"]
-mod common;
-
 use loadgen::value;
 use loadgen::workload::{KeyBuf, OpGen, Workload};
 use loadgen::zipf::{DistName, KeyDist, Zipfian};
@@ -28,7 +25,7 @@ fn main() {
     let build = Instant::now();
     let dist = KeyDist::new(DistName::Zipfian, RECORDS, 0.99).expect("valid");
     println!("zipfian over {RECORDS} records: tables built in {:.0} ms", build.elapsed().as_secs_f64() * 1e3);
-    common::measure("zipfian record (Gray et al. + FNV scramble, as YCSB)", 1024, ROUND, || {
+    testkit::measure("zipfian record (Gray et al. + FNV scramble, as YCSB)", 1024, ROUND, || {
         let mut acc = 0u64;
         for _ in 0..1024 {
             acc = acc.wrapping_add(dist.sample(&mut rng));
@@ -36,7 +33,7 @@ fn main() {
         black_box(acc);
     });
     let gray = Zipfian::new(RECORDS, 0.99).expect("valid");
-    common::measure("zipfian rank by Gray et al.'s formula (one powf)", 1024, ROUND, || {
+    testkit::measure("zipfian rank by Gray et al.'s formula (one powf)", 1024, ROUND, || {
         let mut acc = 0u64;
         for _ in 0..1024 {
             acc = acc.wrapping_add(gray.sample(&mut rng));
@@ -45,7 +42,7 @@ fn main() {
     });
     let mut opgen = OpGen::new(Workload::B.read_fraction(), dist.clone(), 7);
     let mut keys = KeyBuf::default();
-    common::measure("YCSB-B op: record + kind + decimal key + slot_of", 1024, ROUND, || {
+    testkit::measure("YCSB-B op: record + kind + decimal key + slot_of", 1024, ROUND, || {
         let mut acc = 0u32;
         for _ in 0..1024 {
             let (kind, record) = opgen.next_op();
@@ -55,7 +52,7 @@ fn main() {
     });
     let mut buf = [0u8; 128];
     let mut seq = 0u64;
-    common::measure("make a 128-byte self-describing value", 1024, ROUND, || {
+    testkit::measure("make a 128-byte self-describing value", 1024, ROUND, || {
         for _ in 0..1024 {
             seq += 1;
             value::fill(&mut buf, seq % RECORDS, 3, seq);
@@ -63,7 +60,7 @@ fn main() {
         }
     });
     value::fill(&mut buf, 42, 3, 9);
-    common::measure("verify a 128-byte value", 1024, ROUND, || {
+    testkit::measure("verify a 128-byte value", 1024, ROUND, || {
         for _ in 0..1024 {
             black_box(value::verify(black_box(&buf), 42).is_ok());
         }

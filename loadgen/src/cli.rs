@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use wire::Cluster;
-use wire::cluster::parse_cpu_list;
+use wire::cluster::{available_cpus, format_cpu_list, parse_cpu_list};
 
 /// `percore-loadgen`: YCSB load for percore clusters.
 #[derive(Parser, Debug)]
@@ -181,12 +181,6 @@ pub struct Target {
     pub node: String,
 }
 
-fn available_cpus() -> Vec<usize> {
-    let mut v: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
-    v.sort_unstable();
-    v
-}
-
 impl TargetArgs {
     /// Resolves where the cluster is and which CPUs to use.
     pub fn resolve(&self, connect_timeout: Duration) -> Result<Target, RunError> {
@@ -211,17 +205,17 @@ impl TargetArgs {
             (Some(list), _) => {
                 let cpus = parse_cpu_list(list).map_err(|e| RunError::Config(format!("--cores: {e}")))?;
                 for &c in &cpus {
-                    if !available.contains(&(c as usize)) {
+                    if !available.contains(&c) {
                         return Err(RunError::Config(format!(
                             "--cores: CPU {c} is not available (available: {})",
-                            wire::cluster::format_cpu_list(&available.iter().map(|&c| c as u32).collect::<Vec<_>>())
+                            format_cpu_list(&available)
                         )));
                     }
                 }
                 cpus.into_iter().map(|c| Some(c as usize)).collect()
             }
             (None, Some((c, _))) => c.cores.iter().map(|&c| Some(c as usize)).collect(),
-            (None, None) => vec![available.last().copied()],
+            (None, None) => vec![available.last().map(|&c| c as usize)],
         };
         let writer_base = match (self.writer_base, &client) {
             (Some(b), _) => b,

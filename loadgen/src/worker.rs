@@ -769,17 +769,6 @@ impl<P: Protocol> Worker<P> {
             if failure.is_some() {
                 return;
             }
-            if let Reply::Batch { results } = reply {
-                // Protocols with batch frames announce each batch first.
-                match batches.front() {
-                    Some(&n) if n == results => {}
-                    Some(&n) => {
-                        failure = Some(format!("a batch of {n} operations was answered with {results} results"))
-                    }
-                    None => failure = Some("a reply arrived with no batch in flight".into()),
-                }
-                return;
-            }
             let Some(p) = ops.pop_front() else {
                 failure = Some("more replies than operations sent".into());
                 return;

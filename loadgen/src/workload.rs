@@ -57,7 +57,7 @@ const AHEAD: usize = 64;
 
 /// Draws operations: a kind and a record number.
 ///
-/// Operations are drawn [`AHEAD`] at a time into a small buffer: each draw
+/// Operations are drawn `AHEAD` at a time into a small buffer: each draw
 /// is a chain of dependent multiplications (the power, the FNV scramble,
 /// the modulo) that is short in instructions but long in latency, and in a
 /// tight loop of independent draws the CPU overlaps those chains, where one

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tools::cmd::{cluster, kv, stats};
+use tools::cmd::{attack, check, cluster, kv, stats};
 
 /// percore: a thread-per-core, shared-nothing key-value store and its tools.
 #[derive(Parser)]
@@ -28,7 +28,7 @@ enum Command {
     /// Benchmark this machine: start a server, load, run YCSB, report, stop.
     Bench(Box<tools::bench::BenchArgs>),
     /// Check recorded histories for linearizability (exit 0 linearizable, 1 violation, 3 unknown, 2 error).
-    Check(tools::check::CheckArgs),
+    Check(check::CheckArgs),
     /// Run a server node (same as `percore-server`).
     Server(engine::cli::ServerArgs),
     /// Generate load (same as `percore-loadgen`).
@@ -39,7 +39,7 @@ enum Command {
     Cluster(cluster::ClusterCommand),
     /// Hostile traffic against a running cluster (garbage, half frames,
     /// trickles, churn, jumbo values, deletes of hot keys), for soak tests.
-    Attack(tools::attack::AttackArgs),
+    Attack(attack::AttackArgs),
     /// Sample CPU, memory and network counters from /proc once a second.
     Sample(tools::sample::SampleArgs),
     /// Report a cluster run (`logs/<timestamp>`) or a sweep, with plots.
@@ -71,12 +71,12 @@ fn main() -> ExitCode {
         Command::Stats(a) => stats::stats(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Ping(a) => stats::ping(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Bench(a) => ExitCode::from(tools::bench::bench(&a)),
-        Command::Check(a) => ExitCode::from(tools::check::main(&a)),
+        Command::Check(a) => ExitCode::from(check::main(&a)),
         Command::Server(a) => engine::cli::main(a),
         Command::Loadgen(c) => loadgen::cli::main(loadgen::cli::Cli { command: c }),
         Command::Cluster(c) => cluster::run(&c).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Sample(a) => ExitCode::from(tools::sample::main(&a)),
-        Command::Attack(a) => ExitCode::from(tools::attack::main(&a)),
+        Command::Attack(a) => ExitCode::from(attack::main(&a)),
         Command::Report(a) => ExitCode::from(tools::report::main(&a)),
     }
 }

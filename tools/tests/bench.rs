@@ -1,19 +1,12 @@
 //! The load generator and the local benchmark, end to end, as a user runs
 //! them: real processes on loopback.
 
-#[path = "../../engine/tests/common/mod.rs"]
-mod common;
-
-use common::Server;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::{Server, TempDir};
 
 const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
-
-fn temp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("percore-test-{}-{name}", std::process::id()))
-}
 
 fn json(path: &std::path::Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -28,7 +21,8 @@ fn server(extra: &[&str]) -> Server {
 
 #[test]
 fn bench_runs_end_to_end_and_reports() {
-    let report = temp("bench.json");
+    let dir = TempDir::new("bench");
+    let report = dir.join("bench.json");
     let out = Command::new(PERCORE)
         .args(["bench", "--duration", "3s", "--json"])
         .arg(&report)
@@ -48,13 +42,13 @@ fn bench_runs_end_to_end_and_reports() {
     assert_eq!(r["config"]["records"], 1_000_000);
     assert_eq!(r["misses"], 0, "every record was loaded");
     assert!(r["server"]["cpu_ns_per_op"].as_f64().is_some());
-    let _ = std::fs::remove_file(&report);
 }
 
 #[test]
 fn a_corrupting_server_is_caught_as_bad_reads() {
+    let dir = TempDir::new("bench");
     let s = server(&["--fault", "corrupt-values"]);
-    let report = temp("corrupt.json");
+    let report = dir.join("corrupt.json");
     let out = Command::new(PERCORE)
         .args(["loadgen", "run", "--load", "--records", "20000", "--duration", "1s", "--warmup", "0s", "-q"])
         .args(["--server", s.addr(), "--cores", "1", "--json"])
@@ -67,13 +61,13 @@ fn a_corrupting_server_is_caught_as_bad_reads() {
     assert!(r["bad_reads"].as_u64().expect("bad_reads") > 0, "{r}");
     let first = r["first_bad_read"].as_str().expect("described");
     assert!(first.contains("checksum"), "{first}");
-    let _ = std::fs::remove_file(&report);
 }
 
 #[test]
 fn a_correct_server_gives_zero_bad_reads_and_no_misses() {
+    let dir = TempDir::new("bench");
     let s = server(&[]);
-    let report = temp("clean.json");
+    let report = dir.join("clean.json");
     let out = Command::new(PERCORE)
         .args(["loadgen", "run", "--load", "--records", "20000", "--duration", "1s", "--workload", "a", "-q"])
         .args(["--server", s.addr(), "--cores", "1", "--batch", "64", "--json"])
@@ -85,7 +79,6 @@ fn a_correct_server_gives_zero_bad_reads_and_no_misses() {
     let r = json(&report);
     assert_eq!((r["bad_reads"].as_u64(), r["misses"].as_u64(), r["errors"].as_u64()), (Some(0), Some(0), Some(0)));
     assert!(r["puts"].as_u64().expect("puts") > 0, "workload A updates");
-    let _ = std::fs::remove_file(&report);
 }
 
 #[test]
@@ -140,8 +133,9 @@ fn killing_the_server_mid_run_fails_fast_naming_it() {
 
 #[test]
 fn open_loop_rate_is_met_when_below_capacity() {
+    let dir = TempDir::new("bench");
     let s = server(&[]);
-    let report = temp("rate.json");
+    let report = dir.join("rate.json");
     let rate = 100_000.0;
     let out = Command::new(PERCORE)
         .args(["loadgen", "run", "--load", "--records", "20000", "--duration", "3s", "-q"])
@@ -155,7 +149,6 @@ fn open_loop_rate_is_met_when_below_capacity() {
     let got = r["throughput_ops_s"].as_f64().expect("throughput");
     assert!((got - rate).abs() / rate < 0.05, "asked {rate} ops/s, measured {got}");
     assert_eq!(r["config"]["rate_ops_s"], rate);
-    let _ = std::fs::remove_file(&report);
 }
 
 /// However many replies are in flight (`--batch` × `--pipeline` × value
@@ -164,9 +157,10 @@ fn open_loop_rate_is_met_when_below_capacity() {
 /// read, no false "connection closed".
 #[test]
 fn no_false_failure_for_any_batch_pipeline_and_value_size() {
+    let dir = TempDir::new("bench");
     let s = server(&[]);
     for (value, batch, pipeline) in [("128", "1024", "64"), ("300000", "64", "16"), ("1048576", "16384", "4")] {
-        let report = temp(&format!("inflight-{value}.json"));
+        let report = dir.join(&format!("inflight-{value}.json"));
         let out = Command::new(PERCORE)
             .args(["loadgen", "run", "--load", "--records", "300", "--workload", "c", "--duration", "1s"])
             .args(["--warmup", "0s", "-q", "--value-size", value, "--batch", batch, "--pipeline", pipeline])
@@ -181,6 +175,5 @@ fn no_false_failure_for_any_batch_pipeline_and_value_size() {
         assert_eq!(r["errors"], 0, "value {value}, batch {batch}, pipeline {pipeline}: {}", r["error_detail"]);
         assert_eq!(r["bad_reads"], 0);
         assert!(r["ops"].as_u64().expect("ops") > 0);
-        let _ = std::fs::remove_file(&report);
     }
 }

@@ -6,6 +6,7 @@ use loadgen::history::{BAD_READ, Kind, MAGIC, NO_RESPONSE, NOT_FOUND, Record};
 use loadgen::value::{Identity, LOAD_WRITER};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use testkit::TempDir;
 
 const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
 
@@ -25,14 +26,11 @@ const PUT: Kind = Kind::Put;
 const GET: Kind = Kind::Get;
 const DEL: Kind = Kind::Delete;
 
-struct Dir(PathBuf);
+struct Dir(TempDir);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("percore-check-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        Dir(p)
+        Dir(TempDir::new(&format!("check-{name}")))
     }
 
     /// Writes a history file of `ops` (format version 2).
@@ -47,12 +45,6 @@ impl Dir {
         let path = self.0.join(name);
         std::fs::write(&path, bytes).expect("write history");
         path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -360,13 +352,14 @@ fn a_synthetic_history_checks_through_bucket_files() {
         .expect("synthesize");
     assert!(status.success());
     // 1 MiB of memory budget forces bucket files.
-    let (code, out, err, json) = check(&dir, &[f], &["--memory", "1", "--temp-dir", dir.0.to_str().expect("utf8")]);
+    let (code, out, err, json) =
+        check(&dir, &[f], &["--memory", "1", "--temp-dir", dir.0.path().to_str().expect("utf8")]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("linearizable: 300000 ops, "), "{out}");
     assert_eq!(json["spilled"], true);
     assert!(json["buckets"].as_u64().expect("buckets") > 1);
     // The bucket directory is gone.
-    let left: Vec<_> = std::fs::read_dir(&dir.0)
+    let left: Vec<_> = std::fs::read_dir(dir.0.path())
         .expect("dir")
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("percore-check-"))

@@ -6,19 +6,12 @@
 //! that the raw history confirms, and `percore bench --check` puts the
 //! verdict in its report.
 
-#[path = "../../engine/tests/common/mod.rs"]
-mod common;
-
-use common::Server;
 use loadgen::history::{HistoryReader, Kind, Record};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use testkit::{Server, TempDir};
 
 const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
-
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("percore-check-run-{}-{name}", std::process::id()))
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(PERCORE).args(args).stdin(Stdio::null()).output().expect("run percore")
@@ -55,10 +48,11 @@ fn records(path: &Path) -> Vec<Record> {
 
 #[test]
 fn a_real_two_shard_run_is_linearizable() {
+    let dir = TempDir::new("check-run");
     let s = Server::start_with(PERCORE, &["server", "--cores", "0,1", "--port", "0", "--stats-interval-ms", "0"]);
     assert_eq!(s.endpoints.len(), 2, "two shards");
-    let history = temp("two-shards.hist");
-    let report = temp("two-shards.json");
+    let history = dir.join("two-shards.hist");
+    let report = dir.join("two-shards.json");
     let out = loadgen(
         s.addr(),
         &history,
@@ -71,7 +65,7 @@ fn a_real_two_shard_run_is_linearizable() {
     let shards = &r["per_server"][0]["shards"];
     assert!(shards[0]["ops_s"].as_f64() > Some(0.0) && shards[1]["ops_s"].as_f64() > Some(0.0), "{shards}");
 
-    let result = temp("two-shards-check.json");
+    let result = dir.join("two-shards-check.json");
     let out = run(&["check", history.to_str().expect("utf8"), "--json", result.to_str().expect("utf8")]);
     let stdout = text(&out.stdout);
     // The size and speed of the check, for whoever runs this test.
@@ -81,19 +75,17 @@ fn a_real_two_shard_run_is_linearizable() {
     let c = json(&result);
     assert!(c["ops_per_s"].as_f64() > Some(0.0) && c["peak_rss_bytes"].as_u64() > Some(0), "{c}");
     assert_eq!(c["history_bytes"].as_u64(), std::fs::metadata(&history).ok().map(|m| m.len()));
-    for f in [history, report, result] {
-        let _ = std::fs::remove_file(f);
-    }
 }
 
 #[test]
 fn two_load_generator_nodes_are_checked_together() {
+    let dir = TempDir::new("check-run");
     let s = Server::start_with(PERCORE, &["server", "--cores", "0,1", "--port", "0", "--stats-interval-ms", "0"]);
     let load = run(&["loadgen", "load", "--server", s.addr(), "--records", "2000", "--cores", "1", "-q"]);
     assert!(load.status.success(), "{}", text(&load.stderr));
     // Two processes at once, as two client nodes would: own clocks, own
     // files, own writer ids; a small hot key space so they share keys.
-    let (a, b) = (temp("node-a.hist"), temp("node-b.hist"));
+    let (a, b) = (dir.join("node-a.hist"), dir.join("node-b.hist"));
     let spawn = |h: &Path, base: &str| {
         Command::new(PERCORE)
             .args(["loadgen", "run", "--server", s.addr(), "--records", "2000", "--workload", "a", "--duration"])
@@ -116,19 +108,17 @@ fn two_load_generator_nodes_are_checked_together() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("checked 2 file(s)"), "{stdout}");
     // Same writer ids in both: the checker refuses (values are not unique).
-    let c = temp("node-c.hist");
+    let c = dir.join("node-c.hist");
     let again = spawn(&c, "0").wait_with_output().expect("wait");
     assert!(again.status.success());
     let out = run(&["check", "-q", a.to_str().expect("utf8"), c.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     assert!(text(&out.stderr).contains("--writer-base"), "{}", text(&out.stderr));
-    for f in [a, b, c] {
-        let _ = std::fs::remove_file(f);
-    }
 }
 
 #[test]
 fn a_server_serving_stale_values_is_caught_with_the_right_key() {
+    let dir = TempDir::new("check-run");
     // Every 16th GET of a key with a previous value returns that value
     // (a test-only switch of the server). One load thread sending small
     // batches one at a time puts most operations in real-time order, so
@@ -137,7 +127,7 @@ fn a_server_serving_stale_values_is_caught_with_the_right_key() {
         PERCORE,
         &["server", "--cores", "0", "--port", "0", "--stats-interval-ms", "0", "--fault", "stale-reads"],
     );
-    let history = temp("stale.hist");
+    let history = dir.join("stale.hist");
     let out = loadgen(
         s.addr(),
         &history,
@@ -159,7 +149,7 @@ fn a_server_serving_stale_values_is_caught_with_the_right_key() {
     // The values are intact: read verification alone cannot see this.
     assert!(text(&out.stdout).contains("verified    0 bad reads"), "{}", text(&out.stdout));
 
-    let result = temp("stale-check.json");
+    let result = dir.join("stale-check.json");
     let out = run(&["check", history.to_str().expect("utf8"), "--json", result.to_str().expect("utf8")]);
     let stdout = text(&out.stdout);
     println!("{stdout}");
@@ -193,13 +183,12 @@ fn a_server_serving_stale_values_is_caught_with_the_right_key() {
         confirmed += 1;
     }
     assert!(confirmed > 0, "no stale-read witness among {witnesses:?}");
-    let _ = std::fs::remove_file(history);
-    let _ = std::fs::remove_file(result);
 }
 
 #[test]
 fn bench_check_reports_linearizable() {
-    let report = temp("bench.json");
+    let dir = TempDir::new("check-run");
+    let report = dir.join("bench.json");
     let child = Command::new(PERCORE)
         .args(["bench", "--check", "--duration", "2s", "--records", "100000", "--json"])
         .arg(&report)
@@ -223,18 +212,18 @@ fn bench_check_reports_linearizable() {
     // The temporary history is gone.
     let tmp = std::env::temp_dir().join(format!("percore-bench-{pid}.hist"));
     assert!(!tmp.exists(), "{} left behind", tmp.display());
-    let _ = std::fs::remove_file(report);
 }
 
 #[test]
 fn a_run_stopped_mid_flight_still_checks() {
+    let dir = TempDir::new("check-run");
     // Two load threads, so one thread's GET can observe another's PUT whose
     // reply is still in flight when the run is interrupted: that PUT is
     // recorded with an unknown outcome, and the history still checks.
     let s = Server::start_with(PERCORE, &["server", "--cores", "0,1", "--port", "0", "--stats-interval-ms", "0"]);
     let load = run(&["loadgen", "load", "--server", s.addr(), "--records", "1000", "--cores", "0,1", "-q"]);
     assert!(load.status.success(), "{}", text(&load.stderr));
-    let history = temp("stopped.hist");
+    let history = dir.join("stopped.hist");
     let mut child = Command::new(PERCORE)
         .args(["loadgen", "run", "--server", s.addr(), "--records", "1000", "--workload", "a", "--duration", "60s"])
         .args(["--warmup", "0s", "--cores", "0,1", "--history"])
@@ -270,5 +259,4 @@ fn a_run_stopped_mid_flight_still_checks() {
     println!("{unanswered} PUTs without a reply; {stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(unanswered > 0, "the run was stopped with operations in flight");
-    let _ = std::fs::remove_file(history);
 }

@@ -1,11 +1,8 @@
 //! The `percore` command against real server processes on loopback.
 
-#[path = "../../engine/tests/common/mod.rs"]
-mod common;
-
-use common::Server;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use testkit::{Server, TempDir};
 use wire::client::{Connection, Expect};
 use wire::msg::{Op, OpError, OpResult};
 
@@ -63,8 +60,7 @@ fn get_put_del_and_exit_codes() {
 #[test]
 fn two_node_cluster_routes_every_key_to_its_owner() {
     let (pa, pb) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("percore-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("cli");
     let file = dir.join("two.toml");
     std::fs::write(
         &file,
@@ -118,5 +114,4 @@ fn two_node_cluster_routes_every_key_to_its_owner() {
     assert_eq!(wrong_conn.execute(&put).expect("put"), vec![OpResult::Error(OpError::WrongShard)]);
     let get = [Op::Get { key: put[0].key().to_vec() }];
     assert_eq!(right_conn.execute(&get).expect("get"), vec![OpResult::NotFound]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,16 +3,14 @@
 //! speed is asserted.
 
 use std::process::{Command, Stdio};
+use testkit::TempDir;
 
 const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
 
-fn temp(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("percore-cmp-{}-{name}", std::process::id()))
-}
-
 #[test]
 fn bench_vs_redis_and_memcached_verifies_every_read() {
-    let json = temp("vs.json");
+    let dir = TempDir::new("cmp");
+    let json = dir.join("vs.json");
     let out = Command::new(PERCORE)
         .args(["bench", "--vs", "redis,memcached", "--duration", "1s", "--warmup", "200ms", "--rounds", "1"])
         .args(["--records", "20000", "--workload", "a", "--json"])
@@ -46,14 +44,13 @@ fn bench_vs_redis_and_memcached_verifies_every_read() {
     assert!(stdout.contains(&text_ratio), "the table shows Redis's ratio {text_ratio}:\n{stdout}");
     let png = std::fs::read(json.with_extension("png")).expect("bar chart written next to the JSON");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let _ = std::fs::remove_file(&json);
-    let _ = std::fs::remove_file(json.with_extension("png"));
 }
 
 /// A value planted in Redis that is not one the load generator wrote is
 /// caught as a bad read through the RESP target too.
 #[test]
 fn a_foreign_value_in_redis_is_a_bad_read() {
+    let dir = TempDir::new("cmp");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut redis = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -85,7 +82,7 @@ fn a_foreign_value_in_redis_is_a_bad_read() {
     let mut ok = [0u8; 5];
     std::io::Read::read_exact(&mut plant, &mut ok).expect("+OK");
     assert_eq!(&ok, b"+OK\r\n");
-    let json = temp("redis-bad.json");
+    let json = dir.join("redis-bad.json");
     let run = Command::new(PERCORE)
         .args(["loadgen", "run", "--target", &url, "--records", "100", "--dist", "uniform", "--workload", "c"])
         .args(["--duration", "1s", "--warmup", "0s", "--cores", "1", "-q", "--json"])
@@ -101,5 +98,4 @@ fn a_foreign_value_in_redis_is_a_bad_read() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
     assert!(v["bad_reads"].as_u64().expect("bad_reads") > 0);
     assert_eq!(v["config"]["target"], "redis");
-    let _ = std::fs::remove_file(&json);
 }

@@ -5,8 +5,9 @@
 use hdrhistogram::Histogram;
 use loadgen::report::encode_histogram;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
+use testkit::TempDir;
 
 const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
 
@@ -18,23 +19,6 @@ fn percore(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("percore-report-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -131,7 +115,7 @@ fn run_dir(dir: &Path, batch: usize, scale: u64) {
 #[test]
 fn the_report_has_the_classic_lines_merged_latency_line_rate_and_utilisation() {
     let tmp = TempDir::new("run");
-    let dir = &tmp.0;
+    let dir = tmp.path();
     run_dir(dir, 1024, 1);
     let (code, out, err) = percore(&["report", "--line-rate-gbps", "0.01", dir.to_str().expect("utf-8 path")]);
     assert_eq!(code, 0, "{err}");
@@ -167,22 +151,22 @@ fn the_report_has_the_classic_lines_merged_latency_line_rate_and_utilisation() {
 #[test]
 fn without_a_line_rate_the_report_says_how_to_give_one() {
     let tmp = TempDir::new("norate");
-    run_dir(&tmp.0, 1024, 1);
-    let (code, out, err) = percore(&["report", "--no-plots", tmp.0.to_str().expect("utf-8 path")]);
+    run_dir(tmp.path(), 1024, 1);
+    let (code, out, err) = percore(&["report", "--no-plots", tmp.path().to_str().expect("utf-8 path")]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("line rate  unknown") && out.contains("--line-rate-gbps"), "{out}");
-    assert!(!tmp.0.join("latency.png").exists(), "--no-plots");
+    assert!(!tmp.path().join("latency.png").exists(), "--no-plots");
 }
 
 #[test]
 fn a_broken_run_directory_is_named() {
     let tmp = TempDir::new("broken");
-    let (code, _, err) = percore(&["report", tmp.0.to_str().expect("utf-8 path")]);
+    let (code, _, err) = percore(&["report", tmp.path().to_str().expect("utf-8 path")]);
     assert_eq!(code, 2);
     assert!(err.contains("cluster.toml"), "{err}");
-    run_dir(&tmp.0, 1024, 1);
-    write(&tmp.0, "node2.loadgen.json", "{ not json");
-    let (code, _, err) = percore(&["report", tmp.0.to_str().expect("utf-8 path")]);
+    run_dir(tmp.path(), 1024, 1);
+    write(tmp.path(), "node2.loadgen.json", "{ not json");
+    let (code, _, err) = percore(&["report", tmp.path().to_str().expect("utf-8 path")]);
     assert_eq!(code, 2);
     assert!(err.contains("node2.loadgen.json"), "{err}");
 }
@@ -190,9 +174,9 @@ fn a_broken_run_directory_is_named() {
 #[test]
 fn a_run_whose_load_never_came_says_so() {
     let tmp = TempDir::new("noload");
-    write(&tmp.0, "cluster.toml", CLUSTER);
-    write(&tmp.0, "node0.server.log", &server_log(&[0, 0, 0]));
-    let (code, out, err) = percore(&["report", "--no-plots", tmp.0.to_str().expect("utf-8 path")]);
+    write(tmp.path(), "cluster.toml", CLUSTER);
+    write(tmp.path(), "node0.server.log", &server_log(&[0, 0, 0]));
+    let (code, out, err) = percore(&["report", "--no-plots", tmp.path().to_str().expect("utf-8 path")]);
     assert_eq!(code, 0, "{err}");
     for line in ["node0 median - op/s", "node1 median - op/s", "total 0 op/s"] {
         assert!(out.lines().any(|l| l == line), "no line {line:?} in:\n{out}");
@@ -207,12 +191,12 @@ fn a_sweep_tabulates_and_plots_what_changed() {
     let tmp = TempDir::new("sweep");
     let mut dirs = Vec::new();
     for (i, (batch, scale)) in [(64, 1), (256, 2), (1024, 3)].into_iter().enumerate() {
-        let d = tmp.0.join(format!("run{i}"));
+        let d = tmp.path().join(format!("run{i}"));
         std::fs::create_dir_all(&d).expect("dir");
         run_dir(&d, batch, scale);
         dirs.push(d.to_str().expect("utf-8").to_string());
     }
-    let out_dir = tmp.0.join("sweep");
+    let out_dir = tmp.path().join("sweep");
     let mut args = vec!["report", "--sweep", out_dir.to_str().expect("utf-8")];
     args.extend(dirs.iter().map(String::as_str));
     let (code, out, err) = percore(&args);
@@ -229,7 +213,7 @@ fn a_sweep_tabulates_and_plots_what_changed() {
 #[test]
 fn the_sampler_writes_a_json_line_and_stops_by_itself() {
     let tmp = TempDir::new("sample");
-    let file = tmp.0.join("s.jsonl");
+    let file = tmp.path().join("s.jsonl");
     let (code, _, err) = percore(&["sample", "--out", file.to_str().expect("utf-8"), "--duration", "0s"]);
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&file).expect("samples");

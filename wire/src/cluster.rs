@@ -303,6 +303,20 @@ fn check_unique_cpus(cpus: &[u32]) -> Result<(), u32> {
     Ok(())
 }
 
+/// The CPUs this process may run on (its affinity mask), sorted: what
+/// every CPU list given to percore is checked against. `[0]` if the mask
+/// cannot be read.
+pub fn available_cpus() -> Vec<u32> {
+    // SAFETY: sched_getaffinity fills the set we own, of the size we pass.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).map(|c| c as u32).collect()
+    }
+}
+
 /// Formats CPUs compactly: `[1,2,3,5]` → `"1-3,5"`.
 pub fn format_cpu_list(cpus: &[u32]) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -776,6 +790,14 @@ cores = "0,1"
         let bad = format!("{TWO}\n[limits]\nmax_conections = 3\n");
         let e = Cluster::parse(&bad, "l.toml").expect_err("typo").to_string();
         assert!(e.contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn available_cpus_are_the_affinity_mask() {
+        let cpus = available_cpus();
+        assert!(!cpus.is_empty() && cpus.windows(2).all(|w| w[0] < w[1]), "{cpus:?}");
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(cpus.len(), online, "std reads the same mask");
     }
 
     #[test]

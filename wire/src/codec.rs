@@ -8,7 +8,8 @@
 //! **Encoding** of the two hot bodies is done by [`RequestEncoder`] and
 //! [`ResponseEncoder`], single-pass writers that lay out exactly the bytes
 //! `rkyv::to_bytes` produces for [`Request`] / [`Response`] (byte for byte:
-//! see the `encoders_match_rkyv` property test), without building the owned
+//! see the `requests_round_trip` and `responses_round_trip` property
+//! tests in `wire/tests/roundtrip.rs`), without building the owned
 //! values. rkyv's layout for these types, which the encoders follow:
 //!
 //! ```text

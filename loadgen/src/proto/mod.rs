@@ -25,12 +25,6 @@ pub enum Reply<'a> {
     Done,
     /// The server refused the operation.
     Refused(RefusedBy),
-    /// The next `n` replies answer one batch (protocols with batch frames
-    /// announce each batch, so its size can be checked).
-    Batch {
-        /// Results in the batch.
-        results: usize,
-    },
 }
 
 /// Why a server refused an operation.

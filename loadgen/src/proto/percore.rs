@@ -3,6 +3,7 @@
 //! [`wire::codec::decode_response`] and read in place.
 
 use super::{Protocol, RefusedBy, Reply};
+use std::collections::VecDeque;
 use wire::Limits;
 use wire::client::server_error;
 use wire::codec::{RequestEncoder, decode_response};
@@ -16,13 +17,22 @@ pub struct Percore {
     limits: Limits,
     /// The batch id the next response must carry.
     next_reply: u64,
+    /// Operations of each batch sent and not yet answered, oldest first:
+    /// a response must carry exactly that many results.
+    in_flight: VecDeque<usize>,
     addr: String,
 }
 
 impl Percore {
     /// A protocol state for a connection to `addr` whose server announced `limits`.
     pub fn new(addr: &str, limits: Limits) -> Percore {
-        Percore { enc: RequestEncoder::new(), limits, next_reply: 1, addr: addr.to_string() }
+        Percore {
+            enc: RequestEncoder::new(),
+            limits,
+            next_reply: 1,
+            in_flight: VecDeque::new(),
+            addr: addr.to_string(),
+        }
     }
 }
 
@@ -44,6 +54,7 @@ impl Protocol for Percore {
 
     #[inline]
     fn finish(&mut self, out: &mut Vec<u8>) {
+        self.in_flight.push_back(self.enc.len());
         self.enc.finish(out);
     }
 
@@ -69,8 +80,17 @@ impl Protocol for Percore {
             if id != self.next_reply {
                 return Err(format!("response to batch {id} where batch {} was due", self.next_reply));
             }
+            match self.in_flight.pop_front() {
+                Some(n) if n == resp.results.len() => {}
+                Some(n) => {
+                    return Err(format!(
+                        "batch {id} of {n} operations was answered with {} results",
+                        resp.results.len()
+                    ));
+                }
+                None => return Err(format!("a response to batch {id}, which was never sent")),
+            }
             self.next_reply += 1;
-            on_reply(Reply::Batch { results: resp.results.len() });
             for r in resp.results.iter() {
                 on_reply(match r {
                     ArchivedOpResult::Value(v) => Reply::Value(v.as_slice()),
@@ -85,5 +105,50 @@ impl Protocol for Percore {
             }
             used += frame.len();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::codec::ResponseEncoder;
+
+    /// A response to `batch_id` with `results` NotFound results.
+    fn response(batch_id: u64, results: usize) -> Vec<u8> {
+        let (mut out, mut enc) = (Vec::new(), ResponseEncoder::new());
+        enc.begin(&mut out, batch_id, results);
+        for _ in 0..results {
+            enc.not_found();
+        }
+        enc.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn each_response_must_answer_every_operation_of_its_batch() {
+        let mut p = Percore::new("test:1", Limits::default());
+        let mut sent = Vec::new();
+        for id in 1..=2 {
+            p.begin(&mut sent, id);
+            p.get(&mut sent, b"a");
+            p.get(&mut sent, b"b");
+            p.finish(&mut sent);
+        }
+        let mut replies = 0;
+        let whole = response(1, 2);
+        assert_eq!(
+            p.decode(&whole, &mut |r| {
+                assert_eq!(r, Reply::NotFound);
+                replies += 1
+            }),
+            Ok(whole.len())
+        );
+        assert_eq!(replies, 2);
+        let short = response(2, 1);
+        let e = p.decode(&short, &mut |_| {}).expect_err("one result for two operations");
+        assert_eq!(e, "batch 2 of 2 operations was answered with 1 results");
+        let mut q = Percore::new("test:1", Limits::default());
+        let e = q.decode(&response(1, 0), &mut |_| {}).expect_err("nothing was sent");
+        assert_eq!(e, "a response to batch 1, which was never sent");
     }
 }

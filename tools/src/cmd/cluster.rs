@@ -14,7 +14,7 @@
 //! The scripts reach a node at its `addr` when the file gives one, else at
 //! its `name` (the `SSH_HOST` column); that rule lives here only.
 
-use crate::manifest::{Split, cluster_from_manifest};
+use crate::cmd::manifest::{Split, cluster_from_manifest};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use wire::Cluster;

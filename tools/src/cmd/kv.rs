@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 done, 1 key not found (`get`), 2 error.
 
-use crate::target::TargetArgs;
+use crate::cmd::target::TargetArgs;
 use clap::Args;
 use std::io::{Read, Write};
 

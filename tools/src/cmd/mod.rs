@@ -1,5 +1,22 @@
-//! One module per group of subcommands.
+//! The CLI commands other than `bench`, `report` and `sample`: one module
+//! per group of subcommands, plus how a command finds the cluster.
+//!
+//! - [`kv`]: `get`, `put`, `del` — the CLI client.
+//! - [`stats`]: `stats` and `ping` — every shard's counters; wait for a
+//!   cluster to answer.
+//! - [`target`]: how a command finds the cluster (`--server` or `--config`).
+//! - [`cluster`]: `cluster …` — what the cluster scripts read from a cluster
+//!   file; [`manifest`] turns a CloudLab manifest into one.
+//! - [`check`]: `check` — the linearizability check of recorded histories,
+//!   a thin command over the `percore-check` crate (also run by `bench
+//!   --check`).
+//! - [`attack`]: `attack` — hostile traffic for the soak test
+//!   (`tools/soak.sh`).
 
+pub mod attack;
+pub mod check;
 pub mod cluster;
 pub mod kv;
+pub mod manifest;
 pub mod stats;
+pub mod target;

@@ -2,7 +2,7 @@
 //! every shard of a cluster answers its handshake (what the cluster scripts
 //! use to know a cluster is up).
 
-use crate::target::TargetArgs;
+use crate::cmd::target::TargetArgs;
 use clap::Args;
 use std::time::{Duration, Instant};
 use wire::msg::{ShardCounters, StatsReply};

@@ -1,4 +1,4 @@
-//! What recording a history costs: `cargo bench -p percore-tools --bench history`.
+//! What recording a history costs: `cargo bench -p percore-loadgen --bench history`.
 //!
 //! Records operations through one [`HistoryWriter`] into a [`HistorySink`]
 //! writing a temporary file, twice: paced at 2 M ops/s (a busy load thread

@@ -12,7 +12,8 @@
 //! RSS is the server's resident memory right after the load.
 
 use crate::bench::BenchArgs;
-use crate::process::{ServerProcess, cpu_time_of as cpu_time, rss_of as rss};
+use crate::bench::process::{ServerProcess, cpu_time_of as cpu_time, rss_of as rss};
+use crate::report::median;
 use loadgen::cli::{OutputArgs, Target};
 use loadgen::report::Report;
 use loadgen::run::{Peer, PhaseSpec, Topology, execute};
@@ -191,15 +192,6 @@ pub struct Comparison {
     pub results: Vec<ServerResult>,
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
-}
-
 /// Parses `--vs redis,memcached`.
 pub fn parse_peers(list: &str) -> Result<Vec<Peer>, String> {
     let mut peers = Vec::new();
@@ -353,20 +345,24 @@ fn measure(args: &BenchArgs, client_cores: &[u32], servers: &[(Peer, Running, To
             runs[i].push(report);
         }
     }
-    let base = median(runs[0].iter().map(|r| r.throughput_ops_s).collect()).unwrap_or(0.0);
+    let base = median(&runs[0].iter().map(|r| r.throughput_ops_s).collect::<Vec<_>>()).unwrap_or(0.0);
     let results = servers
         .iter()
         .zip(&runs)
         .zip(&rss_after_load)
         .map(|(((peer, ..), reports), rss)| {
-            let tput = median(reports.iter().map(|r| r.throughput_ops_s).collect()).unwrap_or(0.0);
+            let tput = median(&reports.iter().map(|r| r.throughput_ops_s).collect::<Vec<_>>()).unwrap_or(0.0);
             ServerResult {
                 server: peer.name().to_string(),
                 throughput_ops_s: tput,
-                get_p50_us: median(reports.iter().filter_map(|r| r.latency_us.get.as_ref().map(|p| p.p50)).collect()),
-                get_p99_us: median(reports.iter().filter_map(|r| r.latency_us.get.as_ref().map(|p| p.p99)).collect()),
+                get_p50_us: median(
+                    &reports.iter().filter_map(|r| r.latency_us.get.as_ref().map(|p| p.p50)).collect::<Vec<_>>(),
+                ),
+                get_p99_us: median(
+                    &reports.iter().filter_map(|r| r.latency_us.get.as_ref().map(|p| p.p99)).collect::<Vec<_>>(),
+                ),
                 server_cpu_ns_per_op: median(
-                    reports.iter().filter_map(|r| r.server.as_ref().and_then(|s| s.cpu_ns_per_op)).collect(),
+                    &reports.iter().filter_map(|r| r.server.as_ref().and_then(|s| s.cpu_ns_per_op)).collect::<Vec<_>>(),
                 ),
                 rss_mb_after_load: rss.map(|b| b as f64 / 1e6),
                 ratio_to_percore: if base > 0.0 { tput / base } else { 0.0 },
@@ -427,12 +423,5 @@ mod tests {
         assert_eq!(parse_peers("redis,memcached"), Ok(vec![Peer::Redis, Peer::Memcached]));
         assert_eq!(parse_peers("redis, redis,percore"), Ok(vec![Peer::Redis]));
         assert!(parse_peers("mysql").is_err());
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(vec![]), None);
     }
 }

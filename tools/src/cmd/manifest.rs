@@ -128,7 +128,7 @@ pub fn cluster_from_manifest(xml: &str, split: &Split) -> Result<String, String>
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../cluster/testdata/manifest-m510.xml");
+    const FIXTURE: &str = include_str!("../../../cluster/testdata/manifest-m510.xml");
 
     fn split(servers: Option<usize>) -> Split {
         Split { servers, server_cores: "1-7".into(), client_cores: "0-7".into(), base_port: 7000 }

@@ -24,7 +24,7 @@
 //! Exit 0 when every jumbo result matched the model and the server stayed
 //! reachable; 1 otherwise.
 
-use crate::target::TargetArgs;
+use crate::cmd::target::TargetArgs;
 use clap::Args;
 use loadgen::history::{Header, HistorySink, Kind, NO_RESPONSE};
 use loadgen::workload::KeyBuf;

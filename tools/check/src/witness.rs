@@ -2,8 +2,7 @@
 //! linearizable, and the one sentence that says why — how they are built
 //! from the conflicts the algorithms find, and how they are printed.
 
-use super::op::{Op, Time, show_time, show_value};
-use loadgen::history::Kind;
+use super::op::{Kind, Op, Time, Values, show_time};
 use serde_json::json;
 
 /// What kind of proof a witness is.
@@ -60,18 +59,20 @@ pub struct Witness {
 }
 
 /// Collects a witness's operations, then names them by label.
-pub(crate) struct Builder {
+pub(crate) struct Builder<'v> {
     key: u64,
     ops: Vec<Op>,
+    values: &'v Values,
 }
 
-impl Builder {
-    /// A witness of `key` made of `ops` (duplicates are dropped).
-    pub(crate) fn new(key: u64, ops: &[Op]) -> Builder {
+impl<'v> Builder<'v> {
+    /// A witness of `key` made of `ops` (duplicates are dropped); `values`
+    /// shows their values.
+    pub(crate) fn new(values: &'v Values, key: u64, ops: &[Op]) -> Builder<'v> {
         let mut ops = ops.to_vec();
         ops.sort_by_key(|o| (o.file(), o.invoke, o.position()));
         ops.dedup_by_key(|o| (o.file(), o.position()));
-        Builder { key, ops }
+        Builder { key, ops, values }
     }
 
     /// `[n]`, the label of `op`.
@@ -82,10 +83,15 @@ impl Builder {
         }
     }
 
+    /// A value as people read it.
+    pub(crate) fn v(&self, value: u64) -> String {
+        self.values.show(value)
+    }
+
     /// `[n] PUT w3#17` / `[n] GET`.
     pub(crate) fn d(&self, op: &Op) -> String {
         match op.kind() {
-            Kind::Put => format!("{} PUT {}", self.l(op), show_value(op.value)),
+            Kind::Put => format!("{} PUT {}", self.l(op), self.v(op.value)),
             k => format!("{} {}", self.l(op), k.name()),
         }
     }
@@ -101,8 +107,8 @@ fn t(x: Time) -> String {
 }
 
 /// A GET that failed verification.
-pub(crate) fn bad_read(r: &Op) -> Witness {
-    let b = Builder::new(r.key(), &[*r]);
+pub(crate) fn bad_read(values: &Values, r: &Op) -> Witness {
+    let b = Builder::new(values, r.key(), &[*r]);
     let e = format!(
         "{} GET of key {} (invoked at {}) returned a value that failed verification: corrupted, or written for another key.",
         b.l(r),
@@ -113,25 +119,25 @@ pub(crate) fn bad_read(r: &Op) -> Witness {
 }
 
 /// A GET of a value nobody wrote.
-pub(crate) fn never_written(r: &Op) -> Witness {
-    let b = Builder::new(r.key(), &[*r]);
+pub(crate) fn never_written(values: &Values, r: &Op) -> Witness {
+    let b = Builder::new(values, r.key(), &[*r]);
     let e = format!(
         "{} GET returned {}, which no PUT of key {} in the history wrote and which is not the key's load value \
          (a history must start from a freshly loaded or empty store).",
         b.l(r),
-        show_value(r.value),
+        b.v(r.value),
         r.key()
     );
     b.finish(Proof::NeverWritten, e)
 }
 
 /// A GET that ended before its write began.
-pub(crate) fn future_read(w: &Op, r: &Op) -> Witness {
-    let b = Builder::new(r.key(), &[*w, *r]);
+pub(crate) fn future_read(values: &Values, w: &Op, r: &Op) -> Witness {
+    let b = Builder::new(values, r.key(), &[*w, *r]);
     let e = format!(
         "{} GET returned {} and completed at {}, but {} PUT of that value began only at {}: a read from the future.",
         b.l(r),
-        show_value(r.value),
+        b.v(r.value),
         t(r.response),
         b.l(w),
         t(w.invoke)
@@ -140,14 +146,14 @@ pub(crate) fn future_read(w: &Op, r: &Op) -> Witness {
 }
 
 /// NOT_FOUND and the load value both observed, and nothing deletes.
-pub(crate) fn absent_and_loaded(absent: &Op, loaded: &Op) -> Witness {
-    let b = Builder::new(absent.key(), &[*absent, *loaded]);
+pub(crate) fn absent_and_loaded(values: &Values, absent: &Op, loaded: &Op) -> Witness {
+    let b = Builder::new(values, absent.key(), &[*absent, *loaded]);
     let e = format!(
         "{} GET returned NOT_FOUND, but key {} holds its load value {} from the start ({} GET read it) \
          and nothing in the history deletes it.",
         b.l(absent),
         absent.key(),
-        show_value(loaded.value),
+        b.v(loaded.value),
         b.l(loaded)
     );
     b.finish(Proof::AbsentAndLoaded, e)
@@ -179,17 +185,17 @@ impl Cluster<'_> {
 /// The witness is the simplest proof found in the two clusters: a stale
 /// read (a GET after its value's write and an overwriting PUT, 2–4 ops)
 /// when there is one, else these four operations.
-pub(crate) fn crossed(a: Cluster, b: Cluster, x_a: Option<Op>, y_a: Op, x_b: Op, y_b: Op) -> Witness {
-    if let Some(w) = stale(a, b).or_else(|| stale(b, a)) {
+pub(crate) fn crossed(values: &Values, a: Cluster, b: Cluster, x_a: Option<Op>, y_a: Op, x_b: Op, y_b: Op) -> Witness {
+    if let Some(w) = stale(values, a, b).or_else(|| stale(values, b, a)) {
         return w;
     }
     let key = y_a.key();
-    let (va, vb) = (show_value(a.value()), show_value(b.value()));
+    let (va, vb) = (values.show(a.value()), values.show(b.value()));
     let mut ops: Vec<Op> = vec![y_a, x_b, y_b];
     ops.extend(x_a);
     ops.extend(a.write());
     ops.extend(b.write());
-    let bl = Builder::new(key, &ops);
+    let bl = Builder::new(values, key, &ops);
     match x_a {
         None => {
             let e = format!(
@@ -225,14 +231,14 @@ pub(crate) fn crossed(a: Cluster, b: Cluster, x_a: Option<Op>, y_a: Op, x_b: Op,
 /// A GET of `r`'s value that began after `o`'s PUT completed, where `r`'s
 /// value was current before that PUT began (its write or a read of it
 /// completed first, or it is the initial value): a stale read.
-fn stale(r: Cluster, o: Cluster) -> Option<Witness> {
+fn stale(values: &Values, r: Cluster, o: Cluster) -> Option<Witness> {
     let w_o = o.write()?;
     let read = *r.ops.iter().filter(|g| g.kind() == Kind::Get && w_o.precedes(g)).min_by_key(|g| g.invoke)?;
     let key = read.key();
-    let v = show_value(r.value());
+    let v = values.show(r.value());
     match r.write() {
         None => {
-            let bl = Builder::new(key, &[w_o, read]);
+            let bl = Builder::new(values, key, &[w_o, read]);
             let e = format!(
                 "{} GET returned the initial value {v}, but {} completed at {} before that GET began at {}.",
                 bl.l(&read),
@@ -248,7 +254,7 @@ fn stale(r: Cluster, o: Cluster) -> Option<Witness> {
             } else {
                 *r.ops.iter().filter(|g| g.precedes(&w_o)).min_by_key(|g| g.response)?
             };
-            let bl = Builder::new(key, &[w_r, x, w_o, read]);
+            let bl = Builder::new(values, key, &[w_r, x, w_o, read]);
             let e = format!(
                 "{} GET returned {v}, but {} overwrote it before that GET began: {} completed at {} before \
                  {} began at {}, and {} completed at {} before the GET began at {}.",
@@ -270,20 +276,20 @@ fn stale(r: Cluster, o: Cluster) -> Option<Witness> {
 /// A cycle of constraints: in each edge `(x, y)`, `x` completed before `y`
 /// began (one file, one clock), so `x`'s value was written before `y`'s;
 /// the last edge's `y` has the first edge's value.
-pub(crate) fn cycle(key: u64, edges: &[(Op, Op)], writes: &[Op]) -> Witness {
+pub(crate) fn cycle(values: &Values, key: u64, edges: &[(Op, Op)], writes: &[Op]) -> Witness {
     let mut ops: Vec<Op> = edges.iter().flat_map(|(x, y)| [*x, *y]).collect();
     ops.extend_from_slice(writes);
-    let bl = Builder::new(key, &ops);
+    let bl = Builder::new(values, key, &ops);
     let chain: Vec<String> = edges
         .iter()
         .map(|(x, y)| {
             format!(
                 "{} ({}) completed at {} before {} ({}) began at {}",
                 bl.d(x),
-                show_value(x.value),
+                bl.v(x.value),
                 t(x.response),
                 bl.d(y),
-                show_value(y.value),
+                bl.v(y.value),
                 t(y.invoke)
             )
         })
@@ -297,8 +303,8 @@ pub(crate) fn cycle(key: u64, edges: &[(Op, Op)], writes: &[Op]) -> Witness {
 }
 
 /// A set of operations exhaustive search found no legal order for.
-pub(crate) fn search(key: u64, ops: &[Op]) -> Witness {
-    let bl = Builder::new(key, ops);
+pub(crate) fn search(values: &Values, key: u64, ops: &[Op]) -> Witness {
+    let bl = Builder::new(values, key, ops);
     let e = format!(
         "no order of these {} operations on key {} is a legal register history that respects their real-time \
          order (found by exhaustive search: DELETEs make NOT_FOUND ambiguous).",
@@ -310,8 +316,8 @@ pub(crate) fn search(key: u64, ops: &[Op]) -> Witness {
 
 impl Witness {
     /// The witness for people: the sentence, then one line per operation.
-    /// `files` names the history files by index.
-    pub fn render(&self, files: &[String]) -> String {
+    /// `files` names the sources by index; `values` shows the values.
+    pub fn render(&self, files: &[String], values: &Values) -> String {
         let mut out = format!("  {}\n", self.explanation);
         let many = files.len() > 1;
         for (i, o) in self.ops.iter().enumerate() {
@@ -322,7 +328,7 @@ impl Witness {
                 i + 1,
                 o.kind().name(),
                 o.key(),
-                if o.kind() == Kind::Delete { "-".to_string() } else { show_value(o.value) },
+                if o.kind() == Kind::Delete { "-".to_string() } else { values.show(o.value) },
                 o.client(),
                 show_time(o.invoke),
                 show_time(o.response)
@@ -331,8 +337,9 @@ impl Witness {
         out
     }
 
-    /// The witness as JSON (times in ns; `response_ns` null if never answered).
-    pub fn to_json(&self, files: &[String]) -> serde_json::Value {
+    /// The witness as JSON (times in ns; `response_ns` null if never
+    /// answered); `files` names the sources, `values` shows the values.
+    pub fn to_json(&self, files: &[String], values: &Values) -> serde_json::Value {
         let ops: Vec<serde_json::Value> = self
             .ops
             .iter()
@@ -345,7 +352,7 @@ impl Witness {
                     "client": o.client(),
                     "kind": o.kind().name(),
                     "key": o.key(),
-                    "value": show_value(o.value),
+                    "value": values.show(o.value),
                     "value_raw": o.value,
                     "invoke_ns": o.invoke,
                     "response_ns": (o.response != super::op::NEVER).then_some(o.response),

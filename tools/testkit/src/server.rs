@@ -1,10 +1,8 @@
 //! Test harness: a real percore server process on loopback, and a raw
 //! connection for sending bytes a well-behaved client never would.
 //!
-//! Shared by the engine's and the tools' integration tests (the latter
-//! include it with `#[path]`), so it names no binary itself.
-
-#![allow(dead_code)]
+//! Shared by the engine's and the tools' integration tests, so it names no
+//! binary itself: each test passes its own (`env!("CARGO_BIN_EXE_…")`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -172,6 +170,7 @@ impl Drop for Server {
 
 /// A raw connection that speaks bytes, for bad-input tests.
 pub struct Raw {
+    /// The socket, for tests that set options on it or read it directly.
     pub stream: TcpStream,
     buf: RecvBuf,
 }
@@ -202,6 +201,7 @@ impl Raw {
         raw
     }
 
+    /// Writes `bytes` (all of them), whatever they are.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }
@@ -245,6 +245,7 @@ impl Raw {
         error_of(body)
     }
 
+    /// Half-closes the connection: the server reads end-of-file.
     pub fn shutdown_write(&self) {
         self.stream.shutdown(Shutdown::Write).expect("shutdown");
     }

@@ -1,4 +1,6 @@
-//! `percore bench`: the whole benchmark on this machine, in one command.
+//! `percore bench`: the whole benchmark on this machine, in one command;
+//! [`compare`]: `bench --vs`, the same against peers; [`process`]: the
+//! server child process both run.
 //!
 //! Starts a percore server (this same binary, `percore server`) pinned to
 //! the server cores, loads every record, runs the workload from load
@@ -8,7 +10,7 @@
 //! With `--check`, the run phase is recorded to a history file (a
 //! temporary one, removed afterwards, unless `--history FILE` names one)
 //! and checked for linearizability once the server has stopped
-//! ([`crate::check`]); the verdict, the history's size and the check's time
+//! ([`crate::cmd::check`]); the verdict, the history's size and the check's time
 //! and peak memory join the report (`check` line, `check` in the JSON).
 //!
 //! Default split of the machine's N CPUs: N = 1 shares CPU 0; N = 2 puts the
@@ -16,15 +18,18 @@
 //! and gives the server CPUs 1…⌊(N−1)/2⌋ and the load the rest (16 CPUs:
 //! 7 server cores, 8 load cores).
 
-use crate::check::{self, CheckOptions};
-use crate::process::ServerProcess;
+pub mod compare;
+pub mod process;
+
+use crate::bench::process::ServerProcess;
+use crate::cmd::check::check_files;
 use clap::Args;
 use loadgen::cli::{OutputArgs, ShapeArgs, Target, WorkloadArgs, emit, stop_on_signals};
 use loadgen::report::ServerSide;
 use loadgen::run::{PhaseSpec, Topology, execute};
 use std::path::PathBuf;
 use std::time::Duration;
-use wire::cluster::{format_cpu_list, parse_cpu_list};
+use wire::cluster::{available_cpus, format_cpu_list, parse_cpu_list};
 
 /// `percore bench` options.
 #[derive(Args, Debug, Clone)]
@@ -61,24 +66,6 @@ pub struct BenchArgs {
     /// Report files.
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-/// The CPUs this process may use, sorted.
-fn available() -> Vec<u32> {
-    let mut v: Vec<u32> = core_ids();
-    v.sort_unstable();
-    v
-}
-
-fn core_ids() -> Vec<u32> {
-    // SAFETY: sched_getaffinity fills the set we own.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return vec![0];
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).map(|c| c as u32).collect()
-    }
 }
 
 /// The default split of `cpus` into (server, client) cores.
@@ -125,7 +112,7 @@ pub fn bench(args: &BenchArgs) -> u8 {
 }
 
 fn run(args: &BenchArgs) -> Result<u8, String> {
-    let cpus = available();
+    let cpus = available_cpus();
     let (def_server, def_client) = split_cores(&cpus);
     let server_cores = list(&args.server_cores, def_server, "server-cores")?;
     let client_cores = list(&args.client_cores, def_client, "client-cores")?;
@@ -135,11 +122,11 @@ fn run(args: &BenchArgs) -> Result<u8, String> {
         }
     }
     if let Some(list) = &args.vs {
-        let peers = crate::compare::parse_peers(list)?;
+        let peers = crate::bench::compare::parse_peers(list)?;
         if args.rounds == 0 {
             return Err("--rounds must be at least 1".into());
         }
-        return crate::compare::run(args, &server_cores, &client_cores, &peers).map(|clean| u8::from(!clean));
+        return crate::bench::compare::run(args, &server_cores, &client_cores, &peers).map(|clean| u8::from(!clean));
     }
     let shards = server_cores.len() as u64;
     let capacity = (args.shape.records / shards + 1) * 11 / 10;
@@ -236,7 +223,7 @@ fn check_history(path: &std::path::Path) -> (serde_json::Value, u8) {
     eprintln!("bench: checking the run's history for linearizability…");
     // Peak memory from here on is the check's: reset VmHWM (Linux ≥ 4.0).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    match check::check_files(&[path.to_path_buf()], &CheckOptions::default()) {
+    match check_files(&[path.to_path_buf()], &check::Options::default()) {
         Ok(o) => {
             let mut json = o.to_json();
             json["line"] = serde_json::Value::String(format!(
@@ -248,7 +235,7 @@ fn check_history(path: &std::path::Path) -> (serde_json::Value, u8) {
                 o.peak_rss_bytes.map_or("?".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
             ));
             if let Some(w) = o.violations.first() {
-                eprint!("bench: {}\n{}", o.line(), w.render(&o.files));
+                eprint!("bench: {}\n{}", o.line(), w.render(&o.files, &o.values));
             }
             (json, o.exit_code())
         }

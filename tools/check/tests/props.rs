@@ -5,13 +5,12 @@
 //! rejected, naming that key; and on arbitrary small histories the
 //! near-linear check agrees with an exhaustive search.
 
-use loadgen::history::{Kind, NOT_FOUND};
-use loadgen::value::{Identity, LOAD_WRITER};
+use check::op::Op;
+use check::search::{Found, search};
+use check::synth::{VALUES, initial, value};
+use check::{Kind, NOT_FOUND, Options, Verdict, check_ops};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
-use tools::check::op::Op;
-use tools::check::search::{Found, search};
-use tools::check::{Verdict, check_ops};
 
 /// One generated operation before it is timed: kind (0..100: GET below
 /// the read share, DELETE in the top `deletes` percent), key, gaps.
@@ -25,7 +24,11 @@ struct Script {
 }
 
 fn load(key: u64) -> u64 {
-    Identity::new(LOAD_WRITER, key).0
+    initial(key)
+}
+
+fn options() -> Options {
+    Options { timeout_per_key: Duration::from_secs(10), values: VALUES, ..Options::default() }
 }
 
 /// Runs the scripts against a sequential register per key: each op takes
@@ -71,7 +74,7 @@ fn generate(scripts: &[Script], keys: u8, loaded: &[bool], offsets: &[u32], dele
                 Kind::Get => current[o.key as usize],
                 Kind::Put => {
                     seq[o.client] += 1;
-                    current[o.key as usize] = Identity::new(o.client as u32, seq[o.client]).0;
+                    current[o.key as usize] = value(o.client as u32, seq[o.client]);
                     current[o.key as usize]
                 }
                 Kind::Delete => {
@@ -104,7 +107,7 @@ fn scripts(max_files: u8) -> impl Strategy<Value = Vec<Script>> {
 }
 
 fn verdict(ops: &[Op]) -> Verdict {
-    match check_ops(ops.to_vec(), Duration::from_secs(10)) {
+    match check_ops(ops.to_vec(), &options()) {
         Ok(o) => o.verdict(),
         Err(e) => panic!("invalid generated history: {e}"),
     }
@@ -181,7 +184,7 @@ proptest! {
         let (i, stale) = candidates[pick.index(candidates.len())];
         let key = ops[i].key();
         ops[i].value = stale;
-        let outcome = check_ops(ops.clone(), Duration::from_secs(10)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let outcome = check_ops(ops.clone(), &options()).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(outcome.verdict(), Verdict::Violation, "{:?}", ops);
         prop_assert!(outcome.violations.iter().any(|w| w.key == key), "{:?}", outcome.violations);
     }

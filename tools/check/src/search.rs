@@ -21,10 +21,9 @@
 //! The search also serves the tests as an independent oracle for the zone
 //! check, on small histories with or without DELETEs.
 
-use super::op::{NEVER, Op, load_identity};
+use super::op::{Kind, NEVER, NOT_FOUND, Op, Values};
 use super::register::{self, KeyVerdict, Span};
 use super::witness;
-use loadgen::history::{Kind, NOT_FOUND};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -43,18 +42,18 @@ pub enum Found {
 }
 
 /// Checks a key that has DELETEs (see the module docs).
-pub fn check_with_deletes(ops: &mut [Op], timeout: Duration) -> KeyVerdict {
+pub fn check_with_deletes(ops: &mut [Op], values: &Values, timeout: Duration) -> KeyVerdict {
     let deadline = Instant::now() + timeout;
     let Some(key) = ops.first().map(Op::key) else { return KeyVerdict::Linearizable };
     // Every value read but NOT_FOUND must be written once (or be the load value).
     let mut named: Vec<Op> = ops.iter().filter(|o| o.kind() != Kind::Delete && o.value != NOT_FOUND).copied().collect();
     named.sort_unstable_by_key(|o| (o.value, o.kind() != Kind::Put, o.file(), o.invoke));
-    let mut spans = match register::group(&named, key) {
+    let mut spans = match register::group(&named, key, values) {
         Ok(s) => s,
         Err(v) => return v,
     };
     let loaded = spans.iter().any(|s| !s.write);
-    let initial = if loaded { load_identity(key) } else { NOT_FOUND };
+    let initial = if loaded { values.initial(key).unwrap_or(NOT_FOUND) } else { NOT_FOUND };
 
     // 1. Guess a mapping of NOT_FOUND reads to DELETEs and certify it.
     let deletes: Vec<Op> = ops.iter().filter(|o| o.kind() == Kind::Delete).copied().collect();
@@ -100,7 +99,7 @@ pub fn check_with_deletes(ops: &mut [Op], timeout: Duration) -> KeyVerdict {
         laid.extend_from_slice(&mapped[deletes.len()]);
         spans.push(Span { start, end: laid.len() as u32, write: false });
     }
-    if register::check_spans(&laid, &spans).is_ok() {
+    if register::check_spans(&laid, &spans, values).is_ok() {
         return KeyVerdict::Linearizable;
     }
 
@@ -115,7 +114,7 @@ pub fn check_with_deletes(ops: &mut [Op], timeout: Duration) -> KeyVerdict {
         )),
         Found::Violation => {
             let minimal = shrink(ops.to_vec(), initial, deadline);
-            KeyVerdict::Violation(Box::new(witness::search(key, &minimal)))
+            KeyVerdict::Violation(Box::new(witness::search(values, key, &minimal)))
         }
     }
 }

@@ -1,116 +1,144 @@
-//! `percore check FILE...`: proves, from recorded histories, that a run was
-//! linearizable — or names the operations that prove it was not.
+//! A linearizability checker for key-value histories that scales to tens
+//! of millions of operations: each key is a register, values are unique,
+//! and the check is near-linear instead of a search exponential in
+//! concurrency.
 //!
-//! ```text
-//! percore check FILE... [--json OUT] [--threads N] [--timeout-per-key MS] [--memory MIB] [--temp-dir DIR]
-//! percore check --synthesize N FILE [--keys K] [--clients C] [--reads F] [--seed S] [--writer-base W]
+//! It is the checker behind `percore check`, as a library with no
+//! dependency on the rest of percore: feed it [`Operation`]s from any
+//! store's history, one [`Source`] per clock.
+//!
 //! ```
+//! use check::{Kind, Operation, Options, Source, Verdict};
 //!
-//! The files are what `percore loadgen run --history FILE` (or `percore
-//! bench --check`) records: one file per load generator process, in the
-//! format of [`loadgen::history`].
+//! let put = Operation { key: 7, kind: Kind::Put, client: 0, value: 42, invoke: 10, response: Some(20) };
+//! let get = Operation { key: 7, kind: Kind::Get, client: 1, value: 42, invoke: 30, response: Some(40) };
+//! let ops = [put, get].into_iter().map(Ok::<_, std::convert::Infallible>);
+//! let outcome = check::check(vec![Source { name: "run-1".into(), ops }], &Options::default())?;
+//! assert_eq!(outcome.verdict(), Verdict::Linearizable);
+//! # Ok::<(), check::CheckError>(())
+//! ```
 //!
 //! # What is checked
 //!
 //! The model is a register per key: a PUT writes a value, a GET returns the
-//! value of the latest write (NOT_FOUND if there is none, or after a
+//! value of the latest write ([`NOT_FOUND`] if there is none, or after a
 //! DELETE), a DELETE removes it. A history is *linearizable* if its
 //! operations can be put in one order that respects the model and in which
 //! an operation that completed before another began (in real time) comes
 //! first. Linearizability is local (Herlihy & Wing), so each key is checked
 //! on its own, keys in parallel.
 //!
-//! * Every written value is unique (writer id and sequence number), and
-//!   every GET names the write it observed. That makes the check
-//!   near-linear instead of a search exponential in concurrency: the
-//!   writes' *zones* (Gibbons & Korach) are compared after one sort; see
-//!   [`register`] for the algorithm and its proof.
-//! * A GET whose value failed verification (`BAD_READ`) is a violation; so
-//!   is a GET of a value no PUT of that key wrote (other than the key's
-//!   load value), and a GET that returned before its PUT began.
-//! * A key's initial value is its load value (`load#KEY`, written at −∞)
-//!   if any GET observed it, otherwise "absent". NOT_FOUND is a read of
+//! * Every PUT of a key writes a value of its own, and every GET names the
+//!   value it observed. That makes the check near-linear instead of a
+//!   search exponential in concurrency: the writes' *zones* (Gibbons &
+//!   Korach) are compared after one sort; see [`register`] for the
+//!   algorithm and its proof. A value written twice makes the history
+//!   invalid ([`CheckError::Invalid`]), not a violation.
+//! * A GET whose value the client found corrupted ([`BAD_READ`]) is a
+//!   violation; so is a GET of a value no PUT of that key wrote (other than
+//!   the key's initial value), and a GET that returned before its PUT
+//!   began.
+//! * A key's initial value — its *load value*, [`Values::initial`] of it,
+//!   as if written at −∞ by a load phase — is used if any GET observed it,
+//!   otherwise the key starts "absent". [`NOT_FOUND`] is a read of
 //!   that absence, or of a DELETE. Without DELETEs, a key whose GETs saw
-//!   both NOT_FOUND and its load value is a violation.
+//!   both NOT_FOUND and its initial value is a violation.
 //! * With DELETEs, NOT_FOUND no longer names one write: such keys go to a
 //!   bounded search ([`search`]) that can answer "unknown" when it runs out
-//!   of `--timeout-per-key` (default 1000 ms).
-//! * A PUT whose reply never came (the run was stopped) may or may not have
-//!   taken effect; a GET without a reply is ignored.
+//!   of [`Options::timeout_per_key`].
+//! * A PUT or DELETE whose reply never came may or may not have taken
+//!   effect; a GET without a reply is skipped.
 //! * A history must start from a freshly loaded or empty store: values left
 //!   by an earlier, unrecorded run look like values never written.
 //!
-//! # Several files (several clocks)
+//! What it does not check: other data types than registers, operations
+//! over several keys (transactions), and histories whose values repeat
+//! (give every PUT a value of its own: a writer id and a sequence number).
 //!
-//! Each file's times come from its own process's monotonic clock, so:
+//! # Several sources (several clocks)
 //!
-//! * real-time order is used **only between operations of the same file**:
-//!   an operation that completed before another began, both in one file,
-//!   must come first;
-//! * **across files, no time is compared**: two operations from different
-//!   files are treated as concurrent, whatever their timestamps. What still
-//!   binds them is the data: a GET that observed a PUT from another file
-//!   comes after that PUT, each value is written once, and each file's own
-//!   order must fit the same single order of the writes. Example: node A
-//!   writes v1 and then v2, node B reads v2 and then v1 — a violation,
-//!   found without comparing A's clock with B's;
-//! * with one file, the check is the full linearizability check.
+//! Each [`Source`]'s times come from its own clock, so:
 //!
-//! What is not reported: a violation visible only by comparing one node's
-//! clock with another's, e.g. node B reading v1 after (in wall-clock time)
-//! node A's PUT of v2 completed, when nothing in B's own history shows v2
-//! before that read. Across nodes percore checks that each key has one
-//! order of operations respecting every node's own real-time order
-//! (linearizability with respect to the union of the per-node orders).
+//! * real-time order is used **only between operations of the same
+//!   source**: an operation that completed before another began, both in
+//!   one source, must come first;
+//! * **across sources, no time is compared**: two operations from
+//!   different sources are treated as concurrent, whatever their
+//!   timestamps. What still binds them is the data: a GET that observed a
+//!   PUT from another source comes after that PUT, each value is written
+//!   once, and each source's own order must fit the same single order of
+//!   the writes. Example: node A writes v1 and then v2, node B reads v2
+//!   and then v1 — a violation, found without comparing A's clock with
+//!   B's;
+//! * with one source, the check is the full linearizability check.
 //!
-//! # Output and exit codes
+//! What is not reported: a violation visible only by comparing one
+//! source's clock with another's, e.g. node B reading v1 after (in
+//! wall-clock time) node A's PUT of v2 completed, when nothing in B's own
+//! history shows v2 before that read. Across sources the checker proves
+//! that each key has one order of operations respecting every source's own
+//! real-time order (linearizability with respect to the union of the
+//! per-source orders).
 //!
-//! | exit | first line of stdout |
-//! |---|---|
-//! | 0 | `linearizable: N ops, K keys` |
-//! | 1 | `VIOLATION: key K …`, then the witness: one sentence and the 2–6 operations that prove it (client, kind, value, invoke and response times, position in the file) |
-//! | 3 | `unknown: U of K keys undecided …`, with the keys |
-//! | 2 | (nothing) one line on stderr: usage, unreadable or malformed file |
+//! # Algorithm and complexity
 //!
-//! A last line gives the size and speed: files, bytes, seconds, ops/s, peak
-//! resident memory (VmHWM). `--json FILE` writes all of it, with up to 100
-//! witnesses, for scripts (`verdict`, `line`, `ops`, `keys`, `seconds`,
-//! `ops_per_s`, `peak_rss_bytes`, `violations[]`, `unknown[]`, …).
+//! 1. **Partition** ([`partition`](self#scale)): the sources are streamed
+//!    once; each operation goes to a bucket by key hash. O(n).
+//! 2. **Per key, without DELETEs** ([`register`]): sort the key's
+//!    operations by value, cut them into clusters (a write and its reads),
+//!    and look for a cycle in the "must precede" relation between
+//!    clusters: with one clock by one sort on `f + s` and a backward scan,
+//!    with several by Kahn's topological sort with the edges left implicit
+//!    (a heap per source). O(k log k) for a key of k operations.
+//! 3. **Per key, with DELETEs** ([`search`]): guess which DELETE each
+//!    NOT_FOUND observed and certify the guess with step 2 (O(k log k));
+//!    only when that fails, an exhaustive search (Wing & Gong with Lowe's
+//!    memoisation), exponential in the worst case and bounded by
+//!    [`Options::timeout_per_key`] and a state budget of 64 MiB per key:
+//!    it proves linearizable, proves a violation (shrunk to a minimal
+//!    witness), or says "unknown".
+//!
+//! In all, O(n log n) time for histories without DELETEs and memory of
+//! [`Options::memory`] (64 bytes per operation while checked); keys are
+//! checked on [`Options::threads`] threads. A violation comes with a
+//! [`Witness`]: the 2–6 operations that prove it and one sentence that
+//! says why.
 //!
 //! # Scale
 //!
-//! Files are streamed once and partitioned by key hash (`partition.rs`); in
-//! memory when they fit `--memory` (default 256 MiB), else into bucket
-//! files in a temporary directory, sized so that `--threads` buckets fit the
-//! budget at once. Buckets are checked in parallel. A single key's
-//! operations must fit in memory (64 bytes each while checked).
-//!
-//! `--synthesize N FILE` writes a linearizable synthetic history of N
-//! operations (simulated clients over zipfian keys, with random delays) to
-//! measure the checker without a server: see [`synth`].
+//! Sources are streamed once and partitioned by key hash; in memory when
+//! they fit [`Options::memory`] (default 256 MiB), else into bucket files
+//! in a temporary directory under [`Options::temp_dir`], sized so that
+//! `threads` buckets fit the budget at once. The sources' size hints plan
+//! the buckets: give exact ones (as [`synth::Synth`] and percore's history
+//! reader do) for histories larger than memory. A single key's operations
+//! must fit in memory.
 //!
 //! # Layout
 //!
-//! - [`op`]: one operation in memory and in bucket files; how values and
-//!   times are shown.
-//! - `partition`: files → per-key-hash buckets (in memory or bucket files).
-//! - [`register`]: the near-linear check of one key (zones; Kahn's sort across clocks).
-//! - [`search`]: keys with DELETEs: certify a guessed mapping, else bounded search.
+//! - [`op`]: [`Operation`] (the input), [`op::Op`] (one operation as held
+//!   in memory and in bucket files), [`Values`], how times are shown.
+//! - `partition`: sources → per-key-hash buckets (in memory or bucket files).
+//! - [`register`]: the near-linear check of one key (zones; Kahn's sort
+//!   across clocks).
+//! - [`search`]: keys with DELETEs: certify a guessed mapping, else bounded
+//!   search.
 //! - [`witness`]: minimal witnesses and their sentences.
-//! - [`synth`]: the synthetic history generator.
+//! - [`synth`]: a generator of linearizable synthetic histories of any size.
 
 pub mod op;
 mod partition;
+
+pub use op::{BAD_READ, Kind, MAX_KEY, NOT_FOUND, Operation, Values};
 pub mod register;
 pub mod search;
 pub mod synth;
 pub mod witness;
 
-use clap::Args;
 use op::Op;
 use register::KeyVerdict;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -123,20 +151,27 @@ pub const MAX_WITNESSES: usize = 100;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CheckError {
-    /// A history file is unreadable or not a history.
-    #[error(transparent)]
-    History(#[from] loadgen::history::HistoryError),
-    /// A record breaks the format's rules.
+    /// A source failed to give its next operation.
+    #[error("{source_name}: record {position}: {error}")]
+    Source {
+        /// The source's name.
+        source_name: String,
+        /// How many operations it had given.
+        position: u64,
+        /// Its error.
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An operation breaks the rules of [`Operation`].
     #[error("{path}: record {position}: {why}")]
     Record {
-        /// The file.
+        /// The source's name.
         path: String,
-        /// The record's position.
+        /// The operation's position in its source.
         position: u64,
         /// What is wrong.
         why: String,
     },
-    /// Reading or writing a file failed.
+    /// Reading or writing a bucket file failed.
     #[error("{what}: {source}")]
     Io {
         /// Which file.
@@ -147,31 +182,49 @@ pub enum CheckError {
     /// The history breaks its own rules (e.g. a value written twice).
     #[error("{0}")]
     Invalid(String),
-    /// The arguments are unusable.
+    /// The options or sources are unusable.
     #[error("{0}")]
     Usage(String),
 }
 
-/// How to check.
-#[derive(Clone, Debug)]
-pub struct CheckOptions {
-    /// Buckets checked at once.
-    pub threads: usize,
-    /// Time limit of the search for one key with DELETEs.
-    pub timeout_per_key: Duration,
-    /// Memory budget for the operations being checked (bytes).
-    pub memory: u64,
-    /// Where bucket files go.
-    pub temp_dir: PathBuf,
+/// One clock's operations: a name for witnesses and an iterator of
+/// operations (or of the errors met reading them).
+///
+/// Times are compared only within a source. Give one source per process
+/// (per clock) that recorded operations; give exact size hints for
+/// histories larger than [`Options::memory`] (see [Scale](self#scale)).
+pub struct Source<I> {
+    /// How witnesses name it (a file name, a node).
+    pub name: String,
+    /// Its operations, in any order.
+    pub ops: I,
 }
 
-impl Default for CheckOptions {
+/// How to check.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Buckets checked at once (default: every CPU).
+    pub threads: usize,
+    /// Time limit of the search for one key with DELETEs (default 1 s).
+    pub timeout_per_key: Duration,
+    /// Memory budget for the operations being checked, in bytes (default
+    /// 256 MiB).
+    pub memory: u64,
+    /// Where bucket files go (default: the system's temporary directory).
+    pub temp_dir: PathBuf,
+    /// The keys' initial values and how values are shown (default: keys
+    /// start absent, values in hexadecimal).
+    pub values: Values,
+}
+
+impl Default for Options {
     fn default() -> Self {
-        CheckOptions {
+        Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timeout_per_key: Duration::from_millis(1000),
             memory: 256 << 20,
             temp_dir: std::env::temp_dir(),
+            values: Values::default(),
         }
     }
 }
@@ -190,9 +243,9 @@ pub enum Verdict {
 /// Everything a check found and measured.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    /// The files, as given.
+    /// The sources' names, as given.
     pub files: Vec<String>,
-    /// Their size.
+    /// Bytes of input, when the caller knows and sets them (0 otherwise).
     pub bytes: u64,
     /// Operations checked.
     pub ops: u64,
@@ -223,6 +276,8 @@ pub struct Outcome {
     pub spilled: bool,
     /// Threads used.
     pub threads: usize,
+    /// How values were read and are shown.
+    pub values: Values,
 }
 
 /// Per-thread findings, merged at the end.
@@ -253,7 +308,13 @@ impl Tally {
     /// The outcome of checking `ops` operations of `files`, started at
     /// `started`: this tally's verdicts (witnesses cut to the smallest keys),
     /// as one bucket on one thread; callers that partitioned say so.
-    fn into_outcome(mut self, files: Vec<String>, ops: u64, started: Instant) -> Result<Outcome, CheckError> {
+    fn into_outcome(
+        mut self,
+        files: Vec<String>,
+        ops: u64,
+        started: Instant,
+        values: Values,
+    ) -> Result<Outcome, CheckError> {
         if let Some(why) = self.invalid {
             return Err(CheckError::Invalid(why));
         }
@@ -276,12 +337,13 @@ impl Tally {
             buckets: 1,
             spilled: false,
             threads: 1,
+            values,
         })
     }
 }
 
 /// Checks one bucket: sorts it by key (then value), checks each key.
-fn check_bucket(ops: &mut [Op], timeout: Duration, tally: &mut Tally) {
+fn check_bucket(ops: &mut [Op], values: &Values, timeout: Duration, tally: &mut Tally) {
     // By key only (one word): each key's slice is sorted again, finer, by its check.
     ops.sort_unstable_by_key(Op::key);
     let mut i = 0;
@@ -292,11 +354,11 @@ fn check_bucket(ops: &mut [Op], timeout: Duration, tally: &mut Tally) {
             end += 1;
         }
         let slice = &mut ops[i..end];
-        if slice.iter().any(|o| o.kind() == loadgen::history::Kind::Delete) {
+        if slice.iter().any(|o| o.kind() == Kind::Delete) {
             tally.searched_keys += 1;
         }
         tally.keys += 1;
-        match register::check_key(slice, timeout) {
+        match register::check_key(slice, values, timeout) {
             KeyVerdict::Linearizable => {}
             KeyVerdict::Violation(w) => {
                 tally.violating_keys += 1;
@@ -335,14 +397,18 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Checks the history files `paths` (one per load generator process).
-pub fn check_files(paths: &[PathBuf], opts: &CheckOptions) -> Result<Outcome, CheckError> {
-    if paths.is_empty() {
-        return Err(CheckError::Usage("no history files given".into()));
+/// Checks `sources` (one per clock; see [Several sources](self#several-sources-several-clocks)).
+pub fn check<I, E>(sources: Vec<Source<I>>, opts: &Options) -> Result<Outcome, CheckError>
+where
+    I: Iterator<Item = Result<Operation, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if sources.is_empty() {
+        return Err(CheckError::Usage("no sources given".into()));
     }
     let started = Instant::now();
     let threads = opts.threads.max(1);
-    let part = partition::partition(paths, opts.memory, threads, &opts.temp_dir)?;
+    let part = partition::partition(sources, opts.memory, threads, &opts.temp_dir)?;
     let partition_seconds = started.elapsed().as_secs_f64();
     let spilled = part._dir.is_some();
     let buckets = part.buckets.len();
@@ -359,7 +425,7 @@ pub fn check_files(paths: &[PathBuf], opts: &CheckOptions) -> Result<Outcome, Ch
                         let bucket = slot.lock().ok().and_then(|mut b| b.take());
                         let Some(bucket) = bucket else { continue };
                         let mut ops = bucket.load()?;
-                        check_bucket(&mut ops, opts.timeout_per_key, &mut tally);
+                        check_bucket(&mut ops, &opts.values, opts.timeout_per_key, &mut tally);
                     }
                     Ok(tally)
                 })
@@ -375,26 +441,26 @@ pub fn check_files(paths: &[PathBuf], opts: &CheckOptions) -> Result<Outcome, Ch
         tally.add(r?);
     }
     Ok(Outcome {
-        bytes: part.bytes,
         skipped: part.skipped,
         partition_seconds,
         peak_rss_bytes: peak_rss_bytes(),
         buckets,
         spilled,
         threads,
-        ..tally.into_outcome(part.files, part.ops, started)?
+        ..tally.into_outcome(part.files, part.ops, started, opts.values)?
     })
 }
 
-/// Checks operations already in memory (one file's worth or several: each
-/// op carries its file index). For tests and small tools.
-pub fn check_ops(mut ops: Vec<Op>, timeout_per_key: Duration) -> Result<Outcome, CheckError> {
+/// Checks operations already packed in memory, on this thread (each
+/// carries its source index: [`op::Op::new`]); sources are named
+/// `file0`, `file1`, …. For tests and small tools.
+pub fn check_ops(mut ops: Vec<Op>, opts: &Options) -> Result<Outcome, CheckError> {
     let started = Instant::now();
     let mut tally = Tally::default();
     let n = ops.len() as u64;
-    check_bucket(&mut ops, timeout_per_key, &mut tally);
+    check_bucket(&mut ops, &opts.values, opts.timeout_per_key, &mut tally);
     let files = ops.iter().map(Op::file).max().map_or(0, |f| f as usize + 1);
-    tally.into_outcome((0..files).map(|i| format!("file{i}")).collect(), n, started)
+    tally.into_outcome((0..files).map(|i| format!("file{i}")).collect(), n, started, opts.values)
 }
 
 impl Outcome {
@@ -446,11 +512,11 @@ impl Outcome {
 
     /// Size and speed, one line.
     pub fn figures(&self) -> String {
+        let size = if self.bytes > 0 { format!(", {:.1} MB,", self.bytes as f64 / 1e6) } else { String::new() };
         format!(
-            "checked {} file(s), {:.1} MB, in {:.2} s ({:.2} s reading): {:.2} M ops/s, peak RSS {}, {} bucket(s){} \
+            "checked {} file(s){size} in {:.2} s ({:.2} s reading): {:.2} M ops/s, peak RSS {}, {} bucket(s){} \
              on {} thread(s)",
             self.files.len(),
-            self.bytes as f64 / 1e6,
             self.seconds,
             self.partition_seconds,
             self.ops_per_s() / 1e6,
@@ -465,7 +531,7 @@ impl Outcome {
     pub fn text(&self) -> String {
         let mut out = format!("{}\n", self.line());
         if let Some(w) = self.violations.first() {
-            out.push_str(&w.render(&self.files));
+            out.push_str(&w.render(&self.files, &self.values));
             if self.violating_keys > 1 {
                 out.push_str(&format!(
                     "other keys not linearizable: {}\n",
@@ -506,7 +572,7 @@ impl Outcome {
             "spilled": self.spilled,
             "threads": self.threads,
             "violating_keys": self.violating_keys,
-            "violations": self.violations.iter().map(|w| w.to_json(&self.files)).collect::<Vec<_>>(),
+            "violations": self.violations.iter().map(|w| w.to_json(&self.files, &self.values)).collect::<Vec<_>>(),
             "unknown_keys": self.unknown_keys,
             "unknown": self.unknown.iter().map(|(k, why)| json!({"key": k, "reason": why})).collect::<Vec<_>>(),
             "searched_keys": self.searched_keys,
@@ -519,110 +585,4 @@ fn list(keys: impl Iterator<Item = u64>, total: u64) -> String {
     let shown: Vec<String> = keys.take(20).map(|k| k.to_string()).collect();
     let more = total.saturating_sub(shown.len() as u64);
     if more > 0 { format!("{} … ({more} more)", shown.join(", ")) } else { shown.join(", ") }
-}
-
-/// `percore check` options.
-#[derive(Args, Debug, Clone)]
-pub struct CheckArgs {
-    /// History files, one per load generator process (with --synthesize: the file to write).
-    #[arg(value_name = "FILE", required = true)]
-    pub files: Vec<PathBuf>,
-    /// Also write the whole result as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Threads checking buckets in parallel (default: every CPU).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Time limit of the bounded search for one key with DELETEs (then: unknown).
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub timeout_per_key: u64,
-    /// Memory budget for the operations being checked; larger histories go
-    /// through bucket files.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    pub memory: u64,
-    /// Where bucket files go (default: the system's temporary directory).
-    #[arg(long, value_name = "DIR")]
-    pub temp_dir: Option<PathBuf>,
-    /// Instead of checking: write a linearizable synthetic history of N
-    /// operations to FILE (to measure the checker).
-    #[arg(long, value_name = "N")]
-    pub synthesize: Option<u64>,
-    /// With --synthesize: keys (zipfian, θ = 0.99).
-    #[arg(long, value_name = "K", default_value_t = 1_000_000, requires = "synthesize")]
-    pub keys: u64,
-    /// With --synthesize: concurrent clients.
-    #[arg(long, value_name = "C", default_value_t = 64, requires = "synthesize")]
-    pub clients: u16,
-    /// With --synthesize: fraction of GETs.
-    #[arg(long, value_name = "F", default_value_t = 0.5, requires = "synthesize")]
-    pub reads: f64,
-    /// With --synthesize: RNG seed.
-    #[arg(long, default_value_t = 1, requires = "synthesize")]
-    pub seed: u64,
-    /// With --synthesize: writer id of the first client.
-    #[arg(long, value_name = "ID", default_value_t = 0, requires = "synthesize")]
-    pub writer_base: u32,
-    /// No progress lines on stderr.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-}
-
-/// Runs `percore check`; the process exit code (0, 1, 3; 2 on errors).
-pub fn main(args: &CheckArgs) -> u8 {
-    match run(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("percore check: {e}");
-            2
-        }
-    }
-}
-
-fn run(args: &CheckArgs) -> Result<u8, CheckError> {
-    if let Some(n) = args.synthesize {
-        let [file] = args.files.as_slice() else {
-            return Err(CheckError::Usage("--synthesize writes exactly one FILE".into()));
-        };
-        let spec = synth::Spec {
-            ops: n,
-            keys: args.keys,
-            clients: args.clients,
-            reads: args.reads,
-            seed: args.seed,
-            writer_base: args.writer_base,
-        };
-        let started = Instant::now();
-        let written = synth::write(file, &spec)?;
-        if !args.quiet {
-            eprintln!(
-                "percore check: wrote {written} operations over {} keys by {} clients to {} in {:.1} s",
-                spec.keys,
-                spec.clients,
-                file.display(),
-                started.elapsed().as_secs_f64()
-            );
-        }
-        return Ok(0);
-    }
-    let opts = CheckOptions {
-        threads: args.threads.unwrap_or_else(|| CheckOptions::default().threads).max(1),
-        timeout_per_key: Duration::from_millis(args.timeout_per_key.max(1)),
-        memory: args.memory.max(1) << 20,
-        temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
-    };
-    if !args.quiet {
-        eprintln!("percore check: checking {} file(s) on {} thread(s)…", args.files.len(), opts.threads);
-    }
-    let outcome = check_files(&args.files, &opts)?;
-    print!("{}", outcome.text());
-    if let Some(path) = &args.json {
-        write_json(path, &outcome.to_json())?;
-    }
-    Ok(outcome.exit_code())
-}
-
-/// Writes a JSON value to `path`.
-pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), CheckError> {
-    let text = serde_json::to_vec_pretty(v).map_err(|e| CheckError::Invalid(format!("JSON: {e}")))?;
-    std::fs::write(path, text).map_err(|source| CheckError::Io { what: path.display().to_string(), source })
 }

@@ -1,6 +1,6 @@
 //! The timing loop shared by percore's `cargo bench` targets (wire, engine,
-//! loadgen include this file with `#[path]`): run a closure for about half
-//! a second after a warm-up, three rounds, print the best ns per operation.
+//! loadgen): run a closure for a round after a warm-up, three rounds, print
+//! the best ns per operation.
 
 use std::time::{Duration, Instant};
 

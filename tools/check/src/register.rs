@@ -51,9 +51,8 @@
 //! reverse edge, the witness is that 2-cycle, else the whole cycle.
 //! O(n log n).
 
-use super::op::{MINUS_INFINITY, NEVER, Op, Time, load_identity};
+use super::op::{BAD_READ, Kind, MINUS_INFINITY, NEVER, NOT_FOUND, Op, Time, Values};
 use super::witness::{self, Cluster, Witness};
-use loadgen::history::{BAD_READ, Kind, NOT_FOUND};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -97,21 +96,22 @@ const NONE: u32 = u32::MAX;
 
 /// Checks one key's operations (any order; all of one key). Keys with a
 /// DELETE go to the bounded search ([`super::search`]).
-pub fn check_key(ops: &mut [Op], timeout: std::time::Duration) -> KeyVerdict {
+/// `values` gives the key's initial value and shows values in witnesses.
+pub fn check_key(ops: &mut [Op], values: &Values, timeout: std::time::Duration) -> KeyVerdict {
     let Some(first) = ops.first() else { return KeyVerdict::Linearizable };
     let key = first.key();
     if let Some(r) = ops.iter().filter(|o| o.kind() == Kind::Get && o.value == BAD_READ).min_by_key(|o| o.invoke) {
-        return KeyVerdict::Violation(Box::new(witness::bad_read(r)));
+        return KeyVerdict::Violation(Box::new(witness::bad_read(values, r)));
     }
     if ops.iter().any(|o| o.kind() == Kind::Delete) {
-        return super::search::check_with_deletes(ops, timeout);
+        return super::search::check_with_deletes(ops, values, timeout);
     }
     ops.sort_unstable_by_key(|o| (o.value, o.kind() != Kind::Put, o.file(), o.invoke));
-    let spans = match group(ops, key) {
+    let spans = match group(ops, key, values) {
         Ok(s) => s,
         Err(v) => return v,
     };
-    match check_spans(ops, &spans) {
+    match check_spans(ops, &spans, values) {
         Ok(()) => KeyVerdict::Linearizable,
         Err(w) => KeyVerdict::Violation(w),
     }
@@ -119,8 +119,8 @@ pub fn check_key(ops: &mut [Op], timeout: std::time::Duration) -> KeyVerdict {
 
 /// Cuts operations sorted by (value, PUT first) into clusters. Fails on a
 /// read of a value never written, a value written twice, or NOT_FOUND and
-/// the load value both read (without DELETEs, only one can be initial).
-pub(crate) fn group(ops: &[Op], key: u64) -> Result<Vec<Span>, KeyVerdict> {
+/// the initial value both read (without DELETEs, only one can be initial).
+pub(crate) fn group(ops: &[Op], key: u64, values: &Values) -> Result<Vec<Span>, KeyVerdict> {
     let mut spans = Vec::new();
     let (mut absent, mut loaded): (Option<Op>, Option<Op>) = (None, None);
     let mut i = 0;
@@ -136,7 +136,7 @@ pub(crate) fn group(ops: &[Op], key: u64) -> Result<Vec<Span>, KeyVerdict> {
             return Err(KeyVerdict::Invalid(format!(
                 "key {key}: value {} written twice (records {} of file {} and {} of file {}): \
                  give each load generator its own --writer-base",
-                super::op::show_value(value),
+                values.show(value),
                 a.position(),
                 a.file(),
                 b.position(),
@@ -149,31 +149,31 @@ pub(crate) fn group(ops: &[Op], key: u64) -> Result<Vec<Span>, KeyVerdict> {
         {
             if value == NOT_FOUND {
                 absent = Some(r);
-            } else if value == load_identity(key) {
+            } else if values.initial(key) == Some(value) {
                 loaded = Some(r);
             } else {
-                return Err(KeyVerdict::Violation(Box::new(witness::never_written(&r))));
+                return Err(KeyVerdict::Violation(Box::new(witness::never_written(values, &r))));
             }
         }
         spans.push(Span { start: i as u32, end: end as u32, write: puts == 1 });
         i = end;
     }
     if let (Some(a), Some(l)) = (absent, loaded) {
-        return Err(KeyVerdict::Violation(Box::new(witness::absent_and_loaded(&a, &l))));
+        return Err(KeyVerdict::Violation(Box::new(witness::absent_and_loaded(values, &a, &l))));
     }
     Ok(spans)
 }
 
 /// Checks clusters laid out as `spans` over `ops` (each span's write
 /// first; at most one span without a write, the initial value).
-pub(crate) fn check_spans(ops: &[Op], spans: &[Span]) -> Result<(), Box<Witness>> {
+pub(crate) fn check_spans(ops: &[Op], spans: &[Span], values: &Values) -> Result<(), Box<Witness>> {
     // (2) no read completed before its own write began.
     for sp in spans.iter().filter(|s| s.write) {
         let w = &ops[sp.start as usize];
         let early =
             ops[sp.start as usize + 1..sp.end as usize].iter().filter(|r| r.precedes(w)).min_by_key(|r| r.response);
         if let Some(r) = early {
-            return Err(Box::new(witness::future_read(w, r)));
+            return Err(Box::new(witness::future_read(values, w, r)));
         }
     }
     // The clusters' per-file entries.
@@ -230,7 +230,7 @@ pub(crate) fn check_spans(ops: &[Op], spans: &[Span]) -> Result<(), Box<Witness>
     let conflict = if files.len() <= 1 { single_clock(&entries) } else { several_clocks(&entries, &ranges, initial) };
     match conflict {
         None => Ok(()),
-        Some(c) => Err(Box::new(explain(ops, spans, &entries, c))),
+        Some(c) => Err(Box::new(explain(ops, spans, &entries, c, values))),
     }
 }
 
@@ -491,7 +491,7 @@ fn pair_in(entries: &[Entry], ranges: &[(u32, u32)], cycle: Vec<(u32, u32)>) -> 
 }
 
 /// Turns a conflict into a witness.
-fn explain(ops: &[Op], spans: &[Span], entries: &[Entry], c: Conflict) -> Witness {
+fn explain(ops: &[Op], spans: &[Span], entries: &[Entry], c: Conflict, values: &Values) -> Witness {
     let cluster = |e: u32| {
         let sp = spans[entries[e as usize].cluster as usize];
         Cluster { ops: &ops[sp.start as usize..sp.end as usize], write: sp.write }
@@ -511,12 +511,12 @@ fn explain(ops: &[Op], spans: &[Span], entries: &[Entry], c: Conflict) -> Witnes
                 std::mem::swap(&mut y_a, &mut y_b);
             }
             match (x_b, y_a, y_b) {
-                (Some(x_b), Some(y_a), Some(y_b)) => witness::crossed(a, b, x_a, y_a, x_b, y_b),
+                (Some(x_b), Some(y_a), Some(y_b)) => witness::crossed(values, a, b, x_a, y_a, x_b, y_b),
                 // Only the one initial cluster lacks an x, so this is not
                 // reached; the operations still prove the conflict.
                 _ => {
                     let all: Vec<Op> = [x_a, y_a, x_b, y_b].into_iter().flatten().collect();
-                    witness::search(key, &all)
+                    witness::search(values, key, &all)
                 }
             }
         }
@@ -533,7 +533,7 @@ fn explain(ops: &[Op], spans: &[Span], entries: &[Entry], c: Conflict) -> Witnes
                     writes.extend(c.ops.first().copied());
                 }
             }
-            witness::cycle(key, &pairs, &writes)
+            witness::cycle(values, key, &pairs, &writes)
         }
     }
 }

@@ -1,0 +1,304 @@
+//! `percore check FILE...`: the command over the [`check`] crate. It reads
+//! percore's history files (one per load generator process, in the format
+//! of [`loadgen::history`]) as the checker's sources, tells the checker
+//! what percore's values mean (each key's load value, `w3#17` names), and
+//! prints or writes the outcome.
+//!
+//! ```text
+//! percore check FILE... [--json OUT] [--threads N] [--timeout-per-key MS] [--memory MIB] [--temp-dir DIR]
+//! percore check --synthesize N FILE [--keys K] [--clients C] [--reads F] [--seed S] [--writer-base W]
+//! ```
+//!
+//! What is checked, the algorithm and its limits: the [`check`] crate's
+//! documentation.
+//!
+//! # Output and exit codes
+//!
+//! | exit | first line of stdout |
+//! |---|---|
+//! | 0 | `linearizable: N ops, K keys` |
+//! | 1 | `VIOLATION: key K …`, then the witness: one sentence and the 2–6 operations that prove it (client, kind, value, invoke and response times, position in the file) |
+//! | 3 | `unknown: U of K keys undecided …`, with the keys |
+//! | 2 | (nothing) one line on stderr: usage, unreadable or malformed file |
+//!
+//! A last line gives the size and speed: files, bytes, seconds, ops/s, peak
+//! resident memory (VmHWM). `--json FILE` writes all of it, with up to 100
+//! witnesses, for scripts (`verdict`, `line`, `ops`, `keys`, `seconds`,
+//! `ops_per_s`, `peak_rss_bytes`, `violations[]`, `unknown[]`, …).
+//!
+//! `--synthesize N FILE` writes a linearizable synthetic history of N
+//! operations ([`check::synth`]) as a history file, to measure the checker
+//! without a server.
+
+use check::{CheckError, Operation, Options, Outcome, Source, Values};
+use clap::Args;
+use loadgen::history::{self, Header, HistoryError, HistoryReader, HistorySink, Record};
+use loadgen::value::{Identity, LOAD_WRITER};
+use loadgen::workload::OpKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why `percore check` could not give a verdict.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A history file is unreadable or not a history.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// The checker refused the history (see [`CheckError`]).
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// Writing the JSON or a synthetic history failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// Which file.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The arguments are unusable.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What percore's values mean: every key starts with its load value
+/// (`load#KEY`, as after `percore loadgen load`) and values read as `w3#17`.
+pub const VALUES: Values = Values { initial: Some(load_value), show: show_value };
+
+fn load_value(key: u64) -> u64 {
+    Identity::new(LOAD_WRITER, key).0
+}
+
+fn show_value(v: u64) -> String {
+    Identity(v).to_string()
+}
+
+/// The operation of one history record.
+pub fn operation(r: &Record) -> Operation {
+    Operation {
+        key: r.key,
+        kind: match r.kind {
+            history::Kind::Get => check::Kind::Get,
+            history::Kind::Put => check::Kind::Put,
+            history::Kind::Delete => check::Kind::Delete,
+        },
+        client: r.client,
+        value: match r.value {
+            history::NOT_FOUND => check::NOT_FOUND,
+            history::BAD_READ => check::BAD_READ,
+            v => v,
+        },
+        invoke: r.invoke,
+        response: (r.response != history::NO_RESPONSE).then_some(r.response),
+    }
+}
+
+/// A history file's records as a checker source (with its exact length as
+/// the size hint).
+struct Records(HistoryReader);
+
+impl Iterator for Records {
+    type Item = Result<Operation, HistoryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next_record().transpose().map(|r| r.map(|r| operation(&r)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.0.len().saturating_sub(self.0.position()) as usize;
+        (left, Some(left))
+    }
+}
+
+/// Checks the history files `paths` (one per load generator process):
+/// `opts` as given, but with percore's [`VALUES`].
+pub fn check_files(paths: &[PathBuf], opts: &Options) -> Result<Outcome, Error> {
+    let mut sources = Vec::with_capacity(paths.len());
+    let mut bytes = 0;
+    for p in paths {
+        let reader = HistoryReader::open(p)?;
+        bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        sources.push(Source { name: p.display().to_string(), ops: Records(reader) });
+    }
+    let opts = Options { values: VALUES, ..opts.clone() };
+    let mut outcome = check::check(sources, &opts).map_err(|e| match e {
+        // A file that fails mid-way says so in its own words (with its path).
+        CheckError::Source { error, source_name, position } => match error.downcast::<HistoryError>() {
+            Ok(h) => Error::History(*h),
+            Err(error) => Error::Check(CheckError::Source { source_name, position, error }),
+        },
+        e => Error::Check(e),
+    })?;
+    outcome.bytes = bytes;
+    Ok(outcome)
+}
+
+/// `percore check` options.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// History files, one per load generator process (with --synthesize: the file to write).
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also write the whole result as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Threads checking buckets in parallel (default: every CPU).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Time limit of the bounded search for one key with DELETEs (then: unknown).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub timeout_per_key: u64,
+    /// Memory budget for the operations being checked; larger histories go
+    /// through bucket files.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub memory: u64,
+    /// Where bucket files go (default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+    /// Instead of checking: write a linearizable synthetic history of N
+    /// operations to FILE (to measure the checker).
+    #[arg(long, value_name = "N")]
+    pub synthesize: Option<u64>,
+    /// With --synthesize: keys (zipfian, θ = 0.99).
+    #[arg(long, value_name = "K", default_value_t = 1_000_000, requires = "synthesize")]
+    pub keys: u64,
+    /// With --synthesize: concurrent clients.
+    #[arg(long, value_name = "C", default_value_t = 64, requires = "synthesize")]
+    pub clients: u16,
+    /// With --synthesize: fraction of GETs.
+    #[arg(long, value_name = "F", default_value_t = 0.5, requires = "synthesize")]
+    pub reads: f64,
+    /// With --synthesize: RNG seed.
+    #[arg(long, default_value_t = 1, requires = "synthesize")]
+    pub seed: u64,
+    /// With --synthesize: writer id of the first client.
+    #[arg(long, value_name = "ID", default_value_t = 0, requires = "synthesize")]
+    pub writer_base: u32,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Runs `percore check`; the process exit code (0, 1, 3; 2 on errors).
+pub fn main(args: &CheckArgs) -> u8 {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("percore check: {e}");
+            2
+        }
+    }
+}
+
+fn run(args: &CheckArgs) -> Result<u8, Error> {
+    if let Some(n) = args.synthesize {
+        let [file] = args.files.as_slice() else {
+            return Err(Error::Usage("--synthesize writes exactly one FILE".into()));
+        };
+        let spec = check::synth::Spec {
+            ops: n,
+            keys: args.keys,
+            clients: args.clients,
+            reads: args.reads,
+            seed: args.seed,
+            writer_base: args.writer_base,
+        };
+        let started = Instant::now();
+        let written = synthesize(file, &spec)?;
+        if !args.quiet {
+            eprintln!(
+                "percore check: wrote {written} operations over {} keys by {} clients to {} in {:.1} s",
+                spec.keys,
+                spec.clients,
+                file.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        return Ok(0);
+    }
+    let opts = Options {
+        threads: args.threads.unwrap_or_else(|| Options::default().threads).max(1),
+        timeout_per_key: Duration::from_millis(args.timeout_per_key.max(1)),
+        memory: args.memory.max(1) << 20,
+        temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        values: VALUES,
+    };
+    if !args.quiet {
+        eprintln!("percore check: checking {} file(s) on {} thread(s)…", args.files.len(), opts.threads);
+    }
+    let outcome = check_files(&args.files, &opts)?;
+    print!("{}", outcome.text());
+    if let Some(path) = &args.json {
+        write_json(path, &outcome.to_json())?;
+    }
+    Ok(outcome.exit_code())
+}
+
+/// Writes the synthetic history of `spec` to `path` as a history file;
+/// returns the operations written.
+pub fn synthesize(path: &Path, spec: &check::synth::Spec) -> Result<u64, Error> {
+    let synth = check::synth::Synth::new(spec).map_err(|e| Error::Usage(format!("--synthesize: {e}")))?;
+    let header = Header {
+        version: history::VERSION,
+        node: "synthetic".into(),
+        pid: std::process::id(),
+        epoch_unix_ns: 0,
+        clock: "simulated ns".into(),
+        threads: spec.clients as usize,
+    };
+    let io = |source: std::io::Error| Error::Io { what: path.display().to_string(), source };
+    let sink = HistorySink::create(path, &header).map_err(io)?;
+    let mut writers: Vec<_> = (0..spec.clients).filter_map(|c| sink.writer(c)).collect();
+    for o in synth {
+        let kind = if o.kind == check::Kind::Get { OpKind::Get } else { OpKind::Put };
+        if let Some(w) = writers.get_mut(o.client as usize) {
+            w.record(o.key, kind, o.value, o.invoke, o.response.unwrap_or(history::NO_RESPONSE));
+        }
+    }
+    for w in writers {
+        w.finish();
+    }
+    sink.close().map_err(io)
+}
+
+/// Writes a JSON value to `path`.
+pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), Error> {
+    let text = serde_json::to_vec_pretty(v).map_err(|e| Error::Usage(format!("JSON: {e}")))?;
+    std::fs::write(path, text).map_err(|source| Error::Io { what: path.display().to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_values_are_the_load_generators_values() {
+        // The checker's synthetic histories and percore's load generator
+        // must agree on what a value means, or `--synthesize` files would
+        // read as never-written values.
+        assert_eq!(check::synth::value(3, 17), Identity::new(3, 17).0);
+        assert_eq!(check::synth::initial(5), load_value(5));
+        assert_eq!(check::synth::LOAD_WRITER, LOAD_WRITER);
+        assert_eq!(VALUES.show(Identity::new(3, 17).0), "w3#17");
+        assert_eq!(VALUES.show(load_value(5)), "load#5");
+    }
+
+    #[test]
+    fn records_become_operations_with_their_special_values() {
+        let r = Record {
+            key: 9,
+            kind: history::Kind::Get,
+            client: 2,
+            value: history::BAD_READ,
+            invoke: 5,
+            response: history::NO_RESPONSE,
+        };
+        let o = operation(&r);
+        assert_eq!(
+            (o.key, o.kind, o.client, o.value, o.invoke, o.response),
+            (9, check::Kind::Get, 2, check::BAD_READ, 5, None)
+        );
+        let o = operation(&Record { kind: history::Kind::Delete, value: history::NOT_FOUND, response: 7, ..r });
+        assert_eq!((o.kind, o.value, o.response), (check::Kind::Delete, check::NOT_FOUND, Some(7)));
+    }
+}
