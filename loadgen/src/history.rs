@@ -64,28 +64,15 @@ pub const MAGIC: &[u8; 8] = b"PCHIST01";
 pub const VERSION: u32 = 2;
 /// Bytes per record.
 pub const RECORD_LEN: usize = 32;
-/// Value of a GET that found nothing.
-pub const NOT_FOUND: u64 = 0;
-/// Value of a GET whose value failed verification.
-pub const BAD_READ: u64 = u64::MAX;
 /// Response time of an operation whose reply never came (outcome unknown).
 pub const NO_RESPONSE: u64 = u64::MAX;
-/// Largest key number a record can hold.
-pub const MAX_KEY: u64 = (1 << 40) - 1;
+/// What a recorded operation did (GET, PUT, DELETE; its number is the
+/// record's kind byte), the value of a GET that found nothing or failed
+/// verification, and the largest key a record can hold: the checker's own
+/// definitions, so a record is a checker operation without translation.
+pub use check::{BAD_READ, Kind, MAX_KEY, NOT_FOUND};
 
 const BUFFER: usize = 1 << 20;
-
-/// What a recorded operation did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Kind {
-    /// Read.
-    Get = 0,
-    /// Write of a new, unique value.
-    Put = 1,
-    /// Removal of the key (version 2).
-    Delete = 2,
-}
 
 impl From<OpKind> for Kind {
     #[inline]
@@ -93,17 +80,6 @@ impl From<OpKind> for Kind {
         match k {
             OpKind::Get => Kind::Get,
             OpKind::Put => Kind::Put,
-        }
-    }
-}
-
-impl Kind {
-    /// `GET`, `PUT` or `DEL`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Get => "GET",
-            Kind::Put => "PUT",
-            Kind::Delete => "DEL",
         }
     }
 }

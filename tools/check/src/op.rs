@@ -13,13 +13,14 @@ pub const NOT_FOUND: u64 = 0;
 /// violation.
 pub const BAD_READ: u64 = u64::MAX;
 
-/// What an operation does to its key's register.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What an operation does to its key's register. The numbers are stable
+/// (percore's history files store them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Kind {
     /// Reads the register.
     Get = 0,
-    /// Writes a value.
+    /// Writes a value, unique among the key's writes.
     Put = 1,
     /// Empties the register (later GETs see [`NOT_FOUND`]).
     Delete = 2,

@@ -33,7 +33,6 @@
 use check::{CheckError, Operation, Options, Outcome, Source, Values};
 use clap::Args;
 use loadgen::history::{self, Header, HistoryError, HistoryReader, HistorySink, Record};
-use loadgen::value::{Identity, LOAD_WRITER};
 use loadgen::workload::OpKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -62,32 +61,19 @@ pub enum Error {
 }
 
 /// What percore's values mean: every key starts with its load value
-/// (`load#KEY`, as after `percore loadgen load`) and values read as `w3#17`.
-pub const VALUES: Values = Values { initial: Some(load_value), show: show_value };
-
-fn load_value(key: u64) -> u64 {
-    Identity::new(LOAD_WRITER, key).0
-}
-
-fn show_value(v: u64) -> String {
-    Identity(v).to_string()
-}
+/// (`load#KEY`, as after `percore loadgen load`) and values read as
+/// `w3#17`. The checker's synthetic histories use the load generator's
+/// encoding of values ([`loadgen::value::Identity`]), so their
+/// [`check::synth::VALUES`] are percore's (a test below keeps it so).
+pub const VALUES: Values = check::synth::VALUES;
 
 /// The operation of one history record.
 pub fn operation(r: &Record) -> Operation {
     Operation {
         key: r.key,
-        kind: match r.kind {
-            history::Kind::Get => check::Kind::Get,
-            history::Kind::Put => check::Kind::Put,
-            history::Kind::Delete => check::Kind::Delete,
-        },
+        kind: r.kind,
         client: r.client,
-        value: match r.value {
-            history::NOT_FOUND => check::NOT_FOUND,
-            history::BAD_READ => check::BAD_READ,
-            v => v,
-        },
+        value: r.value,
         invoke: r.invoke,
         response: (r.response != history::NO_RESPONSE).then_some(r.response),
     }
@@ -270,6 +256,7 @@ pub fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loadgen::value::{Identity, LOAD_WRITER};
 
     #[test]
     fn synthetic_values_are_the_load_generators_values() {
@@ -277,10 +264,11 @@ mod tests {
         // must agree on what a value means, or `--synthesize` files would
         // read as never-written values.
         assert_eq!(check::synth::value(3, 17), Identity::new(3, 17).0);
-        assert_eq!(check::synth::initial(5), load_value(5));
+        assert_eq!(check::synth::initial(5), Identity::new(LOAD_WRITER, 5).0);
         assert_eq!(check::synth::LOAD_WRITER, LOAD_WRITER);
-        assert_eq!(VALUES.show(Identity::new(3, 17).0), "w3#17");
-        assert_eq!(VALUES.show(load_value(5)), "load#5");
+        for v in [Identity::new(3, 17), Identity::new(LOAD_WRITER, 5), Identity::new(0, (1 << 48) - 1)] {
+            assert_eq!(VALUES.show(v.0), v.to_string());
+        }
     }
 
     #[test]
