@@ -178,8 +178,9 @@ where
     let threads = threads.max(1) as u64;
     let budget_ops = (memory / BYTES_PER_OP).max(1);
     let mut sink = if hinted <= budget_ops {
-        // Enough buckets to keep every thread busy.
-        let n = (threads * 4).min(hinted.max(1)) as usize;
+        // Enough buckets to keep every thread busy (a source without a size
+        // hint says 0: plan for many operations, not for none).
+        let n = if hinted == 0 { threads * 4 } else { (threads * 4).min(hinted) } as usize;
         let each = (hinted as usize / n) + (hinted as usize / n) / 4;
         Sink::Memory((0..n).map(|_| Vec::with_capacity(each)).collect())
     } else {

@@ -137,3 +137,14 @@ fn a_history_larger_than_memory_goes_through_bucket_files_and_they_are_removed()
     assert!(outcome.spilled && outcome.buckets > 1, "{}", outcome.figures());
     assert_eq!(left, 0, "bucket files left behind");
 }
+
+#[test]
+fn sources_without_a_size_hint_are_still_checked_in_parallel() {
+    let spec = check::synth::Spec { ops: 50_000, keys: 1_000, clients: 8, reads: 0.5, seed: 4, writer_base: 0 };
+    let ops = check::synth::Synth::new(&spec).expect("spec").map(Ok::<_, Infallible>).filter(|_| true);
+    let opts = Options { threads: 2, values: VALUES, ..Options::default() };
+    let outcome = check::check(vec![Source { name: "unhinted".into(), ops }], &opts).expect("valid");
+    assert_eq!(outcome.exit_code(), 0, "{}", outcome.text());
+    assert!(!outcome.spilled);
+    assert_eq!((outcome.buckets, outcome.threads), (8, 2), "{}", outcome.figures());
+}
