@@ -373,6 +373,7 @@ impl Conn<'_> {
                     let req = decode_request(body, &self.shard.setup.limits)
                         .map_err(|e| body_refusal::<ArchivedRequest>(e, body))?;
                     let s = self.shard;
+                    s.faults.before_batch();
                     let counts = execute(
                         &mut s.store.borrow_mut(),
                         &s.setup.owned,

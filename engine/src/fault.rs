@@ -3,29 +3,64 @@
 //! With the `faults` feature, a server started with `--fault corrupt-values`
 //! or `--fault stale-reads` misbehaves on purpose so tests can prove that
 //! the load generator's read verification and the linearizability checker
-//! catch it. Without the feature (every release build) [`FaultState`] is an
+//! catch it; with `--fault stall` each shard blocks its core for
+//! [`STALL`] once every [`STALL_EVERY`], so tests can prove that the load
+//! generator attributes a server's stall to the server, not to itself. Without the feature (every release build) [`FaultState`] is an
 //! empty type whose hooks compile to nothing.
 
 use crate::options::Fault;
+use std::time::Duration;
+
+/// How long a `stall` fault blocks the shard's core.
+pub const STALL: Duration = Duration::from_millis(50);
+/// How often a `stall` fault blocks it.
+pub const STALL_EVERY: Duration = Duration::from_secs(1);
 
 #[cfg(feature = "faults")]
 mod imp {
     use super::Fault;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
+    use std::time::Instant;
 
     /// Fault state of one shard.
     pub struct FaultState {
         fault: Fault,
         gets: Cell<u64>,
         previous: RefCell<HashMap<Vec<u8>, Vec<u8>>>,
+        last_stall: Cell<Option<Instant>>,
     }
 
     impl FaultState {
         /// The state of a shard running with `fault` ([`Fault::None`]: a
         /// correct shard).
         pub fn new(fault: Fault) -> Self {
-            FaultState { fault, gets: Cell::new(0), previous: RefCell::new(HashMap::new()) }
+            FaultState {
+                fault,
+                gets: Cell::new(0),
+                previous: RefCell::new(HashMap::new()),
+                last_stall: Cell::new(None),
+            }
+        }
+
+        /// Called before a request batch executes: a `stall` fault blocks
+        /// the whole core (not just this task) for [`super::STALL`], at
+        /// most once per [`super::STALL_EVERY`], the first time a second
+        /// after the first batch.
+        #[inline]
+        pub(crate) fn before_batch(&self) {
+            if self.fault != Fault::Stall {
+                return;
+            }
+            let now = Instant::now();
+            match self.last_stall.get() {
+                None => self.last_stall.set(Some(now)),
+                Some(last) if now.duration_since(last) >= super::STALL_EVERY => {
+                    std::thread::sleep(super::STALL);
+                    self.last_stall.set(Some(Instant::now()));
+                }
+                Some(_) => {}
+            }
         }
 
         /// Called with a GET's value just copied into the reply.
@@ -84,6 +119,9 @@ mod imp {
         pub fn new(_fault: Fault) -> Self {
             FaultState
         }
+
+        #[inline(always)]
+        pub(crate) fn before_batch(&self) {}
 
         #[inline(always)]
         pub(crate) fn on_reply_value(&self, _value: &mut [u8]) {}

@@ -61,6 +61,8 @@ pub enum Fault {
     /// Remember each key's previous value and return it instead of the
     /// current one on every 16th GET of a key that has one.
     StaleReads,
+    /// Block the shard's core for 50 ms once a second (a server stall).
+    Stall,
 }
 
 impl std::str::FromStr for Fault {
@@ -70,7 +72,8 @@ impl std::str::FromStr for Fault {
             "none" => Ok(Fault::None),
             "corrupt-values" => Ok(Fault::CorruptValues),
             "stale-reads" => Ok(Fault::StaleReads),
-            _ => Err(format!("unknown fault {s:?} (none, corrupt-values, stale-reads)")),
+            "stall" => Ok(Fault::Stall),
+            _ => Err(format!("unknown fault {s:?} (none, corrupt-values, stale-reads, stall)")),
         }
     }
 }

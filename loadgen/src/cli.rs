@@ -153,6 +153,10 @@ pub struct WorkloadArgs {
     /// Record every operation to this file (see `percore check`).
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Test aid: each load thread sleeps this many milliseconds once a
+    /// second, so a run shows what a client stall looks like (send lag).
+    #[arg(long, value_name = "MS", hide = true)]
+    pub self_stall_ms: Option<u64>,
 }
 
 /// Options of `run`.
@@ -251,6 +255,7 @@ impl ShapeArgs {
             interval: Duration::from_secs(1),
             timeout: self.timeout,
             history: None,
+            self_stall: None,
             node: target.node.clone(),
             live: !output.quiet,
         }
@@ -271,6 +276,7 @@ impl WorkloadArgs {
         cfg.duration = if self.ops.is_some() { None } else { Some(self.duration) };
         cfg.warmup = self.warmup.unwrap_or(if self.ops.is_some() { Duration::ZERO } else { Duration::from_secs(1) });
         cfg.history.clone_from(&self.history);
+        cfg.self_stall = self.self_stall_ms.filter(|&ms| ms > 0).map(Duration::from_millis);
         cfg
     }
 }

@@ -16,8 +16,10 @@
 //! | `bad_reads`, `first_bad_read` | GET values that failed verification (0 in a correct run), and the first one described |
 //! | `errors`, `error_detail` | refused operations (`wrong_shard`, `too_large`, `out_of_memory`, `other`) plus 1 if a connection failed (`connection`: the message) |
 //! | `per_server[]` | `node`, `ops_s`, `shards[]` (`shard`, `addr`, `ops_s`) |
-//! | `timeline[]` | per interval: `t_s` (end of interval), `ops_s`, `get_p99_us`, `put_p99_us` |
+//! | `timeline[]` | per interval: `t_s` (end of interval), `ops_s`, `get_p99_us`, `put_p99_us`, `lag_p99_us`, `busy` |
 //! | `client_cpu_ns_per_op` | load threads' CPU time ÷ operations issued |
+//! | `client_lag_us` | open loop only: send lag, how late operations were sent after their intended time (`count, mean, p50, …, max`, sampled every 16th operation); time spent waiting for the server's replies (a full pipeline) is not lag. Its p99 above [`CLIENT_LAG_WARN_US`] means the client fell behind its schedule, and the latencies include its own delays |
+//! | `client_busy` | share of the load threads' wall time spent working (0–1), rather than polling with nothing to do or blocked waiting |
 //! | `history` | `path`, `records`, when `--history` was given |
 //! | `config` | everything the run was configured with |
 //! | `server` | filled by `percore bench`: the server's CPU ns/op and RSS |
@@ -30,6 +32,9 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
+
+/// Send lag p99 (µs) above which a run says the client fell behind its schedule.
+pub const CLIENT_LAG_WARN_US: f64 = 100.0;
 
 /// Latency percentiles of one operation type, in microseconds.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -144,6 +149,10 @@ pub struct Second {
     pub get_p99_us: Option<f64>,
     /// PUT p99 in the interval (µs).
     pub put_p99_us: Option<f64>,
+    /// Send lag p99 in the interval (µs; open loop only).
+    pub lag_p99_us: Option<f64>,
+    /// Share of the load threads' time spent working.
+    pub busy: Option<f64>,
 }
 
 /// Where the history went.
@@ -301,6 +310,10 @@ pub struct Report {
     pub timeline: Vec<Second>,
     /// Load threads' CPU per operation issued.
     pub client_cpu_ns_per_op: Option<f64>,
+    /// Open loop: send lag percentiles (µs).
+    pub client_lag_us: Option<Percentiles>,
+    /// Share of the load threads' wall time spent working (0–1).
+    pub client_busy: Option<f64>,
     /// Operations issued in all (warm-up and drain included).
     pub issued: u64,
     /// The history file, if recorded.
@@ -361,6 +374,18 @@ fn fmt_rate(x: f64) -> String {
 }
 
 impl Report {
+    /// A warning if the client fell behind its open-loop schedule (send lag
+    /// p99 above [`CLIENT_LAG_WARN_US`]), naming the lag: latencies then
+    /// include the client's own delays, not only the server's.
+    pub fn client_behind(&self) -> Option<String> {
+        let lag = self.client_lag_us.as_ref().filter(|l| l.p99 > CLIENT_LAG_WARN_US)?;
+        Some(format!(
+            "the client fell behind its schedule: send lag p99 {:.1} µs, max {:.1} µs (above {CLIENT_LAG_WARN_US} µs); \
+             latencies include the client's own delays — lower --rate or add load --cores",
+            lag.p99, lag.max
+        ))
+    }
+
     /// The report for people.
     pub fn text(&self) -> String {
         let mut t = String::new();
@@ -434,7 +459,16 @@ impl Report {
             e.connection.as_ref().map(|m| format!(", connection: {m}")).unwrap_or_default()
         );
         if let Some(ns) = self.client_cpu_ns_per_op {
-            let _ = writeln!(t, "client CPU  {ns:.1} ns/op");
+            let busy = self.client_busy.map(|b| format!(", busy {:.0} % of the time", b * 100.0)).unwrap_or_default();
+            let _ = writeln!(t, "client CPU  {ns:.1} ns/op{busy}");
+        }
+        if let Some(l) = &self.client_lag_us {
+            let verdict = if l.p99 > CLIENT_LAG_WARN_US {
+                "BEHIND SCHEDULE: latencies include the client's own delays"
+            } else {
+                "on schedule: latencies are the server's and the network's"
+            };
+            let _ = writeln!(t, "send lag    µs p50 {:.1} p99 {:.1} max {:.1} ({verdict})", l.p50, l.p99, l.max);
         }
         if let Some(s) = &self.server {
             let _ = writeln!(

@@ -169,6 +169,8 @@ pub struct RunConfig {
     pub timeout: Duration,
     /// Record every operation to this file.
     pub history: Option<PathBuf>,
+    /// Test aid: each load thread sleeps this long once a second.
+    pub self_stall: Option<Duration>,
     /// This client's name (history header, report).
     pub node: String,
     /// Print a live line per interval on stderr.
@@ -213,6 +215,9 @@ impl Agg {
         let t = &mut self.stats;
         let _ = t.get.add(&s.get);
         let _ = t.put.add(&s.put);
+        let _ = t.lag.add(&s.lag);
+        t.span_ns += s.span_ns;
+        t.busy_ns += s.busy_ns;
         t.ops += s.ops;
         t.hits += s.hits;
         t.misses += s.misses;
@@ -408,6 +413,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
             tx: tx.clone(),
             map: topo.map.clone(),
             history: sink.as_ref().and_then(|s| s.writer(i as u16)),
+            self_stall: cfg.self_stall,
         };
         let h = std::thread::Builder::new()
             .name(format!("percore-load{i}"))
@@ -473,31 +479,15 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         if k < 0 || k == i64::MAX {
             continue;
         }
-        let _ = total.stats.get.add(&a.stats.get);
-        let _ = total.stats.put.add(&a.stats.put);
-        total.reported += 1;
+        total.add(&a.stats);
         let s = &a.stats;
-        total.stats.ops += s.ops;
-        total.stats.hits += s.hits;
-        total.stats.misses += s.misses;
-        total.stats.puts += s.puts;
-        total.stats.bad_reads += s.bad_reads;
-        total.stats.wrong_shard += s.wrong_shard;
-        total.stats.too_large += s.too_large;
-        total.stats.out_of_memory += s.out_of_memory;
-        total.stats.other_errors += s.other_errors;
-        for (x, y) in total.stats.per_shard.iter_mut().zip(&s.per_shard) {
-            *x += y;
-        }
-        if total.stats.first_bad.is_none() {
-            total.stats.first_bad.clone_from(&s.first_bad);
-        }
-        total.stats.last_t = total.stats.last_t.max(s.last_t);
         timeline.push(crate::report::Second {
             t_s: (k as f64 + 1.0) * cfg.interval.as_secs_f64(),
             ops_s: s.ops as f64 / cfg.interval.as_secs_f64(),
-            get_p99_us: (!s.get.is_empty()).then(|| s.get.value_at_quantile(0.99) as f64 / 1e3),
-            put_p99_us: (!s.put.is_empty()).then(|| s.put.value_at_quantile(0.99) as f64 / 1e3),
+            get_p99_us: p99_us(&s.get),
+            put_p99_us: p99_us(&s.put),
+            lag_p99_us: p99_us(&s.lag),
+            busy: busy_share(s),
         });
     }
     // Bad reads and first-bad descriptions from the warm-up and the drain count too.
@@ -546,6 +536,8 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         per_server,
         timeline,
         client_cpu_ns_per_op: (issued > 0).then(|| cpu.as_nanos() as f64 / issued as f64),
+        client_lag_us: crate::report::Percentiles::of(&s.lag),
+        client_busy: busy_share(s),
         issued,
         history: cfg.history.as_ref().map(|p| crate::report::HistoryReport {
             path: p.display().to_string(),
@@ -562,8 +554,21 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
             _ => None,
         },
     };
+    if let Some(warning) = report.client_behind() {
+        eprintln!("percore-loadgen: {warning}");
+    }
     let stats = total.stats;
     Ok(Report { histograms: Some(crate::report::Histograms { get: stats.get, put: stats.put }), ..report })
+}
+
+/// The 99th percentile of a histogram of nanoseconds, in µs.
+fn p99_us(h: &Histogram<u64>) -> Option<f64> {
+    (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1e3)
+}
+
+/// The share of the load threads' time spent working (0 to 1).
+fn busy_share(s: &IntervalStats) -> Option<f64> {
+    (s.span_ns > 0).then(|| s.busy_ns as f64 / s.span_ns as f64)
 }
 
 fn per_server(topo: &Topology, per_shard: &[u64], window_s: f64) -> Vec<ServerFigures> {
@@ -613,13 +618,14 @@ impl Live {
             return;
         }
         let secs = interval.as_secs_f64();
-        let p99 = |h: &Histogram<u64>| {
-            if h.is_empty() { "-".to_string() } else { format!("{:.1}", h.value_at_quantile(0.99) as f64 / 1e3) }
-        };
+        let p99 = |h: &Histogram<u64>| p99_us(h).map_or("-".to_string(), |v| format!("{v:.1}"));
         let s = &a.stats;
         let what = if k < 0 { "warm-up".to_string() } else { format!("{:>4.0}s", (k as f64 + 1.0) * secs) };
+        // Open loop: how late the client sent (p99), then how busy it was.
+        let lag = if s.lag.is_empty() { String::new() } else { format!(" lag {:>7}", p99(&s.lag)) };
+        let busy = busy_share(s).map(|b| format!("  busy {:>3.0}%", b * 100.0)).unwrap_or_default();
         let line = format!(
-            "{what} ops/s {:>11.0}  p99 µs get {:>8} put {:>8}  bad {} err {}",
+            "{what} ops/s {:>11.0}  p99 µs get {:>8} put {:>8}{lag}  bad {} err {}{busy}",
             s.ops as f64 / secs,
             p99(&a.stats.get),
             p99(&a.stats.put),

@@ -46,6 +46,9 @@ use std::time::{Duration, Instant};
 use wire::ShardMap;
 use wire::buf::RecvBuf;
 
+/// Open loop: one operation in this many has its send lag recorded.
+const LAG_SAMPLE: u64 = 16;
+
 /// Highest latency the histograms hold (longer ones are clamped and counted).
 pub const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
@@ -118,6 +121,8 @@ pub struct WorkerSpec {
     pub map: Arc<ShardMap>,
     /// Operation history, if recording.
     pub history: Option<HistoryWriter>,
+    /// Test aid: sleep this long once a second (a client stall).
+    pub self_stall: Option<Duration>,
 }
 
 /// A shard this worker drives: its connected socket and protocol state.
@@ -168,6 +173,16 @@ pub struct IntervalStats {
     pub first_bad: Option<String>,
     /// Latest completion counted (ns since epoch).
     pub last_t: u64,
+    /// Open loop: send lag (ns), how late operations entered their batch
+    /// after their intended time, sampled once per 16 operations issued.
+    /// Operations that came due while the load thread waited for the server
+    /// (a full pipeline) are not sampled: their delay is the server's.
+    pub lag: Histogram<u64>,
+    /// Wall time the load thread accounted in this interval (ns).
+    pub span_ns: u64,
+    /// Of that, time it was working: generating, sending or reading replies,
+    /// rather than blocked in a poll or polling with nothing to do (ns).
+    pub busy_ns: u64,
 }
 
 impl IntervalStats {
@@ -190,6 +205,9 @@ impl IntervalStats {
             per_shard: vec![0; shards],
             first_bad: None,
             last_t: 0,
+            lag: new_histogram(),
+            span_ns: 0,
+            busy_ns: 0,
         }
     }
 }
@@ -396,6 +414,11 @@ struct Worker<P> {
     /// Open loop: intended time of the next operation (ns since epoch).
     next_arrival: u64,
     arrivals: Option<Exp<f64>>,
+    /// Open loop: when the generator last resumed after waiting for the
+    /// server (a full pipeline), ns since epoch. Operations that came due
+    /// while it waited are late because of the server: their send lag is
+    /// not sampled (their latency, from their intended time, counts in full).
+    resume: u64,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -479,6 +502,7 @@ impl<P: Protocol> Worker<P> {
             held: None,
             next_arrival,
             arrivals,
+            resume: 0,
         })
     }
 
@@ -525,8 +549,18 @@ impl<P: Protocol> Worker<P> {
         for c in &mut self.conns {
             c.progress = now;
         }
+        let mut last_stall = now;
         while self.generating(now) {
+            if let Some(stall) = self.spec.self_stall
+                && now.saturating_sub(last_stall) >= 1_000_000_000
+            {
+                std::thread::sleep(stall);
+                now = self.now();
+                last_stall = now;
+            }
             self.roll_interval(now);
+            let top = now;
+            let work = (self.issued, self.answered);
             let stalled = self.generate(&mut now)?;
             self.flush_aged(now)?;
             let timeout = if stalled {
@@ -537,8 +571,16 @@ impl<P: Protocol> Worker<P> {
             } else {
                 Some(Duration::ZERO)
             };
-            self.pump(timeout)?;
+            let waited = self.pump(timeout)?;
             now = self.now();
+            // An iteration that placed or answered nothing was idle; a
+            // blocking poll's wait is idle too.
+            let span = now.saturating_sub(top);
+            let s = &mut self.tally.stats;
+            s.span_ns += span;
+            if work != (self.issued, self.answered) {
+                s.busy_ns += span.saturating_sub(waited);
+            }
             self.check_progress(now)?;
         }
         if self.spec.stop.load(Ordering::Relaxed) {
@@ -591,9 +633,13 @@ impl<P: Protocol> Worker<P> {
     /// generator must wait (returns true), or there is nothing to draw.
     fn generate(&mut self, now: &mut u64) -> Result<bool, WorkerError> {
         let burst = self.spec.batch.max(16);
+        let open = self.arrivals.is_some();
+        if self.held.is_some() {
+            self.resume = *now;
+        }
         let mut stamp = *now;
         for n in 0..burst {
-            if n % 16 == 15 {
+            if n % 16 == 0 && n > 0 {
                 stamp = self.now();
                 *now = stamp;
                 if stamp >= self.tally.end {
@@ -607,6 +653,15 @@ impl<P: Protocol> Worker<P> {
                     None => break,
                 },
             };
+            if open && self.issued.is_multiple_of(LAG_SAMPLE) && op.2 >= self.resume {
+                // How late this operation is; `stamp` may be up to 15
+                // generation steps old, which can only understate the lag
+                // by those steps (a few µs). An operation that came due
+                // while the generator waited for the server is late
+                // because of the server: not sampled.
+                let lag = stamp.saturating_sub(op.2);
+                self.tally.stats.lag.saturating_record(lag.max(1));
+            }
             if !self.place(op)? {
                 self.held = Some(op);
                 return Ok(true);
@@ -710,11 +765,16 @@ impl<P: Protocol> Worker<P> {
         Ok(())
     }
 
-    /// Polls the sockets once and handles what is ready.
-    fn pump(&mut self, timeout: Option<Duration>) -> Result<(), WorkerError> {
-        match self.poll.poll(&mut self.events, timeout) {
+    /// Polls the sockets once and handles what is ready. Returns how long
+    /// the poll blocked (ns; 0 for a poll that may not block).
+    fn pump(&mut self, timeout: Option<Duration>) -> Result<u64, WorkerError> {
+        let blocking = timeout != Some(Duration::ZERO);
+        let before = if blocking { self.now() } else { 0 };
+        let polled = self.poll.poll(&mut self.events, timeout);
+        let waited = if blocking { self.now().saturating_sub(before) } else { 0 };
+        match polled {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(waited),
             Err(e) => {
                 return Err(WorkerError {
                     shard: 0,
@@ -748,7 +808,7 @@ impl<P: Protocol> Worker<P> {
                 }
             }
         }
-        Ok(())
+        Ok(waited)
     }
 
     /// Pairs the buffered replies of connection `i` with their operations.
