@@ -16,7 +16,11 @@
 //!
 //! Replies are read whenever a poll says a socket is readable (a zero
 //! timeout poll after each burst of generation, a blocking one when
-//! stalled). Every reply is paired with its operation (first in, first
+//! stalled). An open loop between arrivals spins on the clock and polls at
+//! most once per [`POLL_EVERY`]: a poll is a system call (~0.5 µs here),
+//! and polling on every turn of the loop cost more than generating the
+//! operations; a reply may therefore be read up to that much late, which
+//! can only overstate its latency. Every reply is paired with its operation (first in, first
 //! out), checked (a GET's value must be one written for that key, intact)
 //! and its latency recorded: from the moment the operation entered its
 //! batch to the moment its reply was read.
@@ -45,6 +49,10 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 use wire::ShardMap;
 use wire::buf::RecvBuf;
+
+/// Open loop: the sockets are polled at most this often while the loop
+/// spins between arrivals.
+pub const POLL_EVERY: Duration = Duration::from_micros(10);
 
 /// Open loop: one operation in this many has its send lag recorded.
 const LAG_SAMPLE: u64 = 16;
@@ -419,6 +427,11 @@ struct Worker<P> {
     /// while it waited are late because of the server: their send lag is
     /// not sampled (their latency, from their intended time, counts in full).
     resume: u64,
+    /// When the sockets were last polled (ns since epoch).
+    last_poll: u64,
+    /// Ready events of the last poll: connection, readable, writable
+    /// (kept to reuse its memory).
+    ready: Vec<(usize, bool, bool)>,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -503,6 +516,8 @@ impl<P: Protocol> Worker<P> {
             next_arrival,
             arrivals,
             resume: 0,
+            last_poll: 0,
+            ready: Vec::with_capacity(256),
         })
     }
 
@@ -571,7 +586,15 @@ impl<P: Protocol> Worker<P> {
             } else {
                 Some(Duration::ZERO)
             };
-            let waited = self.pump(timeout)?;
+            let waited = if timeout == Some(Duration::ZERO)
+                && self.arrivals.is_some()
+                && now.saturating_sub(self.last_poll) < ns(POLL_EVERY)
+            {
+                0
+            } else {
+                self.last_poll = now;
+                self.pump(timeout)?
+            };
             now = self.now();
             // An iteration that placed or answered nothing was idle; a
             // blocking poll's wait is idle too.
@@ -784,9 +807,17 @@ impl<P: Protocol> Worker<P> {
                 });
             }
         }
-        let ready: Vec<(usize, bool, bool)> =
-            self.events.iter().map(|e| (e.token().0, e.is_readable() || e.is_read_closed(), e.is_writable())).collect();
-        for (i, readable, writable) in ready {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|e| (e.token().0, e.is_readable() || e.is_read_closed(), e.is_writable())));
+        let handled = self.handle(&ready);
+        self.ready = ready;
+        handled.map(|()| waited)
+    }
+
+    /// Sends and receives on the connections a poll found ready.
+    fn handle(&mut self, ready: &[(usize, bool, bool)]) -> Result<(), WorkerError> {
+        for &(i, readable, writable) in ready {
             if writable {
                 self.conns[i].send()?;
             }
@@ -808,7 +839,7 @@ impl<P: Protocol> Worker<P> {
                 }
             }
         }
-        Ok(waited)
+        Ok(())
     }
 
     /// Pairs the buffered replies of connection `i` with their operations.

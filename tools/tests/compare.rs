@@ -46,6 +46,44 @@ fn bench_vs_redis_and_memcached_verifies_every_read() {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
 
+#[test]
+fn bench_rates_draws_the_open_loop_curve_of_percore_and_redis() {
+    let dir = TempDir::new("curve");
+    let json = dir.join("curve.json");
+    let out = Command::new(PERCORE)
+        .args(["bench", "--vs", "redis", "--rates", "50k,20k", "--duration", "1s", "--warmup", "200ms"])
+        .args(["--rounds", "1", "--records", "20000", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run percore bench --rates");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("valid");
+    let points = v["points"].as_array().expect("points");
+    // Rates sorted low to high, each server at each rate.
+    let seen: Vec<(f64, &str)> =
+        points.iter().map(|p| (p["rate_ops_s"].as_f64().expect("rate"), p["server"].as_str().expect("name"))).collect();
+    assert_eq!(seen, [(20e3, "percore"), (20e3, "redis"), (50e3, "percore"), (50e3, "redis")]);
+    for p in points {
+        let offered = p["rate_ops_s"].as_f64().expect("rate");
+        let achieved = p["throughput_ops_s"].as_f64().expect("throughput");
+        // An open loop completes what it offers (Poisson: within a few %).
+        assert!((achieved - offered).abs() < offered * 0.2, "{p}");
+        assert_eq!(p["bad_reads"], 0, "{p}");
+        assert_eq!(p["errors"], 0, "{p}");
+        for k in ["get_p50_us", "get_p99_us", "get_p99_9_us", "client_lag_p99_us", "client_busy"] {
+            assert!(p[k].as_f64().is_some(), "{k} in {p}");
+        }
+        assert!(p["get_p50_us"].as_f64() <= p["get_p99_us"].as_f64(), "{p}");
+        let row =
+            format!("| {} | {} |", if offered == 20e3 { "20.0k" } else { "50.0k" }, p["server"].as_str().unwrap_or(""));
+        assert!(stdout.contains(&row), "table row {row}:\n{stdout}");
+    }
+    let png = std::fs::read(json.with_extension("png")).expect("curve written next to the JSON");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}
+
 /// A value planted in Redis that is not one the load generator wrote is
 /// caught as a bad read through the RESP target too.
 #[test]

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use wire::cluster::format_cpu_list;
 
 /// A server under comparison.
-enum Running {
+pub(crate) enum Running {
     Percore(ServerProcess),
     Peer(Child),
 }
@@ -209,14 +209,23 @@ pub fn parse_peers(list: &str) -> Result<Vec<Peer>, String> {
     Ok(peers)
 }
 
-/// Runs the comparison; true if every run was clean.
-pub fn run(args: &BenchArgs, server_cores: &[u32], client_cores: &[u32], peers: &[Peer]) -> Result<bool, String> {
-    let mut servers: Vec<(Peer, Running, Topology)> = Vec::new();
-    let stop_all = |servers: Vec<(Peer, Running, Topology)>| {
-        for (_, r, _) in servers {
-            r.stop();
-        }
-    };
+/// The servers under comparison, started: percore first.
+pub(crate) type Servers = Vec<(Peer, Running, Topology)>;
+
+pub(crate) fn stop_all(servers: Servers) {
+    for (_, r, _) in servers {
+        r.stop();
+    }
+}
+
+/// Starts percore and every peer pinned to `server_cores`.
+pub(crate) fn start_all(
+    args: &BenchArgs,
+    server_cores: &[u32],
+    client_cores: &[u32],
+    peers: &[Peer],
+) -> Result<Servers, String> {
+    let mut servers: Servers = Vec::new();
     let shards = server_cores.len() as u64;
     let capacity = (args.shape.records / shards + 1) * 11 / 10;
     let percore = ServerProcess::start(&[
@@ -245,11 +254,17 @@ pub fn run(args: &BenchArgs, server_cores: &[u32], client_cores: &[u32], peers: 
         }
     }
     eprintln!(
-        "bench: comparing {} on server cores {}, load on cores {}",
+        "bench: {} on server cores {}, load on cores {}",
         servers.iter().map(|(p, ..)| p.name()).collect::<Vec<_>>().join(", "),
         format_cpu_list(server_cores),
         format_cpu_list(client_cores)
     );
+    Ok(servers)
+}
+
+/// Runs the comparison; true if every run was clean.
+pub fn run(args: &BenchArgs, server_cores: &[u32], client_cores: &[u32], peers: &[Peer]) -> Result<bool, String> {
+    let servers = start_all(args, server_cores, client_cores, peers)?;
     let result = measure(args, client_cores, &servers);
     stop_all(servers);
     let comparison = Comparison {
@@ -294,57 +309,87 @@ pub fn chart(c: &Comparison, path: &std::path::Path) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-type Measured = (loadgen::report::RunConfigReport, Vec<ServerResult>);
-
-fn measure(args: &BenchArgs, client_cores: &[u32], servers: &[(Peer, Running, Topology)]) -> Result<Measured, String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let quiet = OutputArgs { quiet: true, ..OutputArgs::default() };
-    let target = |topo: &Topology| Target {
+/// The load threads' target for one server.
+fn target(topo: &Topology, client_cores: &[u32]) -> Target {
+    Target {
         topology: topo.clone(),
         cores: client_cores.iter().map(|&c| Some(c as usize)).collect(),
         writer_base: 0,
         node: loadgen::cli::hostname(),
-    };
+    }
+}
+
+/// Loads every server; their resident memory (bytes) right after.
+pub(crate) fn load_all(args: &BenchArgs, client_cores: &[u32], servers: &Servers) -> Result<Vec<Option<u64>>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let quiet = OutputArgs { quiet: true, ..OutputArgs::default() };
     let mut rss_after_load = Vec::new();
     for (peer, running, topo) in servers {
         eprintln!("bench: loading {} records into {}…", args.shape.records, peer.name());
-        let cfg = args.shape.config(PhaseSpec::Load, &target(topo), &quiet);
+        let cfg = args.shape.config(PhaseSpec::Load, &target(topo, client_cores), &quiet);
         let load = execute(topo, &cfg, stop.clone()).map_err(|e| format!("{}: {e}", peer.name()))?;
         if load.errors > 0 {
             return Err(format!("{}: the load phase failed: {}", peer.name(), load.text()));
         }
         rss_after_load.push(running.pid().and_then(rss));
     }
+    Ok(rss_after_load)
+}
+
+/// One round: the workload (closed loop, or open loop at `rate` ops/s)
+/// against every server in turn; one report per server, with the server's
+/// CPU per operation filled in.
+pub(crate) fn round(
+    args: &BenchArgs,
+    client_cores: &[u32],
+    servers: &Servers,
+    rate: Option<f64>,
+    rss_after_load: &[Option<u64>],
+) -> Result<Vec<Report>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let quiet = OutputArgs { quiet: true, ..OutputArgs::default() };
+    let mut workload = args.workload.clone();
+    if rate.is_some() {
+        workload.rate = rate;
+    }
+    let mut reports = Vec::new();
+    for (i, (peer, running, topo)) in servers.iter().enumerate() {
+        let cfg = workload.config(&args.shape, &target(topo, client_cores), &quiet);
+        let before = running.pid().and_then(cpu_time);
+        let mut report = execute(topo, &cfg, stop.clone()).map_err(|e| format!("{}: {e}", peer.name()))?;
+        let after = running.pid().and_then(cpu_time);
+        if let (Some(a), Some(b)) = (before, after)
+            && report.issued > 0
+        {
+            report.server = Some(loadgen::report::ServerSide {
+                cpu_ns_per_op: Some(b.saturating_sub(a).as_nanos() as f64 / report.issued as f64),
+                rss_mb_after_load: rss_after_load[i].map(|b| b as f64 / 1e6),
+                cores: Vec::new(),
+            });
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+type Measured = (loadgen::report::RunConfigReport, Vec<ServerResult>);
+
+fn measure(args: &BenchArgs, client_cores: &[u32], servers: &Servers) -> Result<Measured, String> {
+    let rss_after_load = load_all(args, client_cores, servers)?;
     let mut runs: Vec<Vec<Report>> = servers.iter().map(|_| Vec::new()).collect();
-    let mut config = None;
-    for round in 0..args.rounds {
-        for (i, (peer, running, topo)) in servers.iter().enumerate() {
-            let cfg = args.workload.config(&args.shape, &target(topo), &quiet);
-            let before = running.pid().and_then(cpu_time);
-            let mut report = execute(topo, &cfg, stop.clone()).map_err(|e| format!("{}: {e}", peer.name()))?;
-            let after = running.pid().and_then(cpu_time);
-            if let (Some(a), Some(b)) = (before, after)
-                && report.issued > 0
-            {
-                report.server = Some(loadgen::report::ServerSide {
-                    cpu_ns_per_op: Some(b.saturating_sub(a).as_nanos() as f64 / report.issued as f64),
-                    rss_mb_after_load: rss_after_load[i].map(|b| b as f64 / 1e6),
-                    cores: Vec::new(),
-                });
-            }
+    for n in 0..args.rounds {
+        for (i, report) in round(args, client_cores, servers, None, &rss_after_load)?.into_iter().enumerate() {
             eprintln!(
                 "bench: round {}/{} {:<10} {:>12.0} ops/s",
-                round + 1,
+                n + 1,
                 args.rounds,
-                peer.name(),
+                servers[i].0.name(),
                 report.throughput_ops_s
             );
-            if *peer == Peer::Percore {
-                config = Some(report.config.clone());
-            }
             runs[i].push(report);
         }
     }
+    let config = runs[0].last().map(|r| r.config.clone()).ok_or("no percore run")?;
     let base = median(&runs[0].iter().map(|r| r.throughput_ops_s).collect::<Vec<_>>()).unwrap_or(0.0);
     let results = servers
         .iter()
@@ -355,15 +400,9 @@ fn measure(args: &BenchArgs, client_cores: &[u32], servers: &[(Peer, Running, To
             ServerResult {
                 server: peer.name().to_string(),
                 throughput_ops_s: tput,
-                get_p50_us: median(
-                    &reports.iter().filter_map(|r| r.latency_us.get.as_ref().map(|p| p.p50)).collect::<Vec<_>>(),
-                ),
-                get_p99_us: median(
-                    &reports.iter().filter_map(|r| r.latency_us.get.as_ref().map(|p| p.p99)).collect::<Vec<_>>(),
-                ),
-                server_cpu_ns_per_op: median(
-                    &reports.iter().filter_map(|r| r.server.as_ref().and_then(|s| s.cpu_ns_per_op)).collect::<Vec<_>>(),
-                ),
+                get_p50_us: median_of(reports, |r| r.latency_us.get.as_ref().map(|p| p.p50)),
+                get_p99_us: median_of(reports, |r| r.latency_us.get.as_ref().map(|p| p.p99)),
+                server_cpu_ns_per_op: median_of(reports, |r| r.server.as_ref().and_then(|s| s.cpu_ns_per_op)),
                 rss_mb_after_load: rss.map(|b| b as f64 / 1e6),
                 ratio_to_percore: if base > 0.0 { tput / base } else { 0.0 },
                 rounds_ops_s: reports.iter().map(|r| r.throughput_ops_s).collect(),
@@ -372,7 +411,12 @@ fn measure(args: &BenchArgs, client_cores: &[u32], servers: &[(Peer, Running, To
             }
         })
         .collect();
-    Ok((config.ok_or("no percore run")?, results))
+    Ok((config, results))
+}
+
+/// The median over `reports` of a figure that some may lack.
+pub(crate) fn median_of(reports: &[Report], figure: impl Fn(&Report) -> Option<f64>) -> Option<f64> {
+    median(&reports.iter().filter_map(figure).collect::<Vec<_>>())
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {

@@ -19,6 +19,7 @@
 //! 7 server cores, 8 load cores).
 
 pub mod compare;
+pub mod curve;
 pub mod process;
 
 use crate::bench::process::ServerProcess;
@@ -47,15 +48,21 @@ pub struct BenchArgs {
     /// cores, and print one comparison table (`redis`, `memcached`).
     #[arg(long, value_name = "LIST")]
     pub vs: Option<String>,
-    /// Rounds of the comparison (each server once per round; medians reported).
-    #[arg(long, value_name = "N", default_value_t = 3, requires = "vs")]
+    /// Open-loop latency curve: run the workload at each of these offered
+    /// rates (`200k,1M,2M`), against percore and the `--vs` servers, and
+    /// print p50/p99/p99.9 per rate (table, `--json`, PNG).
+    #[arg(long, value_name = "LIST", conflicts_with = "rate")]
+    pub rates: Option<String>,
+    /// Rounds of a comparison or of each curve point (each server once per
+    /// round; medians reported).
+    #[arg(long, value_name = "N", default_value_t = 3)]
     pub rounds: usize,
-    /// Bar chart of the comparison (PNG; default: next to --json, if given).
-    #[arg(long, value_name = "FILE", requires = "vs")]
+    /// Chart of the comparison or curve (PNG; default: next to --json, if given).
+    #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
     /// Record the run and check it for linearizability at the end (the
     /// verdict joins the report; exit 1 on a violation, 3 if undecided).
-    #[arg(long, conflicts_with = "vs")]
+    #[arg(long, conflicts_with_all = ["vs", "rates"])]
     pub check: bool,
     /// The workload.
     #[command(flatten)]
@@ -121,12 +128,22 @@ fn run(args: &BenchArgs) -> Result<u8, String> {
             return Err(format!("CPU {c} is not available (available: {})", format_cpu_list(&cpus)));
         }
     }
-    if let Some(list) = &args.vs {
-        let peers = crate::bench::compare::parse_peers(list)?;
+    if args.png.is_some() && args.vs.is_none() && args.rates.is_none() {
+        return Err("--png draws a comparison or a curve: give --vs or --rates too".into());
+    }
+    if args.vs.is_some() || args.rates.is_some() {
+        let peers = crate::bench::compare::parse_peers(args.vs.as_deref().unwrap_or(""))?;
         if args.rounds == 0 {
             return Err("--rounds must be at least 1".into());
         }
-        return crate::bench::compare::run(args, &server_cores, &client_cores, &peers).map(|clean| u8::from(!clean));
+        let clean = match &args.rates {
+            Some(list) => {
+                let rates = crate::bench::curve::parse_rates(list)?;
+                crate::bench::curve::run(args, &rates, &server_cores, &client_cores, &peers)?
+            }
+            None => crate::bench::compare::run(args, &server_cores, &client_cores, &peers)?,
+        };
+        return Ok(u8::from(!clean));
     }
     let shards = server_cores.len() as u64;
     let capacity = (args.shape.records / shards + 1) * 11 / 10;

@@ -9,6 +9,8 @@
 //!   its median.
 //! - [`scaling`]: a sweep's throughput and p99 against one swept variable.
 //! - [`bars`]: one value per labelled bar (`percore bench --vs`).
+//! - [`latency_curve`]: latency percentiles against offered rate, log scale
+//!   (`percore bench --rates`).
 
 use super::{ReportError, ServerFigure};
 use hdrhistogram::Histogram;
@@ -314,6 +316,71 @@ pub fn bars(path: &Path, title: &str, y_desc: &str, bars: &[(String, f64, String
             Text::new(b.2.clone(), (SegmentValue::CenterOf(i as i32), b.1 + top * 0.01), style)
         }))
         .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
+/// One line of a [`latency_curve`]: its label, its colour index (lines of
+/// one server share a colour) and its `(rate index, µs)` points.
+pub struct CurveSeries {
+    /// Legend text.
+    pub label: String,
+    /// Palette index.
+    pub colour: usize,
+    /// Points: index into the rates, latency in µs.
+    pub points: Vec<(usize, f64)>,
+}
+
+/// Latency (µs, log scale) against offered rate, the rates evenly spaced on
+/// the x axis; within a colour, the first line is thin, later ones thicker.
+pub fn latency_curve(path: &Path, title: &str, rates: &[f64], series: &[CurveSeries]) -> Result<(), ReportError> {
+    let err = plot_err(path);
+    font_ready().map_err(&err)?;
+    let n = rates.len().max(2) as i32;
+    let values = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let top = values().fold(1.0f64, f64::max) * 2.0;
+    let bottom = values().filter(|v| *v > 0.0).fold(top, f64::min).max(1.0) / 2.0;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 22))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(90)
+        .build_cartesian_2d((0..n - 1).into_segmented(), (bottom..top).log_scale())
+        .map_err(|e| err(e.to_string()))?;
+    let label_x = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => rates.get(*i as usize).map_or(String::new(), |r| si(*r)),
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .x_desc("offered rate (ops/s)")
+        .y_desc("GET latency (µs, from intended send time)")
+        .x_label_formatter(&label_x)
+        .y_label_formatter(&|y| si(*y))
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 16))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let mut seen: Vec<usize> = Vec::new();
+    for s in series {
+        let nth = seen.iter().filter(|&&c| c == s.colour).count() as u32;
+        seen.push(s.colour);
+        let color = Palette99::pick(s.colour).to_rgba();
+        let style = color.stroke_width(1 + 2 * nth);
+        let pts: Vec<(SegmentValue<i32>, f64)> =
+            s.points.iter().map(|(x, y)| (SegmentValue::CenterOf(*x as i32), y.max(bottom))).collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), style))
+            .map_err(|e| err(e.to_string()))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3 + nth, color.filled())))
+            .map_err(|e| err(e.to_string()))?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft, 14).map_err(&err)?;
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
 }
