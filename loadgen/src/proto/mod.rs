@@ -56,7 +56,7 @@ pub trait Protocol {
     /// Reads the complete replies at the front of `buf`, calling `on_reply`
     /// once per operation in order; returns how many bytes it consumed.
     /// Partial replies are left for the next call.
-    fn decode(&mut self, buf: &[u8], on_reply: &mut dyn FnMut(Reply<'_>)) -> Result<usize, String>;
+    fn decode(&mut self, buf: &[u8], on_reply: &mut impl FnMut(Reply<'_>)) -> Result<usize, String>;
 }
 
 /// Finds `\r\n` at or after `from` in `buf`; returns the index of `\r`

@@ -63,7 +63,7 @@ impl Protocol for Percore {
         self.enc.frame_len()
     }
 
-    fn decode(&mut self, buf: &[u8], on_reply: &mut dyn FnMut(Reply<'_>)) -> Result<usize, String> {
+    fn decode(&mut self, buf: &[u8], on_reply: &mut impl FnMut(Reply<'_>)) -> Result<usize, String> {
         let mut used = 0;
         loop {
             let frame = match next_frame(&buf[used..], &self.limits).map_err(|e| e.to_string())? {

@@ -62,7 +62,7 @@ impl Protocol for Resp {
         self.open
     }
 
-    fn decode(&mut self, buf: &[u8], on_reply: &mut dyn FnMut(Reply<'_>)) -> Result<usize, String> {
+    fn decode(&mut self, buf: &[u8], on_reply: &mut impl FnMut(Reply<'_>)) -> Result<usize, String> {
         let mut at = 0;
         while at < buf.len() {
             let Some(eol) = line_end(buf, at) else { break };
