@@ -419,25 +419,32 @@ pub(crate) fn median_of(reports: &[Report], figure: impl Fn(&Report) -> Option<f
     median(&reports.iter().filter_map(figure).collect::<Vec<_>>())
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+/// A figure with `digits` decimals, or `-` if there is none.
+pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |x| format!("{x:.digits$}"))
 }
 
-/// The comparison table.
-pub fn table(c: &Comparison) -> String {
-    let cfg = &c.config;
-    let mut t = format!(
-        "== percore bench --vs — YCSB-{} {}, {} records × {} B, batch {} × pipeline {}, {} load thread(s); servers on cores {}; median of {} round(s)\n",
+/// What ran, for a table's title: workload, data set, batching, load
+/// threads, server cores and rounds.
+pub(crate) fn setup_line(cfg: &loadgen::report::RunConfigReport, server_cores: &[u32], rounds: usize) -> String {
+    format!(
+        "YCSB-{} {}, {} records × {} B, batch {} × pipeline {}, flush {} µs, {} load thread(s); servers on cores {}; median of {} round(s)",
         cfg.workload.as_deref().unwrap_or("?"),
         cfg.distribution.as_deref().unwrap_or("?"),
         cfg.records,
         cfg.value_size,
         cfg.batch,
         cfg.pipeline,
+        cfg.flush_us,
         cfg.threads,
-        format_cpu_list(&c.server_cores),
-        c.rounds
-    );
+        format_cpu_list(server_cores),
+        rounds
+    )
+}
+
+/// The comparison table.
+pub fn table(c: &Comparison) -> String {
+    let mut t = format!("== percore bench --vs — {}\n", setup_line(&c.config, &c.server_cores, c.rounds));
     t.push_str(&format!(
         "{:<10} {:>14} {:>12} {:>12} {:>16} {:>14} {:>10} {:>9}\n",
         "server", "ops/s", "GET p50 µs", "GET p99 µs", "server CPU ns/op", "RSS after load", "vs percore", "bad/err"

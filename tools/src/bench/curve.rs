@@ -16,7 +16,7 @@
 //! log scale, one colour per server.
 
 use crate::bench::BenchArgs;
-use crate::bench::compare::{load_all, median_of, round, start_all, stop_all};
+use crate::bench::compare::{load_all, median_of, opt, round, setup_line, start_all, stop_all};
 use crate::report::plot;
 use loadgen::report::{CLIENT_LAG_WARN_US, Report, RunConfigReport};
 use loadgen::run::Peer;
@@ -165,25 +165,11 @@ fn point(server: &str, rate: f64, reports: &[Report]) -> CurvePoint {
     }
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or("-".into(), |x| format!("{x:.digits$}"))
-}
-
 /// The curve as a table (a Markdown table, so it pastes into BENCHMARKS.md).
 pub fn table(c: &Curve) -> String {
-    let cfg = &c.config;
     let mut t = format!(
-        "== percore bench --rates — open loop, YCSB-{} {}, {} records × {} B, batch {} × pipeline {}, flush {} µs, {} load thread(s); servers on cores {}; median of {} round(s) per point\n\n",
-        cfg.workload.as_deref().unwrap_or("?"),
-        cfg.distribution.as_deref().unwrap_or("?"),
-        cfg.records,
-        cfg.value_size,
-        cfg.batch,
-        cfg.pipeline,
-        cfg.flush_us,
-        cfg.threads,
-        format_cpu_list(&c.server_cores),
-        c.rounds
+        "== percore bench --rates — open loop, {} per point\n\n",
+        setup_line(&c.config, &c.server_cores, c.rounds)
     );
     t.push_str("| offered ops/s | server | achieved ops/s | GET p50 µs | GET p99 µs | GET p99.9 µs | GET max µs | p99 of each round µs | send lag p99 µs | client busy | server CPU ns/op | bad/err |\n");
     t.push_str("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
