@@ -5,8 +5,9 @@
 //! the load generator's read verification and the linearizability checker
 //! catch it; with `--fault stall` each shard blocks its core for
 //! [`STALL`] once every [`STALL_EVERY`], so tests can prove that the load
-//! generator attributes a server's stall to the server, not to itself. Without the feature (every release build) [`FaultState`] is an
-//! empty type whose hooks compile to nothing.
+//! generator attributes a server's stall to the server, not to itself.
+//! Without the feature (every release build) [`FaultState`] is an empty
+//! type whose hooks compile to nothing.
 
 use crate::options::Fault;
 use std::time::Duration;

@@ -20,10 +20,10 @@
 //! most once per [`POLL_EVERY`]: a poll is a system call (~0.5 µs here),
 //! and polling on every turn of the loop cost more than generating the
 //! operations; a reply may therefore be read up to that much late, which
-//! can only overstate its latency. Every reply is paired with its operation (first in, first
-//! out), checked (a GET's value must be one written for that key, intact)
-//! and its latency recorded: from the moment the operation entered its
-//! batch to the moment its reply was read.
+//! can only overstate its latency. Every reply is paired with its
+//! operation (first in, first out), checked (a GET's value must be one
+//! written for that key, intact) and its latency recorded: from the moment
+//! the operation entered its batch to the moment its reply was read.
 //!
 //! # Time
 //!
@@ -733,8 +733,7 @@ impl<P: Protocol> Worker<P> {
     #[inline]
     fn place(&mut self, (kind, record, t): (OpKind, u64, u64)) -> Result<bool, WorkerError> {
         let key = self.keys.key(record);
-        // One shard owns every slot: no need to hash the key to find it.
-        let shard = if self.conns.len() == 1 { 0 } else { self.spec.map.shard_of(key) as usize };
+        let shard = self.spec.map.shard_of(key) as usize;
         let (batch, pipeline, value_size) = (self.spec.batch, self.spec.pipeline, self.spec.value_size);
         let c = &mut self.conns[shard];
         let extra = key.len() + if kind == OpKind::Put { value_size } else { 0 } + 64;

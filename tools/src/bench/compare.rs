@@ -267,23 +267,31 @@ pub fn run(args: &BenchArgs, server_cores: &[u32], client_cores: &[u32], peers: 
     let servers = start_all(args, server_cores, client_cores, peers)?;
     let result = measure(args, client_cores, &servers);
     stop_all(servers);
-    let comparison = Comparison {
-        config: result.as_ref().map_err(Clone::clone)?.0.clone(),
-        server_cores: server_cores.to_vec(),
-        rounds: args.rounds,
-        results: result?.1,
-    };
-    print!("{}", table(&comparison));
+    let (config, results) = result?;
+    let comparison = Comparison { config, server_cores: server_cores.to_vec(), rounds: args.rounds, results };
+    publish(args, &table(&comparison), &comparison, |path| chart(&comparison, path))?;
+    Ok(comparison.results.iter().all(|r| r.bad_reads == 0 && r.errors == 0))
+}
+
+/// Prints a comparison's or curve's `table`, writes `value` as `--json`,
+/// and draws its `chart` to `--png` (default: next to the JSON, if any).
+pub(crate) fn publish<T: Serialize>(
+    args: &BenchArgs,
+    table: &str,
+    value: &T,
+    chart: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> Result<(), String> {
+    print!("{table}");
     if let Some(path) = &args.output.json {
-        let json = serde_json::to_vec_pretty(&comparison).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let png = args.png.clone().or_else(|| args.output.json.as_ref().map(|j| j.with_extension("png")));
     if let Some(path) = png {
-        chart(&comparison, &path)?;
+        chart(&path)?;
         eprintln!("bench: wrote {}", path.display());
     }
-    Ok(comparison.results.iter().all(|r| r.bad_reads == 0 && r.errors == 0))
+    Ok(())
 }
 
 /// The comparison as a bar chart: ops/s per server, ratio to percore on top.

@@ -16,7 +16,7 @@
 //! log scale, one colour per server.
 
 use crate::bench::BenchArgs;
-use crate::bench::compare::{load_all, median_of, opt, round, setup_line, start_all, stop_all};
+use crate::bench::compare::{Servers, load_all, median_of, opt, publish, round, setup_line, start_all, stop_all};
 use crate::report::plot;
 use loadgen::report::{CLIENT_LAG_WARN_US, Report, RunConfigReport};
 use loadgen::run::Peer;
@@ -100,49 +100,49 @@ pub fn run(
     peers: &[Peer],
 ) -> Result<bool, String> {
     let servers = start_all(args, server_cores, client_cores, peers)?;
-    let measured = (|| {
-        let rss = load_all(args, client_cores, &servers)?;
-        let mut points = Vec::new();
-        let mut config = None;
-        for &rate in rates {
-            let mut runs: Vec<Vec<Report>> = servers.iter().map(|_| Vec::new()).collect();
-            for n in 0..args.rounds {
-                for (i, report) in round(args, client_cores, &servers, Some(rate), &rss)?.into_iter().enumerate() {
-                    eprintln!(
-                        "bench: {:>10} ops/s offered, round {}/{} {:<10} GET p99 {} µs, send lag p99 {} µs",
-                        plot::si(rate),
-                        n + 1,
-                        args.rounds,
-                        servers[i].0.name(),
-                        report.latency_us.get.as_ref().map_or("-".into(), |p| format!("{:.1}", p.p99)),
-                        report.client_lag_us.as_ref().map_or("-".into(), |p| format!("{:.1}", p.p99)),
-                    );
-                    if i == 0 {
-                        config = Some(report.config.clone());
-                    }
-                    runs[i].push(report);
-                }
-            }
-            for ((peer, ..), reports) in servers.iter().zip(&runs) {
-                points.push(point(peer.name(), rate, reports));
-            }
-        }
-        Ok::<_, String>((config.ok_or("no percore run")?, points))
-    })();
+    let measured = measure(args, rates, client_cores, &servers);
     stop_all(servers);
     let (config, points) = measured?;
     let curve = Curve { config, server_cores: server_cores.to_vec(), rounds: args.rounds, points };
-    print!("{}", table(&curve));
-    if let Some(path) = &args.output.json {
-        let json = serde_json::to_vec_pretty(&curve).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    let png = args.png.clone().or_else(|| args.output.json.as_ref().map(|j| j.with_extension("png")));
-    if let Some(path) = png {
-        chart(&curve, &path)?;
-        eprintln!("bench: wrote {}", path.display());
-    }
+    publish(args, &table(&curve), &curve, |path| chart(&curve, path))?;
     Ok(curve.points.iter().all(|p| p.bad_reads == 0 && p.errors == 0))
+}
+
+/// Loads the servers, then runs every rate's rounds: the configuration of
+/// the last percore run and the points, by rate then server.
+fn measure(
+    args: &BenchArgs,
+    rates: &[f64],
+    client_cores: &[u32],
+    servers: &Servers,
+) -> Result<(RunConfigReport, Vec<CurvePoint>), String> {
+    let rss = load_all(args, client_cores, servers)?;
+    let mut points = Vec::new();
+    let mut config = None;
+    for &rate in rates {
+        let mut runs: Vec<Vec<Report>> = servers.iter().map(|_| Vec::new()).collect();
+        for n in 0..args.rounds {
+            for (i, report) in round(args, client_cores, servers, Some(rate), &rss)?.into_iter().enumerate() {
+                eprintln!(
+                    "bench: {:>10} ops/s offered, round {}/{} {:<10} GET p99 {} µs, send lag p99 {} µs",
+                    plot::si(rate),
+                    n + 1,
+                    args.rounds,
+                    servers[i].0.name(),
+                    report.latency_us.get.as_ref().map_or("-".into(), |p| format!("{:.1}", p.p99)),
+                    report.client_lag_us.as_ref().map_or("-".into(), |p| format!("{:.1}", p.p99)),
+                );
+                if i == 0 {
+                    config = Some(report.config.clone());
+                }
+                runs[i].push(report);
+            }
+        }
+        for ((peer, ..), reports) in servers.iter().zip(&runs) {
+            points.push(point(peer.name(), rate, reports));
+        }
+    }
+    Ok((config.ok_or("no percore run")?, points))
 }
 
 /// One point from its rounds' reports.
