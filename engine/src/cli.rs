@@ -70,6 +70,21 @@ pub struct ServerArgs {
     /// gets OutOfMemory [default: none, or the cluster file's].
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub maxmemory: Option<u64>,
+    /// Longest RESP bulk string (argument) accepted, like Redis's
+    /// `proto-max-bulk-len` [default: 1mb, or the cluster file's].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub proto_max_bulk_len: Option<u64>,
+    /// Most arguments in one RESP command [default: 65536, or the cluster file's].
+    #[arg(long, value_name = "N")]
+    pub max_multibulk_len: Option<u32>,
+    /// Clients must present this secret (RESP `AUTH`, the percore hello)
+    /// [default: the cluster file's `requirepass`, else none].
+    #[arg(long, value_name = "SECRET", env = "PERCORE_PASSWORD", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// Serve Prometheus metrics on this port of the node's listen address
+    /// (0: off) [default: the cluster file's `metrics_port`, else off].
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
     /// Print rate lines every this many milliseconds (0: never).
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub stats_interval_ms: u64,
@@ -119,6 +134,12 @@ impl ServerArgs {
         if let Some(m) = self.maxmemory {
             l.maxmemory = (m > 0).then_some(m);
         }
+        if let Some(n) = self.proto_max_bulk_len {
+            l.proto_max_bulk_len = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(n) = self.max_multibulk_len {
+            l.max_multibulk_len = n;
+        }
         l.validate().map_err(|e| wire::cluster::ConfigError::Invalid {
             path: "(command line)".into(),
             message: e.to_string(),
@@ -126,9 +147,16 @@ impl ServerArgs {
         Ok(l)
     }
 
-    /// The options these flags set, over the resource limits `limits`.
-    pub fn options(&self, limits: ServerLimits) -> ServerOptions {
+    /// The options these flags set, over the resource limits `limits` and
+    /// what the cluster file says about this node (`requirepass`,
+    /// `metrics_port`); a flag wins over the file.
+    pub fn options(&self, limits: ServerLimits, cluster: &Cluster, node: &str) -> ServerOptions {
+        let requirepass = self.requirepass.clone().or_else(|| cluster.requirepass.clone()).filter(|p| !p.is_empty());
+        let file_port = cluster.server(node).map(|s| s.metrics_port).unwrap_or(0);
+        let metrics_port = Some(self.metrics_port.unwrap_or(file_port)).filter(|&p| p > 0);
         ServerOptions {
+            requirepass,
+            metrics_port,
             limits,
             stats_interval: (self.stats_interval_ms > 0).then(|| Duration::from_millis(self.stats_interval_ms)),
             capacity: self.capacity,
@@ -194,7 +222,7 @@ pub fn main(args: ServerArgs) -> ExitCode {
         }
     };
     let opts = match args.limits(cluster.server_limits) {
-        Ok(limits) => args.options(limits),
+        Ok(limits) => args.options(limits, &cluster, &node),
         Err(e) => {
             eprintln!("percore-server: {e}");
             return ExitCode::from(1);

@@ -34,6 +34,11 @@ pub struct ServerOptions {
     pub spin_before_park: Option<Duration>,
     /// Fault switch (only honoured in builds with the `faults` feature).
     pub fault: Fault,
+    /// The secret clients must present (RESP `AUTH`, the percore hello);
+    /// `None`: no authentication.
+    pub requirepass: Option<String>,
+    /// Port of the node's Prometheus endpoint; `None`: off.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for ServerOptions {
@@ -46,6 +51,8 @@ impl Default for ServerOptions {
             preempt_timer: Duration::from_millis(100),
             spin_before_park: None,
             fault: Fault::None,
+            requirepass: None,
+            metrics_port: None,
         }
     }
 }

@@ -95,6 +95,7 @@ struct ServerFile {
     port: Option<u16>,
     listen: Option<String>,
     slots: Option<Vec<String>>,
+    metrics_port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +163,8 @@ struct LimitsFile {
     shutdown_timeout: Option<DurationFile>,
     max_connections: Option<u32>,
     maxmemory: Option<BytesFile>,
+    proto_max_bulk_len: Option<BytesFile>,
+    max_multibulk_len: Option<u32>,
 }
 
 impl LimitsFile {
@@ -199,6 +202,17 @@ impl LimitsFile {
             Some(BytesFile::Text(t)) => Some(parse_bytes(&t).map_err(|e| format!("[limits] maxmemory: {e}"))?),
         }
         .filter(|&n| n > 0);
+        if let Some(v) = self.proto_max_bulk_len {
+            let n = match v {
+                BytesFile::Bytes(n) => n,
+                BytesFile::Text(t) => parse_bytes(&t).map_err(|e| format!("[limits] proto_max_bulk_len: {e}"))?,
+            };
+            server.proto_max_bulk_len =
+                u32::try_from(n).map_err(|_| format!("[limits] proto_max_bulk_len {n} is too large"))?;
+        }
+        if let Some(n) = self.max_multibulk_len {
+            server.max_multibulk_len = n;
+        }
         server.validate().map_err(|e| e.to_string())?;
         Ok((limits, server))
     }
@@ -208,6 +222,8 @@ impl LimitsFile {
 #[serde(deny_unknown_fields)]
 struct ClusterFile {
     base_port: Option<u16>,
+    requirepass: Option<String>,
+    metrics_port: Option<u16>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -233,6 +249,8 @@ pub struct Server {
     pub cores: Vec<u32>,
     /// Global ids of its shards.
     pub shards: Range<u32>,
+    /// Port of its Prometheus endpoint (`http://listen:port/metrics`); 0: off.
+    pub metrics_port: u16,
 }
 
 /// One client (load generator) node.
@@ -266,6 +284,9 @@ pub struct Cluster {
     pub clients: Vec<ClientNode>,
     /// Slot → shard table and every shard's address.
     pub map: ShardMap,
+    /// The secret clients must present (RESP `AUTH`, the percore hello);
+    /// `None`: anyone who can reach a port may use it.
+    pub requirepass: Option<String>,
 }
 
 /// Parses a CPU list: `"3"`, `"1-7"`, `"0,2,4-6"`. Duplicates are an error.
@@ -454,6 +475,7 @@ impl Cluster {
                 port,
                 cores,
                 shards: next_shard..next_shard + n,
+                metrics_port: s.metrics_port.or(file.metrics_port).unwrap_or(0),
             });
             next_shard += n;
         }
@@ -499,6 +521,7 @@ impl Cluster {
             servers,
             clients,
             map,
+            requirepass: file.requirepass.filter(|p| !p.is_empty()),
         })
     }
 
@@ -544,9 +567,11 @@ impl Cluster {
                 port: ports[0],
                 cores: cores.to_vec(),
                 shards: 0..n as u32,
+                metrics_port: 0,
             }],
             clients: Vec::new(),
             map,
+            requirepass: None,
         })
     }
 
@@ -583,6 +608,30 @@ impl fmt::Debug for ShardMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShardMap").field("shards", &self.shards).finish_non_exhaustive()
     }
+}
+
+/// A shard's Redis Cluster node id: 40 hex digits derived from its node
+/// name, address, port and shard id, so that every node computes the same
+/// id for it, and it stays the same across restarts, as long as the
+/// cluster file says the same about it.
+pub fn node_id(info: &ShardInfo) -> String {
+    // FNV-1a (64-bit) over the fields, run with three different offset
+    // bases; written here rather than taken from a hasher crate so that the
+    // ids cannot change with a dependency's version.
+    let fields = [info.node.as_bytes(), info.addr.as_bytes(), &info.port.to_le_bytes(), &info.id.to_le_bytes()];
+    let mut out = String::with_capacity(48);
+    for seed in [0xcbf2_9ce4_8422_2325u64, 0x9e37_79b9_7f4a_7c15, 0x6a09_e667_f3bc_c908] {
+        let mut h = seed;
+        for field in fields {
+            for &b in field.iter().chain(&[0xff]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out.truncate(40);
+    out
 }
 
 impl ShardMap {
@@ -702,6 +751,25 @@ impl SlotSet {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn node_ids_are_stable_and_distinct() {
+        let info = |id: u32, port: u16| ShardInfo {
+            id,
+            node: "s1".into(),
+            addr: "10.0.0.1".into(),
+            port,
+            cpu: 0,
+            slots: vec![even_slots(2, id as usize)],
+        };
+        let a = super::node_id(&info(0, 7000));
+        // Pinned: a change here changes every deployed node's id.
+        assert_eq!(a, "fe5b0dc044ed63804b9d721d7b144e909a18d2b1");
+        assert_eq!(a.len(), 40);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, super::node_id(&info(1, 7001)));
+        assert_ne!(a, super::node_id(&info(0, 7001)));
+    }
+
     use super::*;
 
     const TWO: &str = r#"

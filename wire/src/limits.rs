@@ -106,6 +106,12 @@ impl fmt::Display for Limits {
 /// | `shutdown_timeout` | 5 s | on SIGTERM, connections still open after this are cut and the node exits |
 /// | `max_connections` | 1024 | per shard; when full, the oldest connection without a finished handshake is dropped for a new one, else the new one gets `TooManyConnections` |
 /// | `maxmemory` | none | per node, split evenly over its shards: a PUT that needs memory past it gets `OutOfMemory` |
+/// | `proto_max_bulk_len` | 1 MiB | RESP door: a longer bulk string is a protocol error (`-ERR Protocol error: invalid bulk length`) and the close, as Redis's `proto-max-bulk-len` |
+/// | `max_multibulk_len` | 65 536 | RESP door: a command with more arguments is a protocol error and the close |
+///
+/// A RESP connection's receive buffer holds at most one command beyond
+/// what has been answered: at most `max(max_frame_bytes, proto_max_bulk_len
+/// + 64 KiB)` bytes (the query buffer limit), like a percore frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
     /// Time from accept to the answered hello.
@@ -122,7 +128,14 @@ pub struct ServerLimits {
     pub max_connections: u32,
     /// Bytes of store memory per node (records and table); `None`: no limit.
     pub maxmemory: Option<u64>,
+    /// Longest RESP bulk string (an argument) accepted.
+    pub proto_max_bulk_len: u32,
+    /// Most arguments in one RESP command.
+    pub max_multibulk_len: u32,
 }
+
+/// The most that `proto_max_bulk_len` may be set to (512 MiB, Redis's default).
+pub const MAX_PROTO_BULK_LEN: u32 = 512 << 20;
 
 impl Default for ServerLimits {
     fn default() -> Self {
@@ -134,6 +147,8 @@ impl Default for ServerLimits {
             shutdown_timeout: Duration::from_secs(5),
             max_connections: 1024,
             maxmemory: None,
+            proto_max_bulk_len: 1 << 20,
+            max_multibulk_len: 65_536,
         }
     }
 }
@@ -164,6 +179,15 @@ impl ServerLimits {
         }
         if self.max_connections == 0 {
             return Err(LimitsError("max_connections must be at least 1".into()));
+        }
+        if self.proto_max_bulk_len == 0 || self.proto_max_bulk_len > MAX_PROTO_BULK_LEN {
+            return Err(LimitsError(format!(
+                "proto_max_bulk_len {} is outside 1..={MAX_PROTO_BULK_LEN}",
+                self.proto_max_bulk_len
+            )));
+        }
+        if self.max_multibulk_len == 0 {
+            return Err(LimitsError("max_multibulk_len must be at least 1".into()));
         }
         Ok(())
     }
@@ -240,6 +264,10 @@ mod tests {
         assert!(long.validate().unwrap_err().to_string().contains("0 turns it off"));
         let none = ServerLimits { max_connections: 0, ..ServerLimits::default() };
         assert!(none.validate().is_err());
+        let huge = ServerLimits { proto_max_bulk_len: MAX_PROTO_BULK_LEN + 1, ..ServerLimits::default() };
+        assert!(huge.validate().unwrap_err().to_string().contains("proto_max_bulk_len"));
+        let no_args = ServerLimits { max_multibulk_len: 0, ..ServerLimits::default() };
+        assert!(no_args.validate().unwrap_err().to_string().contains("max_multibulk_len"));
     }
 
     #[test]
