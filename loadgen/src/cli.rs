@@ -63,6 +63,8 @@ pub struct TargetArgs {
     /// Drive another server instead: `redis://HOST:PORT` (RESP) or
     /// `memcached://HOST:PORT` (meta protocol), pipelined like percore's
     /// batches (depth = batch × pipeline). `percore://HOST:PORT` = `--server`.
+    /// A `redis://` node that answers `CLUSTER SLOTS` is a Redis Cluster:
+    /// every master is driven, each key sent to the one serving its slot.
     #[arg(long, value_name = "URL", conflicts_with = "config")]
     pub target: Option<String>,
     /// Writer id of the first thread (give each client node its own range;
@@ -289,9 +291,17 @@ pub fn hostname() -> String {
 }
 
 /// Prints a report and writes the files asked for; returns false if the
-/// run failed (connection error or bad reads).
+/// run failed (connection error, bad reads, or operations refused as
+/// another shard's: percore's WrongShard, Redis Cluster's `MOVED`/`ASK`).
 pub fn emit(report: &crate::report::Report, output: &OutputArgs) -> bool {
     print!("{}", report.text());
+    let misrouted = report.error_detail.wrong_shard;
+    if misrouted > 0 {
+        eprintln!(
+            "percore-loadgen: {misrouted} operations refused as another shard's (WrongShard; MOVED or ASK from a \
+             Redis Cluster): the slot map changed during the run"
+        );
+    }
     if let Some(path) = &output.json
         && let Err(e) = report.write_json(path)
     {
@@ -311,7 +321,7 @@ pub fn emit(report: &crate::report::Report, output: &OutputArgs) -> bool {
             }
         }
     }
-    report.error_detail.connection.is_none() && report.bad_reads == 0
+    report.error_detail.connection.is_none() && report.bad_reads == 0 && misrouted == 0
 }
 
 /// A stop flag that SIGINT/SIGTERM set (the run then reports what it measured).
@@ -324,8 +334,8 @@ pub fn stop_on_signals() -> Arc<AtomicBool> {
     stop
 }
 
-/// Runs the command line; the process exit code (0 ok, 1 failed run or
-/// bad reads, 2 could not start).
+/// Runs the command line; the process exit code (0 ok, 1 failed run, bad
+/// reads or misrouted operations, 2 could not start).
 pub fn main(cli: Cli) -> ExitCode {
     let stop = stop_on_signals();
     let (common, run) = match &cli.command {

@@ -12,7 +12,9 @@
 //! - [`worker`]: one pinned thread per CPU routes each operation by slot to
 //!   its shard's connection, batches and pipelines, reads replies, records
 //!   latency into its own HdrHistograms.
-//! - [`proto`]: how batches are written and replies read ([`proto::percore`]).
+//! - [`proto`]: how batches are written and replies read ([`proto::percore`],
+//!   [`proto::resp`], [`proto::memcache`]); [`proto::cluster`] reads a Redis
+//!   Cluster's slot map, so its masters are routed to like percore's shards.
 //! - [`history`]: every operation to a compact binary file, for the checker.
 //! - [`run`]: connects, starts the workers, merges their per-interval figures.
 //! - [`report`]: the final report as text, JSON and `.hgrm`.

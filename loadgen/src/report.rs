@@ -21,7 +21,7 @@
 //! | `client_lag_us` | open loop only: send lag, how late operations were sent after their intended time (`count, mean, p50, …, max`, sampled every 16th operation); time spent waiting for the server's replies (a full pipeline) is not lag. Its p99 above [`CLIENT_LAG_WARN_US`] means the client fell behind its schedule, and the latencies include its own delays |
 //! | `client_busy` | share of the load threads' wall time spent working (0–1), rather than polling with nothing to do or blocked waiting |
 //! | `history` | `path`, `records`, when `--history` was given |
-//! | `config` | everything the run was configured with |
+//! | `config` | everything the run was configured with; `target` is what was driven (`percore`, `redis`, `memcached`), `protocol` what the load travelled in (`percore`, `resp`, `memcache-meta`) |
 //! | `server` | filled by `percore bench`: the server's CPU ns/op and RSS |
 //! | `check` | filled by `percore bench --check`: the linearizability verdict |
 //! | `histograms_v2` | `get`, `put`: the merged histograms (ns), HdrHistogram V2 + deflate, base64 — merge these, never percentiles |
@@ -202,6 +202,10 @@ pub struct RunConfigReport {
     pub seed: u64,
     /// What was driven: percore, redis or memcached.
     pub target: String,
+    /// What the load travelled in: `percore` (frames), `resp` or
+    /// `memcache-meta` (`percore bench --protocol resp` drives percore
+    /// through RESP: target `percore`, protocol `resp`).
+    pub protocol: String,
     /// Where the topology came from.
     pub topology: String,
     /// Server nodes.
@@ -246,6 +250,7 @@ impl RunConfigReport {
             },
             seed: cfg.seed,
             target: topo.peer.name().to_string(),
+            protocol: topo.peer.protocol().to_string(),
             topology: topo.source.clone(),
             servers: nodes.len(),
             shards: topo.map.len(),
@@ -401,7 +406,7 @@ impl Report {
         let _ = writeln!(t, "== percore {} — {what}", self.phase);
         let _ = writeln!(
             t,
-            "config      {} records × {} B, batch {}, pipeline {}, {} thread(s) on cores {}, {} shard(s) on {} server(s) via {}",
+            "config      {} records × {} B, batch {}, pipeline {}, {} thread(s) on cores {}, {} shard(s) on {} server(s) via {}{}",
             c.records,
             c.value_size,
             c.batch,
@@ -410,7 +415,8 @@ impl Report {
             c.cores.iter().map(|x| x.map_or("*".to_string(), |v| v.to_string())).collect::<Vec<_>>().join(","),
             c.shards,
             c.servers,
-            c.topology
+            c.topology,
+            if c.protocol == "percore" { String::new() } else { format!(", protocol {}", c.protocol) }
         );
         let _ = writeln!(
             t,

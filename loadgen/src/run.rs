@@ -6,6 +6,12 @@
 //! from merged histograms, never from averaged percentiles), prints a live
 //! line per interval on stderr, and at the end folds every interval after
 //! the warm-up into the totals.
+//!
+//! Where the shards are is a [`Topology`]: percore's, from the handshake or
+//! a cluster file; a `redis://` target's, from the node's answer to
+//! `CLUSTER SLOTS` (one shard per master of a Redis Cluster, or the one
+//! server if it is standalone); a `memcached://` target is one server.
+//! Each load thread connects to every shard and routes each key by slot.
 
 use crate::history::{Header, HistorySink};
 use crate::proto::percore::Percore;
@@ -44,6 +50,16 @@ impl Peer {
             Peer::Memcached => "memcached",
         }
     }
+
+    /// The protocol the load travels in, for reports: `percore` (frames),
+    /// `resp` or `memcache-meta`.
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Peer::Percore => "percore",
+            Peer::Redis => "resp",
+            Peer::Memcached => "memcache-meta",
+        }
+    }
 }
 
 /// Where the shards are.
@@ -72,7 +88,7 @@ impl Topology {
         })?;
         match scheme {
             "percore" => Ok(Topology::discover(addr, timeout)?),
-            "redis" => Topology::single(Peer::Redis, addr),
+            "redis" => Topology::redis(addr, timeout),
             "memcached" | "memcache" => Topology::single(Peer::Memcached, addr),
             other => {
                 Err(RunError::Config(format!("target {url:?}: unknown scheme {other:?} (redis, memcached, percore)")))
@@ -83,10 +99,7 @@ impl Topology {
     /// One Redis or memcached server at `addr` (`host:port`): one "shard"
     /// owning every slot.
     pub fn single(peer: Peer, addr: &str) -> Result<Topology, RunError> {
-        let (host, port) = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
-            .ok_or_else(|| RunError::Config(format!("target {addr:?} is not HOST:PORT")))?;
+        let (host, port) = host_port(addr)?;
         let info = ShardInfo {
             id: 0,
             node: peer.name().to_string(),
@@ -96,10 +109,44 @@ impl Topology {
             slots: vec![wire::msg::SlotRange { start: 0, end: (wire::slot::SLOTS - 1) as u16 }],
         };
         let map = ShardMap::new(vec![info]).map_err(RunError::Config)?;
-        // Neither peer has percore's frame limits; values up to 1 MiB and
-        // batches of any size are fine for both.
-        let limits = Limits { max_frame_bytes: 64 << 20, max_ops_per_frame: u32::MAX, ..Limits::default() };
-        Ok(Topology { peer, map: Arc::new(map), limits, source: format!("{}://{addr}", peer.name()) })
+        Ok(Topology { peer, map: Arc::new(map), limits: plain_limits(), source: format!("{}://{addr}", peer.name()) })
+    }
+
+    /// A RESP server at `addr` (`host:port`), asked `CLUSTER SLOTS`: a
+    /// Redis Cluster (or percore's RESP door) becomes one "shard" per
+    /// master, owning the slots it serves, so each key goes straight to its
+    /// node; a server that answers with an error (a standalone Redis: "ERR
+    /// This instance has cluster support disabled") is driven alone, as
+    /// [`Topology::single`].
+    pub fn redis(addr: &str, timeout: Duration) -> Result<Topology, RunError> {
+        let (host, _) = host_port(addr)?;
+        let reply = crate::proto::cluster::query(addr, timeout)?;
+        if let crate::proto::cluster::Value::Error(_) = reply {
+            return Topology::single(Peer::Redis, addr);
+        }
+        let nodes = crate::proto::cluster::parse_cluster_slots(&reply, &host)
+            .map_err(|source| RunError::ClusterSlots { addr: addr.to_string(), source })?;
+        Topology::cluster(addr, &nodes)
+    }
+
+    /// A Redis Cluster of these masters (as [`crate::proto::cluster`] read
+    /// them from `addr`): shard `i` is master `i`, named by its address.
+    pub fn cluster(addr: &str, nodes: &[crate::proto::cluster::ClusterNode]) -> Result<Topology, RunError> {
+        let shards = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ShardInfo {
+                id: i as u32,
+                node: n.addr(),
+                addr: n.host.clone(),
+                port: n.port,
+                cpu: 0,
+                slots: n.slots.clone(),
+            })
+            .collect();
+        let map = ShardMap::new(shards).map_err(|e| RunError::Config(format!("CLUSTER SLOTS from {addr}: {e}")))?;
+        let source = format!("redis://{addr} (cluster of {} masters)", nodes.len());
+        Ok(Topology { peer: Peer::Redis, map: Arc::new(map), limits: plain_limits(), source })
     }
 
     /// Discovered through the handshake of one server.
@@ -116,6 +163,19 @@ impl Topology {
     pub fn shards(&self) -> &[ShardInfo] {
         self.map.shards()
     }
+}
+
+/// `host:port` split.
+fn host_port(addr: &str) -> Result<(String, u16), RunError> {
+    addr.rsplit_once(':')
+        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
+        .ok_or_else(|| RunError::Config(format!("target {addr:?} is not HOST:PORT")))
+}
+
+/// The limits of a Redis or memcached target: neither has percore's frame
+/// limits; values up to 1 MiB and batches of any size are fine for both.
+fn plain_limits() -> Limits {
+    Limits { max_frame_bytes: 64 << 20, max_ops_per_frame: u32::MAX, ..Limits::default() }
 }
 
 /// What to run.
@@ -187,6 +247,14 @@ pub enum RunError {
     /// A setting is unusable.
     #[error("{0}")]
     Config(String),
+    /// A Redis Cluster's `CLUSTER SLOTS` reply gives no usable slot map.
+    #[error("CLUSTER SLOTS from {addr}: {source}")]
+    ClusterSlots {
+        /// The node asked.
+        addr: String,
+        /// What is wrong with its reply.
+        source: crate::proto::cluster::ClusterSlotsError,
+    },
     /// The history file could not be written.
     #[error("history {path}: {source}")]
     History {
@@ -256,18 +324,26 @@ fn connect_percore(topo: &Topology, timeout: Duration) -> Result<Vec<Endpoint<Pe
         .collect()
 }
 
-/// Opens one plain connection to the single server of a Redis or memcached topology.
-fn connect_plain<P>(topo: &Topology, timeout: Duration, proto: P) -> Result<Vec<Endpoint<P>>, wire::Error> {
-    let s = &topo.shards()[0];
-    let addr = format!("{}:{}", s.addr, s.port);
-    let io = |source| wire::Error::Io { addr: addr.clone(), source };
-    let sockaddr = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-        .map_err(io)?
-        .next()
-        .ok_or_else(|| wire::Error::Protocol { addr: addr.clone(), message: "address resolves to nothing".into() })?;
-    let stream = std::net::TcpStream::connect_timeout(&sockaddr, timeout).map_err(io)?;
-    stream.set_nodelay(true).map_err(io)?;
-    Ok(vec![Endpoint { proto, stream, shard: 0, addr: addr.clone(), node: s.node.clone() }])
+/// Opens one plain connection per shard of a Redis or memcached topology
+/// (one server, or each master of a Redis Cluster) for one worker.
+fn connect_plain<P>(
+    topo: &Topology,
+    timeout: Duration,
+    proto: impl Fn() -> P,
+) -> Result<Vec<Endpoint<P>>, wire::Error> {
+    topo.shards()
+        .iter()
+        .map(|s| {
+            let addr = format!("{}:{}", s.addr, s.port);
+            let io = |source| wire::Error::Io { addr: addr.clone(), source };
+            let sockaddr = std::net::ToSocketAddrs::to_socket_addrs(&addr).map_err(io)?.next().ok_or_else(|| {
+                wire::Error::Protocol { addr: addr.clone(), message: "address resolves to nothing".into() }
+            })?;
+            let stream = std::net::TcpStream::connect_timeout(&sockaddr, timeout).map_err(io)?;
+            stream.set_nodelay(true).map_err(io)?;
+            Ok(Endpoint { proto: proto(), stream, shard: s.id, addr: addr.clone(), node: s.node.clone() })
+        })
+        .collect()
 }
 
 /// Runs a phase against `topo` and returns its report. `stop` ends it early
@@ -324,13 +400,13 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
         }
         Peer::Redis => {
             let endpoints = (0..threads)
-                .map(|_| connect_plain(topo, cfg.timeout, crate::proto::resp::Resp::new()))
+                .map(|_| connect_plain(topo, cfg.timeout, crate::proto::resp::Resp::new))
                 .collect::<Result<Vec<_>, _>>()?;
             launch(topo, cfg, stop, endpoints)
         }
         Peer::Memcached => {
             let endpoints = (0..threads)
-                .map(|_| connect_plain(topo, cfg.timeout, crate::proto::memcache::Memcache::new()))
+                .map(|_| connect_plain(topo, cfg.timeout, crate::proto::memcache::Memcache::new))
                 .collect::<Result<Vec<_>, _>>()?;
             launch(topo, cfg, stop, endpoints)
         }

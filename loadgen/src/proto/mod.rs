@@ -9,7 +9,11 @@
 //! ([`resp::Resp`]) and memcached's meta protocol ([`memcache::Memcache`])
 //! plug in the same way, so every server is driven by the same
 //! generator, verified the same way and measured with the same histograms.
+//! [`cluster`] reads a Redis Cluster's slot map (`CLUSTER SLOTS`), so a
+//! RESP target that is a cluster is driven node by node like percore's
+//! shards.
 
+pub mod cluster;
 pub mod memcache;
 pub mod percore;
 pub mod resp;

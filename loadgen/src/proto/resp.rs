@@ -5,6 +5,12 @@
 //!
 //! Replies understood: bulk strings (`$<len>\r\n<bytes>\r\n`), nulls (`$-1`
 //! and RESP3 `_`), simple strings (`+OK`) and errors (`-ERR …`).
+//!
+//! Against a Redis Cluster every connection goes to the master that serves
+//! its keys' slots; a key sent elsewhere is answered `-MOVED` or `-ASK`
+//! (refused, [`RefusedBy::WrongShard`]: the slot map changed under the
+//! run). `-TRYAGAIN`, `-CLUSTERDOWN`, `-CROSSSLOT` and every other error
+//! are refused too ([`RefusedBy::Other`]); none is ever counted a success.
 
 use super::{Protocol, RefusedBy, Reply, line_end, value_line};
 use std::io::Write as _;
@@ -95,7 +101,7 @@ impl Protocol for Resp {
                     at = eol + 2;
                 }
                 b'-' => {
-                    if line.starts_with(b"MOVED") || line.starts_with(b"ASK") {
+                    if line.starts_with(b"MOVED ") || line.starts_with(b"ASK ") {
                         on_reply(Reply::Refused(RefusedBy::WrongShard));
                     } else if line.starts_with(b"OOM") {
                         on_reply(Reply::Refused(RefusedBy::OutOfMemory));
@@ -139,6 +145,25 @@ mod tests {
         let (r, used) = replies(b"$5\r\nab");
         assert!(r.is_empty());
         assert_eq!(used, 0);
+    }
+
+    #[test]
+    fn cluster_redirections_and_errors_are_refusals() {
+        let (r, _) = replies(
+            b"-MOVED 3999 127.0.0.1:6381\r\n-ASK 3999 127.0.0.1:6381\r\n-TRYAGAIN Multiple keys request during rehashing of slot\r\n\
+              -CLUSTERDOWN The cluster is down\r\n-CROSSSLOT Keys in request don't hash to the same slot\r\n-OOM no\r\n",
+        );
+        assert_eq!(
+            r,
+            vec![
+                "Refused(WrongShard)",
+                "Refused(WrongShard)",
+                "Refused(Other)",
+                "Refused(Other)",
+                "Refused(Other)",
+                "Refused(OutOfMemory)"
+            ]
+        );
     }
 
     #[test]
