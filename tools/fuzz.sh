@@ -3,6 +3,8 @@
 # each) and prints, per target, the inputs it ran and the time it took:
 #   wire/fuzz    decode, archive     the frame decoder and rkyv validation,
 #                                    seeded with the pinned wire fixtures
+#                resp                the RESP command parser, seeded with a
+#                                    few commands, with a dictionary
 #   engine/fuzz  executor, store     the grouped executor and the store,
 #                                    checked against a model
 # Needs the nightly toolchain and cargo-fuzz (installed here if missing).
@@ -16,7 +18,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo +nightly install cargo-fuzz --locked >&2
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(wire:decode wire:archive engine:executor engine:store)
+[ ${#targets[@]} -gt 0 ] || targets=(wire:decode wire:archive wire:resp engine:executor engine:store)
 failed=0
 for entry in "${targets[@]}"; do
     crate=${entry%%:*}
@@ -29,10 +31,17 @@ for entry in "${targets[@]}"; do
             { printf '\x3f'; cat "$f"; } > "$dir/corpus/$target/$(basename "$f")"
         done
     fi
+    extra=()
+    if [ "$target" = resp ]; then
+        printf '*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n' > "$dir/corpus/$target/seed-multibulk"
+        printf 'SET k "a\\x41 b" \x27c\\\x27d\x27\r\nGET k\n\r\n' > "$dir/corpus/$target/seed-inline"
+        printf '*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*0\r\n' > "$dir/corpus/$target/seed-mixed"
+        extra=(-dict="$dir/resp.dict")
+    fi
     echo "fuzz: $crate/$target for ${secs}s" >&2
     log=$(mktemp)
     (cd "$dir" && cargo +nightly fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=4096 \
-        -print_final_stats=1) >"$log" 2>&1 || true
+        -print_final_stats=1 "${extra[@]}") >"$log" 2>&1 || true
     grep -E '^Done|ERROR|panicked|SUMMARY|stat::number_of_executed_units|stat::average_exec_per_sec' "$log" \
         | sed "s|^|fuzz: $crate/$target: |" || true
     if grep -qE '^==[0-9]+== ERROR|panicked|deadly signal' "$log"; then

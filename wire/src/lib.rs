@@ -15,6 +15,9 @@
 //! - [`buf`]: [`buf::RecvBuf`], the 16-aligned receive buffer frames are read in place from.
 //! - [`msg`]: the body types — the definition of the format.
 //! - [`limits`]: size limits, announced in the handshake and enforced on receipt.
+//! - [`resp`]: the Redis protocol for Redis clients: [`resp::parse`] reads one
+//!   command from a receive buffer in place, and [`resp::reply`] writes RESP2
+//!   and RESP3 replies.
 //! - [`client`]: a blocking client (handshake, batches, stats, routing) for
 //!   the CLI and tests; [`error`]: its error type.
 //!
@@ -29,6 +32,7 @@ pub mod error;
 pub mod frame;
 pub mod limits;
 pub mod msg;
+pub mod resp;
 pub mod slot;
 
 pub use cluster::{Cluster, ShardMap};
