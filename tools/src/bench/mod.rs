@@ -13,6 +13,14 @@
 //! ([`crate::cmd::check`]); the verdict, the history's size and the check's time
 //! and peak memory join the report (`check` line, `check` in the JSON).
 //!
+//! With `--protocol resp`, the load (and the records' load) travels in
+//! Redis's RESP through the server's RESP door (each core's port, told
+//! apart by the first bytes): the load generator asks the first core
+//! `CLUSTER SLOTS` and drives every core as a Redis Cluster master, each
+//! key to the core serving its slot, every read verified as with percore's
+//! frames. The report's `config.protocol` says which protocol ran
+//! (`percore` or `resp`); `config.target` is `percore` either way.
+//!
 //! Default split of the machine's N CPUs: N = 1 shares CPU 0; N = 2 puts the
 //! server on CPU 0 and the load on CPU 1; N ≥ 3 leaves CPU 0 to interrupts
 //! and gives the server CPUs 1…⌊(N−1)/2⌋ and the load the rest (16 CPUs:
@@ -32,9 +40,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wire::cluster::{available_cpus, format_cpu_list, parse_cpu_list};
 
+/// What `percore bench`'s load speaks to the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchProtocol {
+    /// percore's own frames, each shard discovered through the handshake.
+    #[default]
+    Percore,
+    /// Redis's RESP through each core's RESP door, the cores found as a
+    /// Redis Cluster's masters (`CLUSTER SLOTS`).
+    Resp,
+}
+
 /// `percore bench` options.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// What the load speaks to the server: `percore` frames, or `resp`
+    /// through each core's RESP door (driven as a Redis Cluster).
+    /// (`--vs` and `--rates` run percore's own frames.)
+    #[arg(long, value_enum, default_value = "percore")]
+    pub protocol: BenchProtocol,
     /// CPUs for the server's shards (default: see above).
     #[arg(long, value_name = "LIST")]
     pub server_cores: Option<String>,
@@ -119,6 +143,9 @@ pub fn bench(args: &BenchArgs) -> u8 {
 }
 
 fn run(args: &BenchArgs) -> Result<u8, String> {
+    if args.protocol == BenchProtocol::Resp && (args.vs.is_some() || args.rates.is_some()) {
+        return Err("--protocol resp runs percore alone; --vs and --rates compare through percore's frames".into());
+    }
     let cpus = available_cpus();
     let (def_server, def_client) = split_cores(&cpus);
     let server_cores = list(&args.server_cores, def_server, "server-cores")?;
@@ -159,13 +186,19 @@ fn run(args: &BenchArgs) -> Result<u8, String> {
     ];
     let server = ServerProcess::start(&server_args)?;
     eprintln!(
-        "bench: server (pid {}) on cores {}: {}; load threads on cores {}",
+        "bench: server (pid {}) on cores {}: {}; load threads on cores {}{}",
         server.pid().unwrap_or(0),
         format_cpu_list(&server_cores),
         server.endpoints.join(" "),
-        format_cpu_list(&client_cores)
+        format_cpu_list(&client_cores),
+        if args.protocol == BenchProtocol::Resp { ", through RESP" } else { "" }
     );
-    let topology = Topology::discover(&server.endpoints[0], Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let topology = match args.protocol {
+        BenchProtocol::Percore => {
+            Topology::discover(&server.endpoints[0], Duration::from_secs(5)).map_err(|e| e.to_string())?
+        }
+        BenchProtocol::Resp => resp_topology(&server.endpoints)?,
+    };
     let target = Target {
         topology,
         cores: client_cores.iter().map(|&c| Some(c as usize)).collect(),
@@ -206,6 +239,8 @@ fn run(args: &BenchArgs) -> Result<u8, String> {
     let ops_after: Option<u64> = client.stats().ok().map(|v| v.iter().map(|s| s.counters.ops).sum());
     let (status, _out, err) = server.stop();
     let mut report = result.map_err(|e| e.to_string())?;
+    // The server is percore's, whatever the protocol (`config.protocol`).
+    report.config.target = "percore".into();
     let cpu_ns_per_op = match (cpu_before, cpu_after, ops_after) {
         (Some(a), Some(b), Some(ops)) if ops > ops_before => {
             Some(b.saturating_sub(a).as_nanos() as f64 / (ops - ops_before) as f64)
@@ -232,6 +267,23 @@ fn run(args: &BenchArgs) -> Result<u8, String> {
         (_, 1) | (false, _) => 1,
         (true, v) => v,
     })
+}
+
+/// The server's cores as RESP sees them: the first core's RESP door (its
+/// port, which tells RESP from frames by the first bytes) is asked
+/// `CLUSTER SLOTS`; it must list one master per shard.
+fn resp_topology(endpoints: &[String]) -> Result<Topology, String> {
+    let first = endpoints.first().ok_or("the server named no endpoint")?;
+    let topo = Topology::from_url(&format!("redis://{first}"), Duration::from_secs(5))
+        .map_err(|e| format!("the server's RESP door: {e}"))?;
+    if topo.map.len() != endpoints.len() {
+        return Err(format!(
+            "the server's RESP door at {first} lists {} cluster master(s) (CLUSTER SLOTS), but the server has {} shard(s)",
+            topo.map.len(),
+            endpoints.len()
+        ));
+    }
+    Ok(topo)
 }
 
 /// Checks the run's history: the report's `check` object and the exit code
@@ -263,6 +315,32 @@ fn check_history(path: &std::path::Path) -> (serde_json::Value, u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).map(|c| c.bench)
+    }
+
+    #[test]
+    fn protocol_is_percore_unless_resp_is_asked() {
+        assert_eq!(parse(&[]).expect("no flags").protocol, BenchProtocol::Percore);
+        assert_eq!(parse(&["--protocol", "resp"]).expect("resp").protocol, BenchProtocol::Resp);
+        assert_eq!(parse(&["--protocol", "percore"]).expect("percore").protocol, BenchProtocol::Percore);
+        assert!(parse(&["--protocol", "memcache"]).is_err());
+        // A comparison or a curve runs percore's own protocol: refused
+        // before any server starts.
+        for other in [["--vs", "redis"], ["--rates", "1k"]] {
+            let args = parse(&["--protocol", "resp", other[0], other[1]]).expect("parses");
+            let e = run(&args).expect_err("refused");
+            assert!(e.contains("--protocol resp"), "{e}");
+        }
+    }
 
     #[test]
     fn splits_the_machine_sensibly() {
