@@ -222,6 +222,8 @@ impl Shard {
         c.keys = store.len() as u64;
         c.store_bytes = store.memory().used() as u64;
         c.connections_open = self.conns.borrow().open.len() as u64;
+        // EXPIRY: becomes `store.expired_total()` when the store's expiry lands.
+        c.expired_keys = 0;
         c
     }
 

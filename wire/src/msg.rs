@@ -305,6 +305,8 @@ pub struct ShardCounters {
     pub idle_timeouts: u64,
     /// Connections closed because their replies could not be written in time.
     pub write_timeouts: u64,
+    /// Keys removed because their time to live ran out (since start).
+    pub expired_keys: u64,
 }
 
 impl std::ops::AddAssign for ShardCounters {
@@ -330,6 +332,7 @@ impl std::ops::AddAssign for ShardCounters {
         self.frame_timeouts += o.frame_timeouts;
         self.idle_timeouts += o.idle_timeouts;
         self.write_timeouts += o.write_timeouts;
+        self.expired_keys += o.expired_keys;
     }
 }
 

@@ -14,13 +14,23 @@
 //!   version 1 fixtures still decode to the same values), but a version 1
 //!   client cannot read every version 2 response, so every frame's header
 //!   now says 2 and a version 1 frame is refused with `UnsupportedVersion`.
+//! - **Stats reply, expired keys** (issue "Prometheus metrics"): the stats
+//!   reply's counters gained `expired_keys` (the store's expiry), so its
+//!   body grew by 8 bytes, and it is pinned here from now on
+//!   (`stats_reply_v2.bin`). The version stays 2: requests, responses, the
+//!   handshake and errors kept their bytes, so every data-path client keeps
+//!   working; only `percore stats` reads this reply, and one built before
+//!   the change fails to read a newer server's (or reads shifted fields).
+//!   Run the `percore stats` of the servers' build.
 
 use std::path::PathBuf;
 use wire::Limits;
 use wire::buf::RecvBuf;
 use wire::codec::{RequestEncoder, ResponseEncoder, decode_request, encode};
 use wire::frame::{FrameError, HEADER_LEN, Kind, Next, next_frame, parse_header};
-use wire::msg::{ErrorBody, ErrorCode, Hello, HelloReply, Op, OpError, Request, ShardInfo, SlotRange};
+use wire::msg::{
+    ErrorBody, ErrorCode, Hello, HelloReply, Op, OpError, Request, ShardCounters, ShardInfo, SlotRange, StatsReply,
+};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -161,4 +171,51 @@ fn error_frame_is_pinned() {
     };
     encode(Kind::Error, &body, &mut out).expect("encode");
     check("error_v2.bin", &out);
+}
+
+#[test]
+fn stats_reply_frame_is_pinned() {
+    // Distinct values in every counter: a field added, dropped or moved
+    // changes the bytes.
+    let mut counters = ShardCounters::default();
+    let fields = [
+        &mut counters.ops,
+        &mut counters.gets,
+        &mut counters.puts,
+        &mut counters.deletes,
+        &mut counters.misses,
+        &mut counters.wrong_shard,
+        &mut counters.bytes_in,
+        &mut counters.bytes_out,
+        &mut counters.connections_open,
+        &mut counters.connections_total,
+        &mut counters.protocol_errors,
+        &mut counters.keys,
+        &mut counters.store_bytes,
+        &mut counters.memory_limit,
+        &mut counters.out_of_memory,
+        &mut counters.connections_refused,
+        &mut counters.connections_evicted,
+        &mut counters.handshake_timeouts,
+        &mut counters.frame_timeouts,
+        &mut counters.idle_timeouts,
+        &mut counters.write_timeouts,
+        &mut counters.expired_keys,
+    ];
+    for (i, f) in fields.into_iter().enumerate() {
+        *f = 0x0100 + i as u64;
+    }
+    let reply = StatsReply { shard: 1, node: "node0".into(), cpu: 3, uptime_ms: 123_456, counters };
+    let mut out = Vec::new();
+    encode(Kind::StatsReply, &reply, &mut out).expect("encode");
+    check("stats_reply_v2.bin", &out);
+
+    // And today's decoder reads the pinned bytes back to the same values.
+    let pinned = std::fs::read(fixture("stats_reply_v2.bin")).expect("fixture");
+    let mut buf = RecvBuf::new(64, 1 << 20);
+    buf.extend_from_slice(&pinned);
+    let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };
+    let a = wire::codec::decode::<wire::msg::ArchivedStatsReply>(Kind::StatsReply, frame.body).expect("validates");
+    let back = rkyv::deserialize::<StatsReply, rkyv::rancor::Error>(a).expect("deserializes");
+    assert_eq!(back, reply);
 }
