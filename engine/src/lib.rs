@@ -59,6 +59,8 @@
 //! - [`store`]: the shard's map and record layout; its byte and chunk
 //!   limits (a write past them is refused, never an abort).
 //! - [`stats`]: counters kept in cells, published to the reporter without locks.
+//! - [`metrics`]: the node's Prometheus endpoint (`GET /metrics`), one
+//!   plain thread reading the published counters, off the data path.
 //! - [`options`]: timeouts, caps and executor settings; `fault` holds the
 //!   test-only fault switches.
 //! - [`cli`]: the command line shared by `percore-server` and `percore server`.
@@ -72,6 +74,7 @@ pub mod batch;
 pub mod cli;
 mod conn;
 pub mod fault;
+pub mod metrics;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 pub mod options;

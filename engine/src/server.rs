@@ -148,6 +148,11 @@ pub fn check_cpus(server: &wire::cluster::Server) -> Result<(), StartError> {
 
 /// Binds `addr:port` without `SO_REUSEPORT`, so a taken port is an error.
 pub fn bind_one(addr: &str, port: u16) -> Result<TcpListener, StartError> {
+    bind_with_backlog(addr, port, 1024)
+}
+
+/// [`bind_one`] with a listen backlog of `backlog` connections.
+pub fn bind_with_backlog(addr: &str, port: u16, backlog: i32) -> Result<TcpListener, StartError> {
     let endpoint = format!("{addr}:{port}");
     let sockaddr: SocketAddr = (addr, port)
         .to_socket_addrs()
@@ -168,7 +173,7 @@ pub fn bind_one(addr: &str, port: u16) -> Result<TcpListener, StartError> {
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(bind_err)?;
     socket.set_reuse_address(true).map_err(bind_err)?;
     socket.bind(&sockaddr.into()).map_err(bind_err)?;
-    socket.listen(1024).map_err(bind_err)?;
+    socket.listen(backlog).map_err(bind_err)?;
     Ok(socket.into())
 }
 
@@ -188,6 +193,7 @@ pub fn serve(
     let server = cluster.server(node)?.clone();
     let total_shards = cluster.map.len() as u32;
     let started = Instant::now();
+    let metrics = opts.metrics_port.map(|port| crate::metrics::bind(&server.listen, port)).transpose()?;
     let (tx, rx) = mpsc::channel::<Result<(), (u32, u32, String)>>();
     let mut threads = Vec::new();
     let mut published = Vec::new();
@@ -283,6 +289,7 @@ pub fn serve(
         return Err(err);
     }
     ready(&endpoints);
+    let metrics = metrics.and_then(|l| crate::metrics::Metrics::spawn(l, &server.name, started, &published, out));
     report_until_stopped(&server.name, &published, opts.stats_interval, &stop, out);
     // Each shard stops within the shutdown timeout (its connections are cut
     // at the deadline); wait a little longer than that, never forever.
@@ -306,6 +313,7 @@ pub fn serve(
             stuck.join(", ")
         );
     }
+    drop(metrics);
     let report = NodeReport {
         shards: published.iter().map(|(id, cpu, p)| (*id, *cpu, p.load())).collect(),
         uptime: started.elapsed(),
