@@ -89,6 +89,6 @@ fn main() {
         let Ok(Next::Frame(f)) = next_frame(buf.filled(), &limits) else { panic!("frame") };
         let req = decode_request(f.body, &limits).expect("valid");
         wbuf.clear();
-        black_box(execute(&mut store, &owned, limits.max_frame_bytes as usize, &faults, req, &mut wbuf, &mut renc));
+        black_box(execute(&mut store, 0, &owned, limits.max_frame_bytes as usize, &faults, req, &mut wbuf, &mut renc));
     });
 }

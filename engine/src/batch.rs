@@ -4,7 +4,9 @@
 //! probe, and for a GET one copy of the value from the store into the
 //! reply. No allocation, no lock, no syscall. The whole batch runs without
 //! an await, so it is atomic with respect to every other connection of the
-//! shard.
+//! shard, and against one clock: the caller reads the time once per batch
+//! and the store judges every key's expiry by it (a key that has expired
+//! is not found; a PUT, like Redis SET, leaves the key with no expiry).
 
 use crate::fault::FaultState;
 use crate::store::Store;
@@ -74,7 +76,9 @@ fn route(store: &Store, owned: &SlotSet, group: &[ArchivedOp]) -> Routed {
     r
 }
 
-/// Executes `req` on `store` and appends its response frame to `wbuf`.
+/// Executes `req` on `store` at time `now_ms` (unix ms, the clock the
+/// store judges expiry by: [`Store::set_now`]) and appends its response
+/// frame to `wbuf`.
 ///
 /// Keys outside `owned` get WrongShard and are not touched; a GET whose
 /// value would push the reply past `max_reply` bytes gets TooLarge; a PUT
@@ -100,8 +104,10 @@ fn route(store: &Store, owned: &SlotSet, group: &[ArchivedOp]) -> Routed {
 /// its table lines arrive while this group's records do and it executes.
 /// Results are exactly those of executing one operation at a time.
 #[inline]
+#[allow(clippy::too_many_arguments)] // the batch's context, each one borrowed from a different owner
 pub fn execute(
     store: &mut Store,
+    now_ms: u64,
     owned: &SlotSet,
     max_reply: usize,
     faults: &FaultState,
@@ -109,6 +115,7 @@ pub fn execute(
     wbuf: &mut Vec<u8>,
     enc: &mut ResponseEncoder,
 ) -> BatchCounts {
+    store.set_now(now_ms);
     let ops = req.ops.as_slice();
     let mut n = BatchCounts { ops: ops.len() as u64, ..BatchCounts::default() };
     enc.begin(wbuf, req.batch_id.to_native(), ops.len());
@@ -247,6 +254,26 @@ mod tests {
         }
     }
 
+    /// A GET of a key that has expired finds nothing; a PUT (a SET) leaves
+    /// the key with no expiry.
+    #[test]
+    fn expired_keys_are_not_found_and_a_put_clears_the_expiry() {
+        let small = |fill| Size::Small(fill);
+        let scenario = Scenario {
+            preset: Preset::Default,
+            batches: vec![
+                vec![
+                    Op::PutExpiring { key: 0, size: small(10), fill: 1, ttl: 5 },
+                    Op::PutExpiring { key: 1, size: small(20), fill: 2, ttl: 5 },
+                    Op::Get { key: 0 },
+                    Op::Put { key: 1, size: small(30), fill: 3 },
+                ],
+                vec![Op::Advance { ms: 5 }, Op::Get { key: 0 }, Op::Get { key: 1 }, Op::Expiry { key: 1 }],
+            ],
+        };
+        model::check_executor(&scenario).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     #[test]
     fn gets_that_would_overflow_the_reply_are_too_large() {
         let mut store = Store::default();
@@ -267,7 +294,7 @@ mod tests {
         let mut reply = Vec::new();
         let faults = FaultState::new(crate::options::Fault::None);
         let counts =
-            execute(&mut store, &all_slots(), max_reply, &faults, req, &mut reply, &mut ResponseEncoder::new());
+            execute(&mut store, 0, &all_slots(), max_reply, &faults, req, &mut reply, &mut ResponseEncoder::new());
         assert_eq!(counts.gets, 6);
         assert!(reply.len() <= max_reply, "reply of {} bytes exceeds {max_reply}", reply.len());
         let mut rbuf = RecvBuf::new(reply.len(), reply.len());

@@ -376,6 +376,7 @@ impl Conn<'_> {
                     s.faults.before_batch();
                     let counts = execute(
                         &mut s.store.borrow_mut(),
+                        crate::store::unix_ms(),
                         &s.setup.owned,
                         s.setup.limits.max_frame_bytes as usize,
                         &s.faults,

@@ -1,14 +1,16 @@
 //! The shard's map: keys and values in a slab, a hash table of handles.
 //!
 //! This module owns the record layout; the rest of the engine sees only
-//! [`Store::get`], [`Store::put`] and [`Store::delete`], so the layout can
-//! change without touching the connection code.
+//! [`Store::get`], [`Store::put`], [`Store::delete`] and the expiry, scan
+//! and slot calls below, so the layout can change without touching the
+//! connection code.
 //!
 //! # Layout
 //!
 //! Records live in 2 MiB chunks of 8-byte words. A record is a header word
-//! (`key_len: u16`, `class: u8`, `value_len: u32`) followed by the key and
-//! the value, padded to a whole word. The hash table
+//! (`key_len: u16`, `class: u8`, `flags: u8`, `value_len: u32`), for a key
+//! with an expiry one word holding its time, then the key and the value,
+//! padded to a whole word. The hash table
 //! ([`hashbrown::HashTable`]) stores only a `u32` handle per key: the
 //! record's word index across all chunks. For one million 6-byte keys with
 //! 128-byte values that is 144 B per record plus ~5 B per table bucket,
@@ -22,8 +24,34 @@
 //! Records larger than a quarter chunk get a chunk of their own, returned to
 //! the allocator when freed.
 //!
-//! The one write path is [`Store::put`] / [`Store::delete`]: a durable log
-//! append, when it comes, goes there.
+//! The one write path is [`Store::put`] / [`Store::delete`] and their
+//! expiry variants: a durable log append, when it comes, goes there.
+//!
+//! # Expiry
+//!
+//! As in Redis. A key may carry an expiry time (unix milliseconds); the
+//! store judges it against a clock its owner sets once per batch
+//! ([`Store::set_now`]), never reading one per operation. A key whose time
+//! is at or before the clock is absent to every read. Its record goes:
+//! - lazily, when a write, a delete or [`Store::expire_if_due`] touches it;
+//! - actively, through [`Store::expire_cycle`], which examines a bounded
+//!   number of table buckets from a rotating cursor per call.
+//!
+//! Only a record with an expiry pays for it: the header's [`TTL_FLAG`] bit
+//! says the word after the header holds the time (8 bytes per volatile
+//! key, rounded up to the record's size class). A read of a key without an
+//! expiry tests that bit in the header it reads anyway, and nothing else;
+//! a store with no volatile key skips active expiry outright.
+//!
+//! # Scans, slots and flushes
+//!
+//! [`Store::scan`] walks the table's buckets with a cursor that carries the
+//! table's layout generation: a change of layout between two calls (the
+//! table grew or rehashed in place) restarts the walk, so a full scan may
+//! repeat keys but never misses one present throughout. [`Store::keys_in_slot`]
+//! reads a per-slot count kept on insert and remove (64 KiB per store,
+//! outside the byte limit like the store's other fixed parts).
+//! [`Store::clear`] drops every record and returns their memory.
 //!
 //! # Limits
 //!
@@ -38,12 +66,14 @@
 //!   chunk handle);
 //! - the allocator itself refuses (every allocation is fallible).
 //!
-//! A refused write changes nothing: the key keeps its old value. Reads and
-//! deletes never need memory.
+//! A refused write changes nothing: the key keeps its old value and its
+//! expiry. Reads, deletes, expiry removal and clearing an expiry never need
+//! memory; adding an expiry to a key may (one more word).
 
 use hashbrown::HashTable;
 use std::alloc::Layout;
 use std::hash::BuildHasher;
+use wire::slot::{SLOTS, slot_of};
 
 /// Words per regular chunk (2 MiB).
 const CHUNK_SHIFT: u32 = 18;
@@ -57,6 +87,9 @@ pub const JUMBO_RECORD_BYTES: usize = JUMBO_WORDS * 8;
 const JUMBO_CLASS: u8 = u8::MAX;
 /// Marker in the key-length field of a free record.
 const FREE_KEY_LEN: u64 = 0xFFFF;
+/// Header bit (in the byte after the class) of a record with an expiry:
+/// the word after the header holds its time, in unix milliseconds.
+pub const TTL_FLAG: u64 = 1 << 24;
 /// "No record" handle.
 const NIL: u32 = u32::MAX;
 /// Most chunks one store can address: a handle is a 32-bit word index, so
@@ -118,15 +151,23 @@ fn key_eq(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Words a record with this key and value needs.
+/// Words a record with this key and value needs (and an expiry word, if
+/// `ttl`).
 #[inline]
-fn record_words(key_len: usize, value_len: usize) -> usize {
-    1 + (key_len + value_len).div_ceil(8)
+fn record_words(key_len: usize, value_len: usize, ttl: bool) -> usize {
+    1 + ttl as usize + (key_len + value_len).div_ceil(8)
 }
 
 #[inline]
-fn header(key_len: usize, class: u8, value_len: usize) -> u64 {
-    key_len as u64 | (class as u64) << 16 | (value_len as u64) << 32
+fn header(key_len: usize, class: u8, value_len: usize, ttl: bool) -> u64 {
+    key_len as u64 | (class as u64) << 16 | if ttl { TTL_FLAG } else { 0 } | (value_len as u64) << 32
+}
+
+/// Words before a record's key: the header, and the expiry word if the
+/// header's [`TTL_FLAG`] is set.
+#[inline(always)]
+fn key_offset(head: u64) -> usize {
+    1 + ((head & TTL_FLAG) >> 24) as usize
 }
 
 /// The records' memory: chunks of words, free lists, a bump pointer.
@@ -202,15 +243,90 @@ impl Slab {
         self.words(h)[0]
     }
 
-    /// The record's key and value.
-    #[inline]
-    fn key_value(&self, h: u32) -> (&[u8], &[u8]) {
+    /// The record's header, key and value.
+    #[inline(always)]
+    fn record(&self, h: u32) -> (u64, &[u8], &[u8]) {
         let w = self.words(h);
         let head = w[0];
         let key_len = (head & 0xFFFF) as usize;
         let value_len = (head >> 32) as usize;
-        let body: &[u8] = bytemuck::cast_slice(&w[1..]);
-        (&body[..key_len], &body[key_len..key_len + value_len])
+        let body: &[u8] = bytemuck::cast_slice(&w[key_offset(head)..]);
+        (head, &body[..key_len], &body[key_len..key_len + value_len])
+    }
+
+    /// The record's key and value.
+    #[inline(always)]
+    fn key_value(&self, h: u32) -> (&[u8], &[u8]) {
+        let (_, k, v) = self.record(h);
+        (k, v)
+    }
+
+    /// The record's expiry time, if it has one.
+    #[inline]
+    fn expiry(&self, h: u32) -> Option<u64> {
+        let w = self.words(h);
+        (w[0] & TTL_FLAG != 0).then(|| w[1])
+    }
+
+    /// Words the record at `h` may use without moving: its class's, or its
+    /// whole chunk for a jumbo record.
+    fn capacity_words(&self, h: u32) -> usize {
+        match self.class_of_record(h) {
+            JUMBO_CLASS => self.chunks[(h >> CHUNK_SHIFT) as usize].len(),
+            class => class_words(class as usize) as usize,
+        }
+    }
+
+    /// Chunk index and word offset of handle `h`.
+    #[inline]
+    fn place(h: u32) -> (usize, usize) {
+        ((h >> CHUNK_SHIFT) as usize, (h as usize) & (CHUNK_WORDS - 1))
+    }
+
+    /// Gives the record at `h` an expiry word (`Some`) or drops it (`None`)
+    /// in place, moving its key and value by a word. The caller has checked
+    /// that the record's class has room ([`Slab::capacity_words`]).
+    fn reshape(&mut self, h: u32, at: Option<u64>) {
+        let head = self.header(h);
+        let (key_len, class, value_len) =
+            ((head & 0xFFFF) as usize, ((head >> 16) & 0xFF) as u8, (head >> 32) as usize);
+        let (from, to) = (key_offset(head), 1 + at.is_some() as usize);
+        let (chunk, off) = Slab::place(h);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut self.chunks[chunk][..]);
+        let src = (off + from) * 8;
+        bytes.copy_within(src..src + key_len + value_len, (off + to) * 8);
+        let w = self.words_mut(h);
+        w[0] = header(key_len, class, value_len, at.is_some());
+        if let Some(at) = at {
+            w[1] = at;
+        }
+    }
+
+    /// Copies the record at `from` to the fresh record `to` (class
+    /// `to_class`, room enough), with expiry `at`.
+    fn relocate(&mut self, from: u32, to: u32, to_class: u8, at: Option<u64>) {
+        let head = self.header(from);
+        let (key_len, value_len) = ((head & 0xFFFF) as usize, (head >> 32) as usize);
+        let len = key_len + value_len;
+        let ((fc, fo), (tc, to_off)) = (Slab::place(from), Slab::place(to));
+        let src = (fo + key_offset(head)) * 8;
+        let dst = (to_off + 1 + at.is_some() as usize) * 8;
+        if fc == tc {
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut self.chunks[fc][..]);
+            bytes.copy_within(src..src + len, dst);
+        } else {
+            // Two different chunks: borrow both.
+            let (lo, hi) = self.chunks.split_at_mut(fc.max(tc));
+            let (f, t) = if fc < tc { (&lo[fc], &mut hi[0]) } else { (&hi[0], &mut lo[tc]) };
+            let from_bytes: &[u8] = bytemuck::cast_slice(&f[..]);
+            let to_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut t[..]);
+            to_bytes[dst..dst + len].copy_from_slice(&from_bytes[src..src + len]);
+        }
+        let w = self.words_mut(to);
+        w[0] = header(key_len, to_class, value_len, at.is_some());
+        if let Some(at) = at {
+            w[1] = at;
+        }
     }
 
     #[inline]
@@ -361,19 +477,23 @@ impl Slab {
         }
     }
 
-    /// Writes a record (header, key, value) at `h`.
-    fn write(&mut self, h: u32, class: u8, key: &[u8], value: &[u8]) {
+    /// Writes a record (header, expiry `at` if any, key, value) at `h`.
+    fn write(&mut self, h: u32, class: u8, key: &[u8], value: &[u8], at: Option<u64>) {
         let w = self.words_mut(h);
-        w[0] = header(key.len(), class, value.len());
-        let body: &mut [u8] = bytemuck::cast_slice_mut(&mut w[1..]);
+        w[0] = header(key.len(), class, value.len(), at.is_some());
+        if let Some(at) = at {
+            w[1] = at;
+        }
+        let body: &mut [u8] = bytemuck::cast_slice_mut(&mut w[1 + at.is_some() as usize..]);
         body[..key.len()].copy_from_slice(key);
         body[key.len()..key.len() + value.len()].copy_from_slice(value);
     }
 
-    /// Replaces the value of the record at `h` in place (same class).
+    /// Replaces the value of the record at `h`, which has no expiry and
+    /// keeps none, in place (same class).
     fn overwrite_value(&mut self, h: u32, key_len: usize, class: u8, value: &[u8]) {
         let w = self.words_mut(h);
-        w[0] = header(key_len, class, value.len());
+        w[0] = header(key_len, class, value.len(), false);
         let body: &mut [u8] = bytemuck::cast_slice_mut(&mut w[1..]);
         body[key_len..key_len + value.len()].copy_from_slice(value);
     }
@@ -514,6 +634,68 @@ pub struct Store {
     lines: Option<TableLines>,
     /// Byte limit (see [`StoreLimits::max_bytes`]).
     max_bytes: Option<usize>,
+    /// The clock expiry is judged against (unix ms), set by the owner once
+    /// per batch ([`Store::set_now`]).
+    now: u64,
+    /// Records with an expiry (expired or not), kept on every change of a
+    /// record's [`TTL_FLAG`].
+    volatile: usize,
+    /// Records removed because they had expired, since the store began.
+    expired: u64,
+    /// Next bucket [`Store::expire_cycle`] examines (taken modulo the
+    /// table's size, which may have changed since).
+    expire_cursor: usize,
+    /// Generation of the table's layout: bumped before anything that may
+    /// move entries between buckets (growth, rehash in place, clear), so a
+    /// [`Store::scan`] cursor from an older layout restarts.
+    layout: u32,
+    /// Records per Redis Cluster slot, kept on insert and remove.
+    slots: Box<[u32; SLOTS]>,
+}
+
+/// Bits of a [`Store::scan`] cursor that hold the next bucket index (a
+/// table has at most 2^32 buckets); the bits above hold the layout
+/// generation it belongs to.
+const SCAN_POS_BITS: u32 = 33;
+/// Buckets a [`Store::scan`] call examines per key it was asked for, at
+/// most (as Redis bounds the empty buckets a SCAN visits).
+const SCAN_BUCKETS_PER_KEY: usize = 10;
+
+/// How a write treats the key's expiry.
+#[derive(Clone, Copy)]
+enum Ttl {
+    /// The key ends with no expiry (SET).
+    Clear,
+    /// The key ends expiring at this time (later than now).
+    Set(u64),
+    /// The key keeps the expiry it has, if it is live (SET KEEPTTL).
+    Keep,
+}
+
+/// What a removal found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Removed {
+    /// No record for the key.
+    Absent,
+    /// A record that had expired (counted in [`Store::expired_total`]).
+    Expired,
+    /// A live key.
+    Live,
+}
+
+/// A zeroed per-slot count, or `AllocFailed`.
+fn slot_counts() -> Result<Box<[u32; SLOTS]>, StoreError> {
+    let bytes = SLOTS * size_of::<u32>();
+    let mut v = Vec::new();
+    v.try_reserve_exact(SLOTS).map_err(|_| StoreError::AllocFailed { bytes })?;
+    v.resize(SLOTS, 0u32);
+    v.into_boxed_slice().try_into().map_err(|_| StoreError::AllocFailed { bytes })
+}
+
+/// The current unix time in milliseconds, for [`Store::set_now`] (0 if the
+/// system clock reads before 1970).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Default for Store {
@@ -533,6 +715,18 @@ fn table_bytes_for(buckets: usize) -> usize {
 /// (hashbrown's load factor: 7/8, one empty bucket in tables of ≤ 8).
 fn full_capacity(buckets: usize) -> usize {
     if buckets <= 8 { buckets.saturating_sub(1) } else { buckets / 8 * 7 }
+}
+
+/// Refuses a key or value longer than a record can describe.
+#[inline(always)]
+fn check_lengths(key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(StoreError::KeyTooLong { len: key.len() });
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(StoreError::ValueTooLong { len: value.len() });
+    }
+    Ok(())
 }
 
 /// Refuses an allocation of `need` bytes that would take `used` past `limit`.
@@ -588,6 +782,12 @@ impl Store {
             hasher: Default::default(),
             lines: None,
             max_bytes: limits.max_bytes,
+            now: 0,
+            volatile: 0,
+            expired: 0,
+            expire_cursor: 0,
+            layout: 0,
+            slots: slot_counts()?,
         };
         if keys > 0 {
             let buckets = (keys.max(15) * 8 / 7).next_power_of_two();
@@ -601,9 +801,9 @@ impl Store {
         Ok(store)
     }
 
-    /// An empty store with the same hasher and limits: given the same
-    /// operations it makes the same decisions (the model tests compare a
-    /// grouped execution with a sequential one this way).
+    /// An empty store with the same hasher, limits and clock: given the
+    /// same operations it makes the same decisions (the model tests compare
+    /// a grouped execution with a sequential one this way).
     #[cfg(any(test, feature = "model"))]
     pub fn twin(&self) -> Result<Store, StoreError> {
         Ok(Store {
@@ -612,7 +812,33 @@ impl Store {
             hasher: self.hasher.clone(),
             lines: None,
             max_bytes: self.max_bytes,
+            now: self.now,
+            volatile: 0,
+            expired: 0,
+            expire_cursor: 0,
+            layout: 0,
+            slots: slot_counts()?,
         })
+    }
+
+    /// True if the store holds a record for `key`, live or expired and not
+    /// yet removed (the model checks follow active expiry with it).
+    #[cfg(any(test, feature = "model"))]
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.table.find(self.hash(key), |&h| key_eq(self.slab.key(h), key)).is_some()
+    }
+
+    /// Sets the clock (unix milliseconds) that expiry is judged against. The
+    /// owner sets it once per batch: no operation reads a clock itself.
+    #[inline]
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now = now_ms;
+    }
+
+    /// The clock expiry is judged against (see [`Store::set_now`]).
+    #[inline]
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     /// Starts loading the table's control group and bucket line where a
@@ -670,16 +896,24 @@ impl Store {
     /// has freed a record since (the candidate's memory may now hold
     /// anything, or be gone) — ask [`Store::get`]. A candidate is never read
     /// after a free.
+    /// An expired key reads as absent here too.
     #[inline]
     pub fn get_at(&self, key: &[u8], candidate: Candidate, taken: Epoch) -> Option<&[u8]> {
         if taken.0 != self.slab.frees {
             return None;
         }
-        let (k, v) = self.slab.key_value(candidate.0);
-        key_eq(k, key).then_some(v)
+        let (head, k, v) = self.slab.record(candidate.0);
+        (key_eq(k, key) && self.live(candidate.0, head)).then_some(v)
     }
 
-    /// The value stored under `key`.
+    /// False if the record at `h`, whose header is `head`, has expired: a
+    /// bit test of the header for a key without an expiry.
+    #[inline(always)]
+    fn live(&self, h: u32, head: u64) -> bool {
+        head & TTL_FLAG == 0 || self.slab.words(h)[1] > self.now
+    }
+
+    /// The value stored under `key` (`None` if absent or expired).
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.get_hashed(self.hash(key), key)
@@ -691,94 +925,359 @@ impl Store {
         let slab = &self.slab;
         // Decode the record once: the matching candidate hands out its value.
         let mut found = None;
-        self.table.find(hash, |&h| {
-            let (k, v) = slab.key_value(h);
+        let &h = self.table.find(hash, |&h| {
+            let (head, k, v) = slab.record(h);
             let hit = key_eq(k, key);
             if hit {
-                found = Some(v);
+                found = Some((head, v));
             }
             hit
         })?;
-        found
+        let (head, v) = found?;
+        self.live(h, head).then_some(v)
     }
 
-    /// Sets `key` to `value`. Returns true if the key was new.
+    /// The expiry of `key`: `None` if it is absent (or expired),
+    /// `Some(None)` if it has no expiry, `Some(Some(at))` if it expires at
+    /// `at` (unix ms).
+    pub fn expiry(&self, key: &[u8]) -> Option<Option<u64>> {
+        let &h = self.table.find(self.hash(key), |&h| key_eq(self.slab.key(h), key))?;
+        match self.slab.expiry(h) {
+            Some(at) if at <= self.now => None,
+            at => Some(at),
+        }
+    }
+
+    /// Sets `key` to `value`, with no expiry (as Redis SET: a key that had
+    /// one loses it). Returns true if the key was new (or had expired).
     ///
     /// Refused, with nothing changed, when the write needs memory the
     /// limits do not allow, or the key or value is longer than a record can
     /// describe (see [`StoreError`]).
     #[inline]
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
-        if key.len() > MAX_KEY_LEN {
-            return Err(StoreError::KeyTooLong { len: key.len() });
+        self.write(key, value, Ttl::Clear)
+    }
+
+    /// Sets `key` to `value` expiring at `expire_at` (unix ms; `None`: no
+    /// expiry). Returns true if the key was new (or had expired).
+    ///
+    /// A time already due (at or before [`Store::now`]) removes the key
+    /// instead, allocating nothing (as Redis does for a SET with a past
+    /// EXAT). Refused as [`Store::put`] is.
+    pub fn put_expiring(&mut self, key: &[u8], value: &[u8], expire_at: Option<u64>) -> Result<bool, StoreError> {
+        match expire_at {
+            None => self.write(key, value, Ttl::Clear),
+            Some(at) if at > self.now => self.write(key, value, Ttl::Set(at)),
+            Some(_) => {
+                check_lengths(key, value)?;
+                Ok(self.remove(key) != Removed::Live)
+            }
         }
-        if value.len() > MAX_VALUE_LEN {
-            return Err(StoreError::ValueTooLong { len: value.len() });
-        }
+    }
+
+    /// Sets `key` to `value` keeping the key's expiry, if it is live (SET
+    /// KEEPTTL, APPEND, SETRANGE, INCR). Returns true if the key was new
+    /// (or had expired: it then has no expiry). Refused as [`Store::put`] is.
+    pub fn put_keep_ttl(&mut self, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        self.write(key, value, Ttl::Keep)
+    }
+
+    /// The one write path of [`Store::put`], [`Store::put_expiring`] and
+    /// [`Store::put_keep_ttl`]. `Ttl::Set` times are later than now.
+    #[inline(always)]
+    fn write(&mut self, key: &[u8], value: &[u8], ttl: Ttl) -> Result<bool, StoreError> {
+        check_lengths(key, value)?;
         let hash = self.hash(key);
-        let words = record_words(key.len(), value.len());
         // Only a store with a limit counts its bytes (in-place updates never do).
         let table_bytes = if self.max_bytes.is_some() { self.table.allocation_size() } else { 0 };
-        let Store { table, slab, hasher, lines, max_bytes } = self;
+        let now = self.now;
+        let Store { table, slab, hasher, lines, max_bytes, volatile, expired, layout, slots, .. } = self;
         let room = |slab: &Slab, need: usize| check_room(*max_bytes, slab.total_words * 8 + table_bytes, need);
         match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(mut entry) => {
                 let h = *entry.get();
-                let class = slab.class_of_record(h);
+                let head = slab.header(h);
+                let old_at = if head & TTL_FLAG != 0 { Some(slab.words(h)[1]) } else { None };
+                let was_expired = matches!(old_at, Some(at) if at <= now);
+                let at = match ttl {
+                    Ttl::Clear => None,
+                    Ttl::Set(at) => Some(at),
+                    Ttl::Keep if was_expired => None,
+                    Ttl::Keep => old_at,
+                };
+                let words = record_words(key.len(), value.len(), at.is_some());
+                let class = ((head >> 16) & 0xFF) as u8;
                 let same_class = if class == JUMBO_CLASS {
                     words > JUMBO_WORDS && slab.chunks[(h >> CHUNK_SHIFT) as usize].len() == words
                 } else {
                     words <= JUMBO_WORDS && class as usize == class_of(words as u32)
                 };
                 if same_class {
-                    slab.overwrite_value(h, key.len(), class, value);
+                    if old_at.is_none() && at.is_none() {
+                        slab.overwrite_value(h, key.len(), class, value);
+                    } else {
+                        slab.write(h, class, key, value, at);
+                    }
                 } else {
                     room(slab, slab.alloc_need(words)?)?;
                     let (nh, nclass) = slab.alloc(words)?;
-                    slab.write(nh, nclass, key, value);
+                    slab.write(nh, nclass, key, value, at);
                     *entry.get_mut() = nh;
                     slab.release(h);
                 }
-                Ok(false)
+                *volatile += at.is_some() as usize;
+                *volatile -= old_at.is_some() as usize;
+                *expired += was_expired as u64;
+                Ok(was_expired)
             }
             Err(absent) => {
+                let at = match ttl {
+                    Ttl::Set(at) => Some(at),
+                    Ttl::Clear | Ttl::Keep => None,
+                };
+                let words = record_words(key.len(), value.len(), at.is_some());
                 let table = absent.into_table();
                 let table_need = table_growth(table);
                 room(slab, slab.alloc_need(words)?.saturating_add(table_need))?;
+                if table.capacity() <= table.len() {
+                    // The reserve below grows the table or rehashes it in
+                    // place: entries move between buckets.
+                    *layout = layout.wrapping_add(1);
+                }
                 // Grow the table first, fallibly: the insert below then
                 // cannot allocate, and a refused record leaves no trace.
                 table
                     .try_reserve(1, |&h| hasher.hash_one(slab.key(h)))
                     .map_err(|_| StoreError::AllocFailed { bytes: table_need.max(1) })?;
                 let (h, class) = slab.alloc(words)?;
-                slab.write(h, class, key, value);
+                slab.write(h, class, key, value, at);
                 let slab = &*slab;
                 let entry = table.insert_unique(hash, h, |&h| hasher.hash_one(slab.key(h)));
                 // The insert may have moved the table: learn where it is now.
-                let (index, at) = (entry.bucket_index(), entry.get() as *const u32 as usize);
+                let (index, at_addr) = (entry.bucket_index(), entry.get() as *const u32 as usize);
                 let mask = entry.into_table().num_buckets() - 1;
-                *lines = Some(TableLines { ctrl: at + (index + 1) * std::mem::size_of::<u32>(), mask });
+                *lines = Some(TableLines { ctrl: at_addr + (index + 1) * std::mem::size_of::<u32>(), mask });
+                slots[slot_of(key) as usize & (SLOTS - 1)] += 1;
+                *volatile += at.is_some() as usize;
                 Ok(true)
             }
         }
     }
 
-    /// Removes `key`. Returns true if it was present.
+    /// Removes `key`. Returns true if it was present (a key that had
+    /// expired was not: its record goes, counted as an expiry).
     #[inline]
     pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.remove(key) == Removed::Live
+    }
+
+    /// Removes `key`'s record, if any, and says what it was.
+    fn remove(&mut self, key: &[u8]) -> Removed {
         let hash = self.hash(key);
         let Store { table, slab, .. } = self;
         match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(entry) => {
                 let (h, _) = entry.remove();
-                slab.release(h);
-                true
+                self.unlink(h, key)
             }
-            Err(_) => false,
+            Err(_) => Removed::Absent,
         }
     }
 
-    /// Number of keys.
+    /// Frees the record `h` of `key`, just taken out of the table, and
+    /// keeps the counts.
+    fn unlink(&mut self, h: u32, key: &[u8]) -> Removed {
+        let expiry = self.slab.expiry(h);
+        self.slab.release(h);
+        let slot = &mut self.slots[slot_of(key) as usize & (SLOTS - 1)];
+        *slot = slot.saturating_sub(1);
+        match expiry {
+            None => Removed::Live,
+            Some(at) => {
+                self.volatile -= 1;
+                if at <= self.now {
+                    self.expired += 1;
+                    Removed::Expired
+                } else {
+                    Removed::Live
+                }
+            }
+        }
+    }
+
+    /// Sets (`Some`) or clears (`None`) the expiry of a live `key`. Returns
+    /// false if the key is absent (or expired: its record goes).
+    ///
+    /// A time already due removes the key (as Redis EXPIRE with a time in
+    /// the past). Giving an expiry to a key without one may need a word
+    /// more memory: refused then with nothing changed, as [`Store::put`] is.
+    /// Clearing or changing an expiry never needs memory.
+    pub fn set_expiry(&mut self, key: &[u8], at: Option<u64>) -> Result<bool, StoreError> {
+        if let Some(t) = at
+            && t <= self.now
+        {
+            return Ok(self.remove(key) == Removed::Live);
+        }
+        let hash = self.hash(key);
+        let table_bytes = if self.max_bytes.is_some() { self.table.allocation_size() } else { 0 };
+        let now = self.now;
+        let Store { table, slab, max_bytes, volatile, .. } = self;
+        let Ok(mut entry) = table.find_entry(hash, |&h| key_eq(slab.key(h), key)) else {
+            return Ok(false);
+        };
+        let h = *entry.get();
+        match (slab.expiry(h), at) {
+            (Some(old), _) if old <= now => {
+                let (h, _) = entry.remove();
+                self.unlink(h, key);
+                return Ok(false);
+            }
+            (None, None) => {}
+            (Some(_), Some(at)) => slab.words_mut(h)[1] = at,
+            (Some(_), None) => {
+                // Keeps its class: a word shorter always fits.
+                slab.reshape(h, None);
+                *volatile -= 1;
+            }
+            (None, Some(at)) => {
+                let (k, v) = slab.key_value(h);
+                let words = record_words(k.len(), v.len(), true);
+                if slab.capacity_words(h) >= words {
+                    slab.reshape(h, Some(at));
+                } else {
+                    check_room(*max_bytes, slab.total_words * 8 + table_bytes, slab.alloc_need(words)?)?;
+                    let (nh, nclass) = slab.alloc(words)?;
+                    slab.relocate(h, nh, nclass, Some(at));
+                    *entry.get_mut() = nh;
+                    slab.release(h);
+                }
+                *volatile += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Lazy expiry: removes `key` if it has expired, and says whether it
+    /// did. (Reads through `&self` only treat an expired key as absent; a
+    /// caller about to touch a key calls this first.)
+    pub fn expire_if_due(&mut self, key: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let now = self.now;
+        let Store { table, slab, .. } = self;
+        match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
+            Ok(entry) if matches!(slab.expiry(*entry.get()), Some(at) if at <= now) => {
+                let (h, _) = entry.remove();
+                self.unlink(h, key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Active expiry: examines at most `budget` table buckets (and at most
+    /// the whole table once), from where the last call stopped, removing
+    /// the records that have expired; returns how many it removed. The work
+    /// is bounded by `budget` whatever the table holds, and a store with no
+    /// key carrying an expiry returns at once.
+    pub fn expire_cycle(&mut self, budget: usize) -> usize {
+        if self.volatile == 0 {
+            return 0;
+        }
+        let buckets = self.table.num_buckets();
+        let mut at = self.expire_cursor % buckets.max(1);
+        let mut removed = 0;
+        for _ in 0..budget.min(buckets) {
+            if let Some(&h) = self.table.get_bucket(at)
+                && matches!(self.slab.expiry(h), Some(t) if t <= self.now)
+            {
+                // Removing an entry moves no other: the walk goes on.
+                if let Ok(entry) = self.table.get_bucket_entry(at) {
+                    let (h, _) = entry.remove();
+                    // The key is read before the record is freed.
+                    let slot = slot_of(self.slab.key(h)) as usize & (SLOTS - 1);
+                    self.slots[slot] = self.slots[slot].saturating_sub(1);
+                    self.slab.release(h);
+                    self.volatile -= 1;
+                    self.expired += 1;
+                    removed += 1;
+                }
+            }
+            at += 1;
+            if at == buckets {
+                at = 0;
+            }
+        }
+        self.expire_cursor = at;
+        removed
+    }
+
+    /// Keys with an expiry set (live, or expired and not yet removed).
+    pub fn volatile_len(&self) -> usize {
+        self.volatile
+    }
+
+    /// Keys removed by expiry (lazy and active) since the store began.
+    pub fn expired_total(&self) -> u64 {
+        self.expired
+    }
+
+    /// SCAN: calls `f` with up to `count` (at least one) live keys, from
+    /// `cursor` (0 starts a scan), and returns the cursor to go on with (0
+    /// when the scan is complete). Examines at most
+    /// `10 × count` buckets per call.
+    ///
+    /// A full scan (from 0 until 0 comes back) hands out every key present
+    /// for its whole duration at least once. The cursor carries the table's
+    /// layout generation: if the table grew or rehashed since the cursor
+    /// was made, the scan starts over (repeating keys, never missing one).
+    /// A cursor this store did not make is either finished or restarts.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8])) -> u64 {
+        let buckets = self.table.num_buckets();
+        let tag = (self.layout as u64) & ((1 << (64 - SCAN_POS_BITS)) - 1);
+        let mut at = if cursor >> SCAN_POS_BITS == tag { (cursor & ((1 << SCAN_POS_BITS) - 1)) as usize } else { 0 };
+        let want = count.max(1);
+        let mut left = want.saturating_mul(SCAN_BUCKETS_PER_KEY);
+        let mut given = 0;
+        while at < buckets && given < want && left > 0 {
+            if let Some(&h) = self.table.get_bucket(at) {
+                let (head, k, _) = self.slab.record(h);
+                if self.live(h, head) {
+                    f(k);
+                    given += 1;
+                }
+            }
+            at += 1;
+            left -= 1;
+        }
+        if at >= buckets { 0 } else { tag << SCAN_POS_BITS | at as u64 }
+    }
+
+    /// Removes every key (FLUSHDB) and returns the records' and the
+    /// table's memory; the limits, the clock and [`Store::expired_total`]
+    /// stay.
+    pub fn clear(&mut self) {
+        let frees = self.slab.frees;
+        self.slab = Slab::new(self.slab.max_chunks);
+        // Candidates taken before are of an older epoch: never followed.
+        self.slab.frees = frees.wrapping_add(1);
+        self.table = HashTable::new();
+        self.lines = None;
+        self.volatile = 0;
+        self.expire_cursor = 0;
+        self.layout = self.layout.wrapping_add(1);
+        self.slots.fill(0);
+    }
+
+    /// Keys (live, or expired and not yet removed) in the Redis Cluster
+    /// hash slot `slot` ([`wire::slot::slot_of`]); 0 for a slot past the
+    /// last. O(1): a count kept on insert and remove.
+    pub fn keys_in_slot(&self, slot: u16) -> u32 {
+        self.slots.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    /// Number of keys, counting expired keys not yet removed (as Redis
+    /// DBSIZE does).
     pub fn len(&self) -> usize {
         self.table.len()
     }
@@ -1027,6 +1526,258 @@ mod tests {
         let key = vec![b'k'; MAX_KEY_LEN + 1];
         assert_eq!(s.put(&key, b"v"), Err(StoreError::KeyTooLong { len: MAX_KEY_LEN + 1 }));
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn expired_keys_are_absent_to_every_read() {
+        let mut s = Store::default();
+        s.set_now(1000);
+        assert_eq!(s.put_expiring(b"k", b"v", Some(1010)), Ok(true));
+        s.put(b"p", b"forever").expect("put");
+        assert_eq!((s.expiry(b"k"), s.expiry(b"p"), s.expiry(b"none")), (Some(Some(1010)), Some(None), None));
+        assert_eq!(s.volatile_len(), 1);
+        let (c, e) = (s.candidate(s.hash(b"k")).expect("candidate"), s.epoch());
+        assert_eq!(s.get_at(b"k", c, e), Some(&b"v"[..]));
+        s.set_now(1009);
+        assert_eq!(s.get(b"k"), Some(&b"v"[..]), "live until its time");
+        s.set_now(1010);
+        assert_eq!(s.get(b"k"), None);
+        assert_eq!(s.get_at(b"k", c, e), None);
+        assert_eq!(s.expiry(b"k"), None);
+        assert_eq!(s.scan(0, 100, |k| assert_eq!(k, b"p")), 0);
+        // Not yet removed: it still counts, until something touches it.
+        assert_eq!((s.len(), s.volatile_len(), s.expired_total()), (2, 1, 0));
+        assert!(s.expire_if_due(b"k"));
+        assert!(!s.expire_if_due(b"k"));
+        assert!(!s.expire_if_due(b"p"));
+        assert_eq!((s.len(), s.volatile_len(), s.expired_total()), (1, 0, 1));
+        assert_eq!(s.get(b"p"), Some(&b"forever"[..]));
+    }
+
+    #[test]
+    fn writes_treat_the_expiry_as_redis_does() {
+        let mut s = Store::default();
+        s.set_now(50);
+        s.put_expiring(b"k", b"one", Some(100)).expect("put");
+        // KEEPTTL keeps it, SET clears it.
+        assert_eq!(s.put_keep_ttl(b"k", b"two"), Ok(false));
+        assert_eq!(s.expiry(b"k"), Some(Some(100)));
+        assert_eq!(s.put(b"k", b"three"), Ok(false));
+        assert_eq!(s.expiry(b"k"), Some(None));
+        assert_eq!(s.volatile_len(), 0);
+        // A write to an expired key makes a new one (counted as an expiry).
+        s.put_expiring(b"k", b"four", Some(60)).expect("put");
+        s.set_now(60);
+        assert_eq!(s.put_keep_ttl(b"k", b"five"), Ok(true));
+        assert_eq!((s.expiry(b"k"), s.expired_total(), s.volatile_len()), (Some(None), 1, 0));
+        // A time already due removes the key; so does EXPIRE with one.
+        assert_eq!(s.put_expiring(b"k", b"six", Some(60)), Ok(false));
+        assert_eq!((s.get(b"k"), s.len()), (None, 0));
+        assert_eq!(s.put_expiring(b"k", b"seven", Some(10)), Ok(true));
+        assert!(s.is_empty());
+        s.put(b"k", b"eight").expect("put");
+        assert_eq!(s.set_expiry(b"k", Some(60)), Ok(true));
+        assert!(s.is_empty());
+        assert_eq!(s.set_expiry(b"k", None), Ok(false));
+        // EXPIRE, then PERSIST, in place.
+        s.put(b"k", b"nine").expect("put");
+        assert_eq!(s.set_expiry(b"k", Some(70)), Ok(true));
+        assert_eq!((s.expiry(b"k"), s.get(b"k")), (Some(Some(70)), Some(&b"nine"[..])));
+        assert_eq!(s.set_expiry(b"k", Some(80)), Ok(true));
+        assert_eq!(s.set_expiry(b"k", None), Ok(true));
+        assert_eq!((s.expiry(b"k"), s.get(b"k"), s.volatile_len()), (Some(None), Some(&b"nine"[..]), 0));
+        // DELETE of an expired key: absent, and counted.
+        s.put_expiring(b"k", b"ten", Some(61)).expect("put");
+        s.set_now(61);
+        assert!(!s.delete(b"k"));
+        assert_eq!((s.len(), s.expired_total()), (0, 2));
+    }
+
+    #[test]
+    fn an_expiry_word_moves_the_key_and_value_intact() {
+        let mut s = Store::default();
+        s.set_now(1);
+        for len in [0usize, 1, 6, 7, 8, 9, 100, 504, 505, JUMBO_RECORD_BYTES - 16, JUMBO_RECORD_BYTES, 1 << 20] {
+            let key = format!("key{len}");
+            let value: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            s.put(key.as_bytes(), &value).expect("put");
+            let before = s.memory().live_bytes;
+            assert_eq!(s.set_expiry(key.as_bytes(), Some(u64::MAX)), Ok(true));
+            assert_eq!(s.get(key.as_bytes()), Some(value.as_slice()), "{len} B with an expiry");
+            assert_eq!(s.expiry(key.as_bytes()), Some(Some(u64::MAX)));
+            // One word more, rounded to its size class (nothing if the class had room).
+            let grew = s.memory().live_bytes - before;
+            let words = record_words(key.len(), len, false);
+            let room = if words > JUMBO_WORDS { words } else { class_words(class_of(words as u32)) as usize };
+            assert_eq!(grew == 0, room > words, "{len} B: grew by {grew}");
+            assert_eq!(s.set_expiry(key.as_bytes(), None), Ok(true));
+            assert_eq!(s.get(key.as_bytes()), Some(value.as_slice()), "{len} B without");
+            assert_eq!(s.memory().live_bytes - before, grew, "clearing an expiry moves nothing");
+            s.put_expiring(key.as_bytes(), &value, Some(5)).expect("put");
+            assert_eq!(s.get(key.as_bytes()), Some(value.as_slice()));
+            s.put_keep_ttl(key.as_bytes(), &value[..len / 2]).expect("put");
+            assert_eq!((s.get(key.as_bytes()), s.expiry(key.as_bytes())), (Some(&value[..len / 2]), Some(Some(5))));
+        }
+    }
+
+    #[test]
+    fn adding_an_expiry_may_be_refused_and_then_changes_nothing() {
+        let limit = 4 << 20;
+        let mut s =
+            Store::with_limits(0, StoreLimits { max_bytes: Some(limit), ..StoreLimits::default() }).expect("store");
+        // 6-byte keys and 122-byte values: 17 words, a class with no room for an 18th.
+        let mut n = 0u32;
+        while s.put(format!("{n:06}").as_bytes(), &[1u8; 122]).is_ok() {
+            n += 1;
+        }
+        let before = s.memory();
+        let mut refused = 0;
+        for i in 0..n {
+            let key = format!("{i:06}");
+            match s.set_expiry(key.as_bytes(), Some(10)) {
+                Ok(true) => {}
+                Err(e) => {
+                    assert!(e.is_no_room(), "{e}");
+                    assert_eq!(s.expiry(key.as_bytes()), Some(None), "a refused EXPIRE changes nothing");
+                    refused += 1;
+                }
+                Ok(false) => panic!("{key} is present"),
+            }
+            assert!(s.memory().used() <= limit);
+        }
+        assert!(refused > 0, "every expiry fitted: {before:?}");
+        assert_eq!(s.volatile_len(), (n - refused) as usize);
+        // Clearing an expiry never needs memory.
+        for i in 0..n {
+            assert_eq!(s.set_expiry(format!("{i:06}").as_bytes(), None), Ok(true));
+        }
+        assert_eq!(s.volatile_len(), 0);
+    }
+
+    #[test]
+    fn active_expiry_examines_a_bounded_number_of_buckets() {
+        let mut s = Store::default();
+        s.set_now(10);
+        assert_eq!(s.expire_cycle(1000), 0, "nothing volatile");
+        for i in 0..1000u32 {
+            let key = format!("k{i}");
+            if i % 3 == 0 {
+                s.put_expiring(key.as_bytes(), b"v", Some(20)).expect("put");
+            } else {
+                s.put(key.as_bytes(), b"v").expect("put");
+            }
+        }
+        s.set_now(20);
+        let buckets = s.table.num_buckets();
+        let budget = 7;
+        let mut removed = 0;
+        for _ in 0..buckets.div_ceil(budget) {
+            let r = s.expire_cycle(budget);
+            assert!(r <= budget);
+            removed += r;
+        }
+        assert_eq!(removed, 334, "one turn of the cursor removes every expired key");
+        assert_eq!((s.len(), s.volatile_len(), s.expired_total()), (666, 0, 334));
+        let total: u32 = (0..SLOTS as u16).map(|slot| s.keys_in_slot(slot)).sum();
+        assert_eq!(total, 666);
+    }
+
+    #[test]
+    fn a_scan_misses_no_key_while_the_table_grows_and_rehashes() {
+        let mut s = Store::default();
+        for i in 0..100u32 {
+            s.put(format!("old{i}").as_bytes(), b"v").expect("put");
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = s.scan(0, 10, |k| {
+            seen.insert(k.to_vec());
+        });
+        let (mut calls, mut n, layout) = (1, 0u32, s.layout);
+        while cursor != 0 {
+            // Churn between the first calls: new keys (growth), and deletes
+            // of them (tombstones that later inserts rehash away in place).
+            // Each change of layout restarts the scan: it ends once they stop.
+            for _ in 0..if calls < 40 { 50 } else { 0 } {
+                s.put(format!("new{n}").as_bytes(), b"v").expect("put");
+                if n % 2 == 0 {
+                    s.delete(format!("new{}", n / 2).as_bytes());
+                }
+                n += 1;
+            }
+            cursor = s.scan(cursor, 10, |k| {
+                seen.insert(k.to_vec());
+            });
+            calls += 1;
+            assert!(calls < 100_000, "the scan does not finish");
+        }
+        assert!(s.layout.wrapping_sub(layout) >= 3, "the table changed layout {} times", s.layout - layout);
+        for i in 0..100u32 {
+            assert!(seen.contains(format!("old{i}").as_bytes()), "old{i} missed");
+        }
+    }
+
+    #[test]
+    fn a_scan_cursor_from_an_older_layout_starts_over() {
+        let mut s = Store::default();
+        for i in 0..100u32 {
+            s.put(format!("old{i}").as_bytes(), b"v").expect("put");
+        }
+        let buckets = s.table.num_buckets();
+        // Most of the way through the table...
+        let cursor = s.scan(0, 90, |_| {});
+        assert_ne!(cursor, 0);
+        // ... then it grows: its keys move anywhere.
+        let mut n = 0;
+        while s.table.num_buckets() == buckets {
+            s.put(format!("new{n}").as_bytes(), b"v").expect("put");
+            n += 1;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = cursor;
+        loop {
+            cursor = s.scan(cursor, 1000, |k| {
+                seen.insert(k.to_vec());
+            });
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), s.len(), "the rest of the scan starts over and hands out every key");
+    }
+
+    #[test]
+    fn clear_returns_the_memory_and_forgets_every_key() {
+        let mut s = Store::default();
+        s.set_now(5);
+        let big = vec![1u8; 600 << 10];
+        s.put(b"big", &big).expect("put");
+        for i in 0..1000u32 {
+            s.put_expiring(format!("k{i}").as_bytes(), b"v", Some(10)).expect("put");
+        }
+        let (c, e) = (s.candidate(s.hash(b"big")).expect("candidate"), s.epoch());
+        s.clear();
+        assert_eq!(s.get_at(b"big", c, e), None, "a candidate from before is not followed");
+        assert_eq!((s.len(), s.volatile_len(), s.now()), (0, 0, 5));
+        assert_eq!(s.memory().slab_bytes, 0);
+        assert!((0..SLOTS as u16).all(|slot| s.keys_in_slot(slot) == 0));
+        assert_eq!(s.scan(0, 10, |_| panic!("a key after clear")), 0);
+        s.put(b"again", b"v").expect("put");
+        assert_eq!(s.get(b"again"), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn slot_counts_follow_inserts_and_removes_only() {
+        let mut s = Store::default();
+        let slot = slot_of(b"{tag}a");
+        for k in [&b"{tag}a"[..], b"{tag}b", b"{tag}c"] {
+            s.put(k, b"1").expect("put");
+        }
+        s.put(b"{tag}a", &[2u8; 5000]).expect("overwrite (moves the record)");
+        s.put_keep_ttl(b"{tag}b", b"3").expect("overwrite");
+        assert_eq!(s.keys_in_slot(slot), 3);
+        assert!(s.delete(b"{tag}c"));
+        assert_eq!(s.keys_in_slot(slot), 2);
+        assert_eq!(s.keys_in_slot(u16::MAX), 0);
     }
 
     /// The byte limit counts the table growth a new key causes before it
