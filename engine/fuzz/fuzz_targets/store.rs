@@ -1,6 +1,9 @@
-//! Fuzz target: the same operations on the store's own API, checked against
-//! a `HashMap` model, the byte limit and the chunk limit
-//! (`engine::model::check_store`); nothing may panic.
+//! Fuzz target: the same operations on the store's own API — writes with
+//! and without an expiry, expiry changes, moves of the clock, lazy and
+//! active expiry, scans with writes between their calls, flushes, bulk
+//! writes that grow the table — checked against the model, the byte limit,
+//! the chunk limit and the per-slot counts (`engine::model::check_store`);
+//! nothing may panic.
 
 #![no_main]
 
