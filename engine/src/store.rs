@@ -37,7 +37,7 @@
 //! - actively, through [`Store::expire_cycle`], which examines a bounded
 //!   number of table buckets from a rotating cursor per call.
 //!
-//! Only a record with an expiry pays for it: the header's [`TTL_FLAG`] bit
+//! Only a record with an expiry pays for it: a flag bit in its header
 //! says the word after the header holds the time (8 bytes per volatile
 //! key, rounded up to the record's size class). A read of a key without an
 //! expiry tests that bit in the header it reads anyway, and nothing else;
@@ -89,7 +89,7 @@ const JUMBO_CLASS: u8 = u8::MAX;
 const FREE_KEY_LEN: u64 = 0xFFFF;
 /// Header bit (in the byte after the class) of a record with an expiry:
 /// the word after the header holds its time, in unix milliseconds.
-pub const TTL_FLAG: u64 = 1 << 24;
+const TTL_FLAG: u64 = 1 << 24;
 /// "No record" handle.
 const NIL: u32 = u32::MAX;
 /// Most chunks one store can address: a handle is a 32-bit word index, so
@@ -164,7 +164,7 @@ fn header(key_len: usize, class: u8, value_len: usize, ttl: bool) -> u64 {
 }
 
 /// Words before a record's key: the header, and the expiry word if the
-/// header's [`TTL_FLAG`] is set.
+/// header's `TTL_FLAG` is set.
 #[inline(always)]
 fn key_offset(head: u64) -> usize {
     1 + ((head & TTL_FLAG) >> 24) as usize
@@ -638,7 +638,7 @@ pub struct Store {
     /// per batch ([`Store::set_now`]).
     now: u64,
     /// Records with an expiry (expired or not), kept on every change of a
-    /// record's [`TTL_FLAG`].
+    /// record's `TTL_FLAG`.
     volatile: usize,
     /// Records removed because they had expired, since the store began.
     expired: u64,
@@ -1026,9 +1026,11 @@ impl Store {
                     *entry.get_mut() = nh;
                     slab.release(h);
                 }
+                if let Some(old) = old_at {
+                    *volatile -= 1;
+                    *expired += (old <= now) as u64;
+                }
                 *volatile += at.is_some() as usize;
-                *volatile -= old_at.is_some() as usize;
-                *expired += was_expired as u64;
                 Ok(was_expired)
             }
             Err(absent) => {
