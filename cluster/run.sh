@@ -11,7 +11,8 @@
 #      the load generators (bounded: warm-up + duration + --timeout, default
 #      120 s), stops the samplers;
 #   4. collects every node's loadgen JSON and histograms, the servers' log
-#      lines of the run, the samples and stats snapshots (each node writes
+#      lines of the run, the samples, stats snapshots and metrics scrapes
+#      (servers with a metrics_port, before and after the run; each node writes
 #      them into DIR/nodes/NAME/runs/<UTC timestamp>/; one tar over ssh per
 #      node brings them) into LOGS/<UTC timestamp>/ (LOGS: --logs, default
 #      ./logs), points LOGS/latest at it, and prints `percore report` of it.
@@ -47,6 +48,13 @@ seconds=$(sed -n 's/^seconds //p' <<<"$checked")
 limit=$((seconds + slack))
 load_cluster
 [ "${#CLIENTS[@]}" -gt 0 ] || die "$CONFIG lists no [[client]] to generate load"
+# Servers with a metrics endpoint: NAME -> "HOST PORT" (HOST as the node
+# itself reaches it).
+metrics_lines=$("$PERCORE" cluster metrics --config "$CONFIG") || die "cannot read the metrics ports of $CONFIG"
+declare -A metrics_at
+while read -r name host port; do
+    [ -z "$name" ] || metrics_at[$name]="$host $port"
+done <<<"$metrics_lines"
 check_reachable || die "not running: fix the node(s) above"
 first=${CLIENTS[0]}
 first_server_addr=${HOST[${SERVERS[0]}]}
@@ -106,7 +114,32 @@ fi
 # 3. Measure: samplers everywhere (and where each server log stands), the
 # load generators on the clients, then the samplers stopped.
 stats() { remote "$first" "$RUN"'"$BIN" stats --config "$R/cluster.toml" --json </dev/null' 30; }
+# scrape WHEN: every server with a metrics port fetches its own /metrics
+# page into R/NODE.metrics-WHEN.prom (curl, else bash's /dev/tcp).
+scrape() {
+    local i host port
+    for i in "${SERVERS[@]}"; do
+        [ -n "${metrics_at[${NAME[$i]}]:-}" ] || continue
+        read -r host port <<<"${metrics_at[${NAME[$i]}]}"
+        remote "$i" "$RUN$(printf 'HOST=%q\nPORT=%q\nWHEN=%q\nCRLF=%q\n' "$host" "$port" "$1" $'\r\n')"'
+case $HOST in *:*) AUTH="[$HOST]:$PORT" ;; *) AUTH="$HOST:$PORT" ;; esac
+f="$R/$NODE.metrics-$WHEN.prom"
+if command -v curl >/dev/null; then
+    page=$(curl -sSf --max-time 10 "http://$AUTH/metrics" </dev/null)
+else
+    exec 3<>"/dev/tcp/$HOST/$PORT"
+    printf "GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" "$AUTH" >&3
+    reply=$(timeout 10 cat <&3)
+    exec 3<&-
+    line=${reply%%"$CRLF"*}
+    case $line in "HTTP/1."?" 200 "*) ;; *) echo "GET http://$AUTH/metrics: ${line:-no reply}" >&2; exit 1 ;; esac
+    page=${reply#*"$CRLF$CRLF"}
+fi
+printf "%s\n" "$page" >"$f"' 30 || say "no metrics scrape $1 the run from ${NAME[$i]}"
+    done
+}
 stats >"$out/stats-before.json" || say "no stats snapshot before the run"
+scrape before
 declare -A offset
 active=yes
 for i in "${!NAME[@]}"; do
@@ -147,6 +180,7 @@ fi' 30 || say "cannot stop the sampler on ${NAME[$i]}"
 done
 active=no
 stats >"$out/stats-after.json" || say "no stats snapshot after the run"
+scrape after
 echo "finished_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$out/run.txt"
 
 # 4. Collect: each node's run directory, in one transfer per node.

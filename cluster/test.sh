@@ -164,6 +164,7 @@ cluster_file() { # cluster_file EXTRA_TOML → the test's cluster file text
     cat <<EOF
 # The namespace test cluster (made by cluster/test.sh).
 base_port = 7000
+metrics_port = 9100
 
 [ssh]
 user = "root"
@@ -234,6 +235,9 @@ for png in latency.png throughput.png; do
     check "run.sh wrote $png" bash -c "[ \"\$(head -c 8 '$latest/$png' | od -An -c | tr -d ' ')\" = '211PNG\r\n032\n' ]"
 done
 check "the run kept every node's samples" test -s "$latest/node0.sample.jsonl" -a -s "$latest/node1.sample.jsonl" -a -s "$latest/node2.sample.jsonl"
+for f in node0.metrics-before.prom node0.metrics-after.prom node1.metrics-after.prom; do
+    check "the run kept the servers' metrics scrape $f" grep -q '^percore_operations_total{shard=' "$latest/$f"
+done
 
 # A load generator that fails (here: on a CPU that does not exist) fails
 # run.sh, naming the node; the report of what there is still comes.

@@ -5,6 +5,7 @@
 //! | subcommand | prints |
 //! |---|---|
 //! | `nodes` | one line per node: `ROLE NAME SSH_HOST CORES` |
+//! | `metrics` | one line per server with a metrics port: `NAME HOST PORT` |
 //! | `ssh-args` | the ssh/scp options, one word per line |
 //! | `dir` | the work directory on every node |
 //! | `loadgen-args` | the load-phase arguments and the run's length, for `run.sh` |
@@ -33,6 +34,9 @@ pub const DEFAULT_DIR: &str = "percore";
 pub enum ClusterCommand {
     /// Every node, one line each: `ROLE NAME SSH_HOST CORES`.
     Nodes(FileArgs),
+    /// Every server with a metrics port, one line each: `NAME HOST PORT`,
+    /// HOST being where the node itself reaches its endpoint.
+    Metrics(FileArgs),
     /// The ssh/scp options from `[ssh]`, one word per line.
     SshArgs(FileArgs),
     /// The work directory on the nodes (`[ssh] dir`, default `percore`).
@@ -122,6 +126,7 @@ pub enum ClusterCmdError {
 pub fn run(cmd: &ClusterCommand) -> Result<(), ClusterCmdError> {
     match cmd {
         ClusterCommand::Nodes(a) => print!("{}", nodes(&Cluster::load(&a.config)?)),
+        ClusterCommand::Metrics(a) => print!("{}", metrics(&Cluster::load(&a.config)?)),
         ClusterCommand::SshArgs(a) => {
             for word in ssh_args(&Cluster::load(&a.config)?) {
                 println!("{word}");
@@ -182,6 +187,23 @@ pub fn nodes(cluster: &Cluster) -> String {
             ssh_host(&c.name, c.addr.as_deref()),
             format_cpu_list(&c.cores)
         ));
+    }
+    out
+}
+
+/// The `metrics` lines: `NAME HOST PORT` for every server whose
+/// `metrics_port` is not 0, in file order. HOST is the server's `listen`
+/// address, or the loopback address when it listens on every address
+/// (`0.0.0.0`, `::`): the scripts scrape a node from the node itself.
+pub fn metrics(cluster: &Cluster) -> String {
+    let mut out = String::new();
+    for s in cluster.servers.iter().filter(|s| s.metrics_port > 0) {
+        let host = match s.listen.as_str() {
+            "0.0.0.0" => "127.0.0.1",
+            "::" | "[::]" => "::1",
+            listen => listen,
+        };
+        out.push_str(&format!("{} {host} {}\n", s.name, s.metrics_port));
     }
     out
 }
@@ -327,6 +349,21 @@ cores = "0,2"
             "server node0 10.0.0.1 1-3\nserver node1 10.0.0.2 1-3\nclient node2 node2 0-7\nclient node3 10.0.0.4 0,2\n"
         );
         assert_eq!(work_dir(&c), "/tmp/pc");
+    }
+
+    #[test]
+    fn metrics_lines_name_the_servers_with_a_metrics_port() {
+        let c = Cluster::parse(FILE, "f.toml").expect("valid");
+        assert_eq!(metrics(&c), "", "no metrics_port: no lines");
+        let file = FILE.replacen("base_port = 7000", "base_port = 7000\nmetrics_port = 9100", 1).replacen(
+            "addr = \"10.0.0.2\"",
+            "addr = \"10.0.0.2\"\nlisten = \"0.0.0.0\"\nmetrics_port = 9200",
+            1,
+        );
+        let c = Cluster::parse(&file, "f.toml").expect("valid");
+        assert_eq!(metrics(&c), "node0 10.0.0.1 9100\nnode1 127.0.0.1 9200\n");
+        let off = file.replacen("metrics_port = 9200", "metrics_port = 0", 1);
+        assert_eq!(metrics(&Cluster::parse(&off, "f.toml").expect("valid")), "node0 10.0.0.1 9100\n");
     }
 
     #[test]
