@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || need+=(redis-tools)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 command -v memcached >/dev/null || need+=(memcached)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null || need+=(openssh-client)
@@ -29,6 +32,14 @@ if [ ${#need[@]} -gt 0 ]; then
         echo "test: missing ${need[*]}; install with: sudo apt-get install ${need[*]}" >&2
         exit 1
     fi
+fi
+
+# redis-py for the RESP door's tests, pinned, in a virtual environment of
+# its own (tools/tests/redis_clients.rs looks for target/pyenv).
+if ! target/pyenv/bin/python -c 'import redis' 2>/dev/null; then
+    echo "test: installing redis-py into target/pyenv" >&2
+    python3 -m venv target/pyenv
+    target/pyenv/bin/pip install --quiet --disable-pip-version-check 'redis==8.1.0' >&2
 fi
 
 # The `ci` profile: release's optimizations and panic = "abort", without

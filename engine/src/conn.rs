@@ -38,6 +38,7 @@
 //! large frame.
 
 use crate::batch::execute;
+use crate::resp::{AUTH_DELAY, Outcome, Session};
 use crate::shard::{ConnSlot, Shard};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -47,7 +48,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 use wire::buf::RecvBuf;
 use wire::codec::{ResponseEncoder, decode, decode_request, encode, explain};
-use wire::frame::{FrameError, Kind, Next, next_frame};
+use wire::frame::{FrameError, Kind, MAGIC, Next, next_frame};
 use wire::msg::{ArchivedHello, ArchivedRequest, ErrorBody, ErrorCode, StatsReply};
 
 /// Replies are written once this many bytes are pending, even if more
@@ -96,6 +97,21 @@ enum Step {
     Read(Option<usize>),
     /// Write the replies first: the reply buffer is full.
     Flush,
+    /// Write the replies and close (RESP `QUIT`).
+    Quit,
+    /// Wait [`AUTH_DELAY`], then write the replies (a wrong secret).
+    Penalty,
+}
+
+/// Which protocol a connection speaks, told by its first bytes: a percore
+/// frame begins with `PCOR`, anything else is RESP.
+enum Door {
+    /// Nothing (or only a prefix of `PCOR`) has arrived yet.
+    Unknown,
+    /// percore frames.
+    Frames,
+    /// RESP, with the connection's state.
+    Resp(Box<Session>),
 }
 
 /// Which deadline a wait for input runs against.
@@ -121,22 +137,26 @@ struct Conn<'a> {
     partial_since: Option<Instant>,
     /// Whole frames were consumed since the last read.
     consumed: bool,
+    /// The protocol, once known.
+    door: Door,
 }
 
 /// Serves one admitted connection until it closes.
 pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream, slot: Rc<ConnSlot>) {
     let _ = stream.set_nodelay(true);
     let now = Instant::now();
+    let max_frame = shard.setup.limits.max_frame_bytes as usize;
     let mut conn = Conn {
         shard: &shard,
         slot: &slot,
-        rbuf: RecvBuf::new(INITIAL_RECV, shard.setup.limits.max_frame_bytes as usize),
+        rbuf: RecvBuf::new(INITIAL_RECV, max_frame.max(shard.setup.resp.limits.max_command_bytes)),
         wbuf: Vec::new(),
         enc: ResponseEncoder::new(),
         accepted: now,
         last_input: now,
         partial_since: None,
         consumed: false,
+        door: Door::Unknown,
     };
     let result = conn.run(&mut stream).await;
     if !slot.evicted() {
@@ -216,11 +236,15 @@ impl Conn<'_> {
         let mut turns = 0u32;
         loop {
             let step = self.answer_buffered().map_err(Close::Refuse)?;
+            if let Step::Penalty = step {
+                glommio::timer::sleep(AUTH_DELAY).await;
+            }
             if !self.wbuf.is_empty() {
                 self.flush(stream).await?;
             }
             let frame_len = match step {
-                Step::Flush => continue,
+                Step::Flush | Step::Penalty => continue,
+                Step::Quit => return Ok(()),
                 Step::Read(frame_len) => frame_len,
             };
             if self.rbuf.is_empty() {
@@ -346,8 +370,38 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Answers every whole frame in the receive buffer, appending replies.
+    /// Answers every whole frame (or RESP command) in the receive buffer,
+    /// appending replies.
     fn answer_buffered(&mut self) -> Result<Step, Refusal> {
+        if let Door::Unknown = self.door {
+            let seen = self.rbuf.filled();
+            if seen.is_empty() || (seen.len() < MAGIC.len() && MAGIC.starts_with(seen)) {
+                return Ok(Step::Read(None));
+            }
+            self.door = if seen.starts_with(&MAGIC) {
+                Door::Frames
+            } else {
+                Door::Resp(Box::new(Session::new(&self.shard.setup.resp, self.slot.token())))
+            };
+        }
+        if let Door::Resp(session) = &mut self.door {
+            let s = self.shard;
+            let before = self.rbuf.len();
+            let outcome = session
+                .answer(s, self.slot, &mut self.rbuf, &mut self.wbuf)
+                .map_err(|message| Refusal::new(ErrorCode::Corrupt, message))?;
+            // The partial command's deadline runs from its first byte: it
+            // restarts only when whole commands were consumed.
+            if self.rbuf.len() != before {
+                self.consumed = true;
+            }
+            return Ok(match outcome {
+                Outcome::Read(need) => Step::Read(need),
+                Outcome::Flush => Step::Flush,
+                Outcome::Quit => Step::Quit,
+                Outcome::Penalty => Step::Penalty,
+            });
+        }
         loop {
             let next = next_frame(self.rbuf.filled(), &self.shard.setup.limits).map_err(frame_refusal)?;
             let frame = match next {
@@ -462,9 +516,18 @@ impl Conn<'_> {
     /// timeout), shuts the write side, and drains briefly so the peer can
     /// read it before the close.
     async fn refuse(&mut self, stream: &mut TcpStream, refusal: Refusal) {
-        let body = ErrorBody { code: refusal.code, message: refusal.message };
-        if encode(Kind::Error, &body, &mut self.wbuf).is_err() {
-            return;
+        if let Door::Resp(_) = self.door {
+            // Redis's way: one error reply, then the close.
+            let message = match refusal.message.strip_prefix("ERR ") {
+                Some(m) => m.to_string(),
+                None => refusal.message,
+            };
+            wire::resp::reply::error(&mut self.wbuf, &format!("ERR {message}"));
+        } else {
+            let body = ErrorBody { code: refusal.code, message: refusal.message };
+            if encode(Kind::Error, &body, &mut self.wbuf).is_err() {
+                return;
+            }
         }
         let limit = self.shard.setup.opts.limits.write_timeout;
         if write_within(stream, &self.wbuf, limit).await.is_ok() {

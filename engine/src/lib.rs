@@ -55,6 +55,9 @@
 //!   only with what arrives, answer each whole frame, coalesce the replies
 //!   into one write, refuse bad input with an error frame; every wait has a
 //!   deadline a peer cannot move (handshake, frame, idle, write).
+//! - `resp`: the RESP door on the same port: Redis commands parsed from
+//!   the receive buffer, routed (`-MOVED` for another core's slots), run on
+//!   the store, answered in Redis's formats; each core one Redis Cluster node.
 //! - [`batch`]: runs one validated batch against the store, writing the reply.
 //! - [`store`]: the shard's map and record layout; its byte and chunk
 //!   limits (a write past them is refused, never an abort).
@@ -78,6 +81,7 @@ pub mod metrics;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 pub mod options;
+mod resp;
 pub mod server;
 mod shard;
 pub mod stats;

@@ -177,6 +177,18 @@ pub fn bind_with_backlog(addr: &str, port: u16, backlog: i32) -> Result<TcpListe
     Ok(socket.into())
 }
 
+/// The RESP door's parser limits from the node's settings: a command may
+/// take the larger of a frame and the longest bulk plus 64 KiB of headers.
+fn resp_limits(cluster: &Cluster, opts: &ServerOptions) -> wire::resp::RespLimits {
+    let bulk = opts.limits.proto_max_bulk_len as usize;
+    wire::resp::RespLimits {
+        max_bulk_len: bulk,
+        max_multibulk_len: opts.limits.max_multibulk_len as usize,
+        max_command_bytes: (cluster.limits.max_frame_bytes as usize).max(bulk + (64 << 10)),
+        ..wire::resp::RespLimits::default()
+    }
+}
+
 /// Runs the node's shards on the bound `listeners` until `stop` is set, then
 /// stops them in order and returns their final counters. Rate lines go to
 /// `out` once per `opts.stats_interval`; `ready` is called once every shard
@@ -229,6 +241,13 @@ pub fn serve(
             memory_limit: memory_limit(opts.limits.maxmemory, server.cores.len()),
             owned: cluster.map.owned_slots(id),
             hello_reply,
+            resp: crate::resp::RespNode::new(
+                id,
+                cluster.map.shards(),
+                resp_limits(cluster, opts),
+                opts,
+                cluster.limits,
+            ),
         };
         let pubslot = Arc::new(Published::default());
         published.push((id, cpu, pubslot.clone()));

@@ -42,6 +42,11 @@ use wire::codec::encode;
 use wire::frame::Kind;
 use wire::msg::{ErrorBody, ErrorCode, ShardCounters};
 
+/// Table buckets active expiry looks at per publish tick (every
+/// `PUBLISH_EVERY`, 50 ms): about 330 k buckets a second, a few tens of
+/// microseconds of work per tick; a table of a million keys is swept in
+/// about six seconds.
+pub const EXPIRE_BUDGET: usize = 16 << 10;
 /// Refusal tasks (error frame, then a short drain) a shard runs at once.
 pub const MAX_REFUSING: usize = 32;
 /// After the shutdown deadline has cut every connection, how long the shard
@@ -96,6 +101,8 @@ pub(crate) struct ShardSetup {
     pub owned: SlotSet,
     /// The handshake reply frame, encoded once (it is the same for every client).
     pub hello_reply: Vec<u8>,
+    /// The RESP door's view of the node.
+    pub resp: crate::resp::RespNode,
 }
 
 /// One open connection, as the shard's registry sees it.
@@ -122,6 +129,16 @@ impl ConnSlot {
     /// True once the connection's hello was answered.
     pub fn handshaken(&self) -> bool {
         self.handshaken.get()
+    }
+
+    /// The connection's socket.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Its accept order on the shard.
+    pub fn token(&self) -> u64 {
+        self.token
     }
 }
 
@@ -222,8 +239,7 @@ impl Shard {
         c.keys = store.len() as u64;
         c.store_bytes = store.memory().used() as u64;
         c.connections_open = self.conns.borrow().open.len() as u64;
-        // EXPIRY: becomes `store.expired_total()` when the store's expiry lands.
-        c.expired_keys = 0;
+        c.expired_keys = store.expired_total();
         c
     }
 
@@ -247,6 +263,17 @@ impl Shard {
         reg.unshaken.insert(token);
         self.count(|c| c.connections_total += 1);
         Admission::Serve(slot)
+    }
+
+    /// Registers a connection without a socket (descriptor -1), as the
+    /// accept loop registers a real one; `None` if the shard is full. The
+    /// RESP model checks (`crate::resp_model`) drive the door through it.
+    #[cfg(any(test, feature = "model"))]
+    pub(crate) fn admit_detached(&self) -> Option<Rc<ConnSlot>> {
+        match self.admit(-1) {
+            Admission::Serve(slot) => Some(slot),
+            Admission::Refuse => None,
+        }
     }
 
     /// Marks a connection's handshake done: it is no longer dropped to make room.
@@ -296,6 +323,17 @@ impl Shard {
     pub fn busy_frame(&self) -> &[u8] {
         &self.busy_frame
     }
+
+    /// Active expiry, once per publish tick: looks at up to
+    /// [`EXPIRE_BUDGET`] table buckets and removes the expired records
+    /// found there (nothing at all when no key has a TTL).
+    fn expire_some(&self) {
+        let mut store = self.store.borrow_mut();
+        if store.volatile_len() > 0 {
+            store.set_now(crate::resp::unix_ms());
+            store.expire_cycle(EXPIRE_BUDGET);
+        }
+    }
 }
 
 /// The executor's main future. `started` hears once whether the shard could
@@ -324,6 +362,7 @@ pub(crate) async fn run(
     let gate = Gate::new();
     let accept = glommio::spawn_local(accept_loop(listener, shard.clone(), gate.clone()));
     while !stop.load(Ordering::Relaxed) {
+        shard.expire_some();
         published.store(&shard.snapshot());
         glommio::timer::sleep(PUBLISH_EVERY).await;
     }

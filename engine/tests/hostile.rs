@@ -501,3 +501,68 @@ fn a_second_signal_exits_at_once() {
     let status = server.wait_exit(Duration::from_secs(15)).expect("the second signal exits");
     assert!(!status.success(), "an interrupted stop is not a clean exit: {status:?}");
 }
+
+/// The RESP door has the frame door's deadline: a command trickled a byte
+/// at a time is cut off `frame_timeout` after its first byte, with an
+/// `-ERR` reply, and nothing of it is stored.
+#[test]
+fn a_trickled_resp_command_times_out_from_its_first_byte() {
+    let server = start(&["--frame-timeout", "500ms"]);
+    let mut survivor = Survivor::new(&server);
+    let mut command = b"*3\r\n$3\r\nSET\r\n$12\r\nnever-stored\r\n$3000\r\n".to_vec();
+    command.extend_from_slice(&[b'x'; 3000]);
+    command.extend_from_slice(b"\r\n");
+    let mut s = TcpStream::connect(server.addr()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(1))).expect("timeout");
+    let mut reply = Vec::new();
+    let mut sent = 0;
+    for chunk in command.chunks(64) {
+        if s.write_all(chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+        std::thread::sleep(Duration::from_millis(40));
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    assert!(sent < command.len(), "the server waited for the whole trickle: the deadline moved with each byte");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("-ERR ") && text.contains("within 500ms"), "{text:?}");
+    survivor.check(&server);
+    let mut c = testkit::resp::Resp::connect(server.addr());
+    assert_eq!(c.cmd(&["GET", "never-stored"]), testkit::resp::Value::Null);
+}
+
+/// Connections that have not authenticated are the ones a full shard drops
+/// for a newcomer, so silent RESP connections cannot lock a client out.
+#[test]
+fn unauthenticated_resp_connections_make_room() {
+    let server = start(&["--max-connections", "8", "--requirepass", "s3cret"]);
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(server.addr()).expect("connect");
+        s.write_all(b"PING\r\n").expect("ping");
+        held.push(s);
+    }
+    let mut c = testkit::resp::Resp::connect(server.addr());
+    assert_eq!(c.cmd(&["AUTH", "s3cret"]), testkit::resp::Value::Simple("OK".into()));
+    assert_eq!(c.cmd(&["SET", "k", "v"]), testkit::resp::Value::Simple("OK".into()));
+    // One of the held connections was dropped for it: its socket ends.
+    let closed = held.iter_mut().filter(|s: &&mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let mut buf = [0u8; 4096];
+        loop {
+            match (&**s).read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    });
+    assert!(closed.count() >= 1, "no unauthenticated connection made room");
+}

@@ -5,10 +5,12 @@
 //! - [`server`]: a real percore server process on loopback (started from
 //!   the binary a test names), and a raw connection for sending bytes a
 //!   well-behaved client never would.
+//! - [`resp`]: a blocking RESP2/RESP3 client that reads replies into values.
 //! - [`TempDir`]: a private temporary directory, removed when dropped.
 //! - [`measure()`]: the timing loop of the `cargo bench` targets.
 
 pub mod measure;
+pub mod resp;
 pub mod server;
 
 pub use measure::measure;

@@ -78,6 +78,11 @@ impl Server {
         &self.endpoints[0]
     }
 
+    /// Every shard's endpoint, in shard order.
+    pub fn addrs(&self) -> &[String] {
+        &self.endpoints
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()

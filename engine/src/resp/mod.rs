@@ -1,0 +1,441 @@
+//! The RESP door: each core's port also speaks Redis's protocol, as one
+//! Redis Cluster node that owns the core's slots.
+//!
+//! This module is an adapter in the engine's layering (adapter → executor
+//! → store): it parses commands (`wire::resp`, arguments are slices of the
+//! receive buffer), routes their keys, runs them on the shard's store and
+//! encodes Redis's replies into the connection's one reply buffer. A key of
+//! a slot that another core owns — on this node or another — gets `-MOVED
+//! <slot> <addr>:<port>`; keys of several slots in one command get
+//! `-CROSSSLOT`. Pipelined commands are answered in order and their replies
+//! written together. Malformed input gets `-ERR Protocol error: …` and the
+//! close, as in Redis; nothing else notices.
+//!
+//! - [`table`]: the commands served, with arity, flags and key positions
+//!   (what `COMMAND` answers);
+//! - [`keys`]: strings, counters, expiry, `SCAN`…;
+//! - [`admin`]: connection, server and `CLUSTER` commands;
+//! - [`glob`]: `MATCH` patterns.
+//!
+//! # Who may connect
+//!
+//! With `requirepass` set, a connection must `AUTH` (or `HELLO … AUTH`)
+//! before anything but `HELLO`, `AUTH` and `QUIT`; until then it is not
+//! handshaken (the shard may drop it for a newcomer, it must authenticate
+//! within `handshake_timeout`, and a command may be at most 64 KiB). A
+//! wrong secret is answered only after [`AUTH_DELAY`], during which the
+//! connection reads nothing, so guessing is slow.
+
+pub mod admin;
+pub mod glob;
+pub mod keys;
+pub mod table;
+
+use crate::conn::{FLUSH_AT, HANDSHAKE_MAX_FRAME};
+use crate::shard::{ConnSlot, Shard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wire::buf::RecvBuf;
+use wire::cluster::node_id;
+use wire::msg::ShardInfo;
+use wire::resp::reply as resp;
+use wire::resp::{ArgScratch, Parsed, Proto, RespLimits};
+use wire::slot::{SLOTS, slot_of};
+
+/// How long a wrong secret waits before its answer.
+pub const AUTH_DELAY: Duration = Duration::from_millis(200);
+/// Most arguments one command may have before the connection is
+/// handshaken (authenticated).
+const EARLY_ARGS: usize = 64;
+
+/// What every connection of one shard's RESP door shares: the node's shape
+/// and settings, built once when the node starts.
+pub(crate) struct RespNode {
+    /// This shard's id.
+    pub shard: u32,
+    /// Every shard of the cluster.
+    pub shards: Vec<ShardInfo>,
+    /// Every shard's node id (same order).
+    pub ids: Vec<String>,
+    /// Slot → owning shard.
+    pub owner: Box<[u32]>,
+    /// Parser limits.
+    pub limits: RespLimits,
+    /// The secret, if connections must authenticate.
+    pub requirepass: Option<Vec<u8>>,
+    /// Longest key accepted (the cluster's `max_key_len`).
+    pub max_key_len: usize,
+    /// Longest value accepted (the cluster's `max_value_len`).
+    pub max_value_len: usize,
+    /// This process's id for `INFO` (random per start).
+    pub run_id: String,
+    /// Most connections per shard (`CONFIG GET maxclients`).
+    pub max_connections: u32,
+    /// The node's `maxmemory` (`CONFIG GET maxmemory`, `INFO memory`).
+    pub maxmemory: u64,
+    /// Idle timeout in seconds (`CONFIG GET timeout`).
+    pub idle_secs: u64,
+}
+
+impl RespNode {
+    /// Builds the door's settings for shard `shard` of `map`.
+    pub fn new(
+        shard: u32,
+        shards: &[ShardInfo],
+        limits: RespLimits,
+        opts: &crate::ServerOptions,
+        frame: wire::Limits,
+    ) -> RespNode {
+        let mut owner = vec![0u32; SLOTS].into_boxed_slice();
+        for s in shards {
+            for r in &s.slots {
+                for slot in r.start..=r.end {
+                    if let Some(o) = owner.get_mut(slot as usize) {
+                        *o = s.id;
+                    }
+                }
+            }
+        }
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let run_id = format!("{:032x}{:08x}", nanos ^ u128::from(std::process::id()) << 64, shard);
+        RespNode {
+            shard,
+            ids: shards.iter().map(node_id).collect(),
+            shards: shards.to_vec(),
+            owner,
+            limits,
+            requirepass: opts.requirepass.as_ref().map(|p| p.as_bytes().to_vec()),
+            max_key_len: frame.max_key_len as usize,
+            max_value_len: frame.max_value_len as usize,
+            run_id,
+            max_connections: opts.limits.max_connections,
+            maxmemory: opts.limits.maxmemory.unwrap_or(0),
+            idle_secs: opts.limits.idle_timeout.map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// This shard's entry of the map.
+    pub fn me(&self) -> &ShardInfo {
+        &self.shards[self.shard as usize]
+    }
+}
+
+/// One RESP connection's state.
+pub(crate) struct Session {
+    /// RESP2 or RESP3 (`HELLO`).
+    pub proto: Proto,
+    /// Authenticated (always, without `requirepass`).
+    pub authed: bool,
+    /// `CLIENT SETNAME`.
+    pub name: Vec<u8>,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Vec<u8>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Vec<u8>,
+    /// `CLIENT ID`: unique on the node.
+    pub id: u64,
+    /// When the connection was accepted.
+    pub since: Instant,
+    /// Argument spans of the command being parsed.
+    scratch: ArgScratch,
+    /// The arguments' storage, reused from command to command (empty
+    /// between commands; see [`recycle`]).
+    argv: Vec<&'static [u8]>,
+    /// Value scratch for read-modify-write commands.
+    tmp: Vec<u8>,
+}
+
+/// Per-pass counts, added to the shard's counters once per pass (MOVED
+/// and CROSSSLOT count as `wrong_shard`).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub ops: u64,
+    pub gets: u64,
+    pub puts: u64,
+    pub deletes: u64,
+    pub misses: u64,
+    pub moved: u64,
+    pub out_of_memory: u64,
+}
+
+/// Why the RESP loop stopped answering.
+pub(crate) enum Outcome {
+    /// Every whole command is answered; read more (the command at the
+    /// front needs this many bytes, if known).
+    Read(Option<usize>),
+    /// The reply buffer is full: write it, then go on.
+    Flush,
+    /// `QUIT`: write the replies and close.
+    Quit,
+    /// A wrong secret: wait [`AUTH_DELAY`], write the replies, go on.
+    Penalty,
+}
+
+/// What one command asks of the connection loop.
+#[derive(PartialEq, Eq)]
+pub(crate) enum After {
+    Next,
+    Quit,
+    Penalty,
+}
+
+/// Everything a command runs with.
+pub(crate) struct Cx<'a> {
+    pub shard: &'a Shard,
+    pub slot: &'a ConnSlot,
+    pub node: &'a RespNode,
+    pub sess: &'a mut Session,
+    pub out: &'a mut Vec<u8>,
+    pub tmp: &'a mut Vec<u8>,
+    pub counts: &'a mut Counts,
+    /// Unix milliseconds, read once per pass: expiry is judged against it.
+    pub now: u64,
+}
+
+/// Appends an error reply (`s` without the leading `-`).
+pub(crate) fn err(out: &mut Vec<u8>, s: &str) {
+    resp::error(out, s);
+}
+
+/// Empties `v` and hands its allocation on with another lifetime (an
+/// empty vector holds no references; collecting an emptied `vec::IntoIter`
+/// into a vector of the same layout reuses its buffer), so the argument
+/// list is not allocated per command.
+fn recycle<'b>(mut v: Vec<&[u8]>) -> Vec<&'b [u8]> {
+    v.clear();
+    v.into_iter().map(|_| &[][..]).collect()
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Session {
+    /// A new connection's state; `token` is its accept order on the shard.
+    pub fn new(node: &RespNode, token: u64) -> Session {
+        Session {
+            proto: Proto::Resp2,
+            authed: node.requirepass.is_none(),
+            name: Vec::new(),
+            lib_name: Vec::new(),
+            lib_ver: Vec::new(),
+            id: token * node.shards.len() as u64 + u64::from(node.shard) + 1,
+            since: Instant::now(),
+            scratch: ArgScratch::default(),
+            argv: Vec::new(),
+            tmp: Vec::new(),
+        }
+    }
+
+    /// Answers every whole command in `rbuf`, appending replies to `out`.
+    /// `Err` is a protocol error: its text is the `-ERR` reply to send
+    /// before the close.
+    /// Until the connection is handshaken (authenticated), a command may
+    /// take at most `HANDSHAKE_MAX_FRAME` bytes; replies are flushed once
+    /// they pass `FLUSH_AT`, as for frames.
+    pub fn answer(
+        &mut self,
+        shard: &Shard,
+        slot: &ConnSlot,
+        rbuf: &mut RecvBuf,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, String> {
+        self.answer_at(unix_ms(), shard, slot, rbuf, out)
+    }
+
+    /// [`Session::answer`] with the clock given: `now` (unix milliseconds)
+    /// is what expiry is judged against during this pass (the model tests
+    /// drive time themselves).
+    pub fn answer_at(
+        &mut self,
+        now: u64,
+        shard: &Shard,
+        slot: &ConnSlot,
+        rbuf: &mut RecvBuf,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, String> {
+        let (node, flush_at, early_max) = (&shard.setup.resp, FLUSH_AT, HANDSHAKE_MAX_FRAME);
+        shard.store.borrow_mut().set_now(now);
+        let mut counts = Counts::default();
+        let result = loop {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let parsed = wire::resp::parse(rbuf.filled(), &node.limits, &mut scratch);
+            let (len, after) = match parsed {
+                Err(e) => {
+                    self.scratch = scratch;
+                    break Err(e.to_string());
+                }
+                Ok(Parsed::NeedMore { need }) => {
+                    self.scratch = scratch;
+                    if !slot.handshaken() && (rbuf.len() > early_max || need.is_some_and(|n| n > early_max)) {
+                        break Err(format!(
+                            "Protocol error: a command of more than {early_max} bytes before the connection is authenticated"
+                        ));
+                    }
+                    break Ok(Outcome::Read(need));
+                }
+                Ok(Parsed::Command { args, len }) => {
+                    if args.is_empty() {
+                        self.scratch = scratch;
+                        (len, After::Next)
+                    } else if !slot.handshaken() && args.len() > EARLY_ARGS {
+                        self.scratch = scratch;
+                        break Err(format!(
+                            "Protocol error: more than {EARLY_ARGS} arguments before the connection is authenticated"
+                        ));
+                    } else {
+                        let mut argv = recycle(std::mem::take(&mut self.argv));
+                        argv.extend(args.iter());
+                        let mut tmp = std::mem::take(&mut self.tmp);
+                        let after = {
+                            let mut cx =
+                                Cx { shard, slot, node, sess: self, out, tmp: &mut tmp, counts: &mut counts, now };
+                            cx.run(&argv)
+                        };
+                        self.tmp = tmp;
+                        self.argv = recycle(argv);
+                        self.scratch = scratch;
+                        (len, after)
+                    }
+                }
+            };
+            rbuf.consume(len);
+            counts.ops += 1;
+            if self.authed && !slot.handshaken() {
+                shard.handshake_done(slot);
+            }
+            match after {
+                After::Quit => break Ok(Outcome::Quit),
+                After::Penalty => break Ok(Outcome::Penalty),
+                After::Next => {}
+            }
+            if out.len() >= flush_at {
+                break Ok(Outcome::Flush);
+            }
+        };
+        shard.count(|c| {
+            c.ops += counts.ops;
+            c.gets += counts.gets;
+            c.puts += counts.puts;
+            c.deletes += counts.deletes;
+            c.misses += counts.misses;
+            c.wrong_shard += counts.moved;
+            c.out_of_memory += counts.out_of_memory;
+        });
+        result
+    }
+}
+
+impl Cx<'_> {
+    /// Routes `keys` (all of one slot, owned by this core): answers
+    /// `-CROSSSLOT` or `-MOVED` (or a key-length error) and returns false
+    /// when they are not.
+    fn route<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) -> bool {
+        let mut first: Option<u16> = None;
+        for key in keys {
+            if key.len() > self.node.max_key_len {
+                err(
+                    self.out,
+                    &format!("ERR key of {} bytes exceeds max_key_len ({} bytes)", key.len(), self.node.max_key_len),
+                );
+                return false;
+            }
+            let slot = slot_of(key);
+            match first {
+                None => first = Some(slot),
+                Some(s) if s != slot => {
+                    self.counts.moved += 1;
+                    err(self.out, "CROSSSLOT Keys in request don't hash to the same slot");
+                    return false;
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(slot) = first else { return true };
+        let owner = self.node.owner[slot as usize];
+        if owner == self.node.shard {
+            return true;
+        }
+        self.counts.moved += 1;
+        let info = &self.node.shards[owner as usize];
+        err(self.out, &format!("MOVED {slot} {}:{}", info.addr, info.port));
+        false
+    }
+
+    /// Runs one command.
+    fn run(&mut self, argv: &[&[u8]]) -> After {
+        let name = argv[0];
+        let Some(spec) = table::find(name) else {
+            self.unknown(argv);
+            return After::Next;
+        };
+        if !self.sess.authed && !matches!(spec.name, "auth" | "hello" | "quit") {
+            err(self.out, "NOAUTH Authentication required.");
+            return After::Next;
+        }
+        if !spec.arity_ok(argv.len()) {
+            err(self.out, &format!("ERR wrong number of arguments for '{}' command", spec.name));
+            return After::Next;
+        }
+        if spec.first > 0 {
+            let last = if spec.last < 0 { argv.len() as i32 + spec.last } else { spec.last };
+            let keys = (spec.first..=last).step_by(spec.step as usize).filter_map(|i| argv.get(i as usize).copied());
+            if !self.route(keys) {
+                return After::Next;
+            }
+        }
+        let a = argv;
+        match spec.name {
+            "get" => self.get(a[1]),
+            "set" => self.set(a),
+            "setnx" => self.setnx(a[1], a[2]),
+            "setex" => self.setex(a, false),
+            "psetex" => self.setex(a, true),
+            "getset" => self.getset(a[1], a[2]),
+            "getdel" => self.getdel(a[1]),
+            "getex" => self.getex(a),
+            "mget" => self.mget(&a[1..]),
+            "mset" => self.mset(a, false),
+            "msetnx" => self.mset(a, true),
+            "append" => self.append(a[1], a[2]),
+            "strlen" => self.strlen(a[1]),
+            "getrange" => self.getrange(a[1], a[2], a[3]),
+            "setrange" => self.setrange(a[1], a[2], a[3]),
+            "incr" => self.incr(a[1], 1),
+            "decr" => self.incr(a[1], -1),
+            "incrby" => self.incr_by(a[1], a[2], false),
+            "decrby" => self.incr_by(a[1], a[2], true),
+            "incrbyfloat" => self.incrbyfloat(a[1], a[2]),
+            "del" | "unlink" => self.del(&a[1..]),
+            "exists" => self.exists(&a[1..]),
+            "type" => self.type_of(a[1]),
+            "expire" => self.expire(a, "expire", false, false),
+            "pexpire" => self.expire(a, "pexpire", true, false),
+            "expireat" => self.expire(a, "expireat", false, true),
+            "pexpireat" => self.expire(a, "pexpireat", true, true),
+            "ttl" => self.ttl(a[1], false),
+            "pttl" => self.ttl(a[1], true),
+            "persist" => self.persist(a[1]),
+            "dbsize" => self.dbsize(),
+            "flushdb" | "flushall" => self.flush(a),
+            "scan" => self.scan(a),
+            _ => return self.admin(spec.name, a),
+        }
+        After::Next
+    }
+
+    /// Redis's answer to a command it does not know.
+    fn unknown(&mut self, argv: &[&[u8]]) {
+        let mut args = String::new();
+        for a in &argv[1..] {
+            if args.len() >= 128 {
+                break;
+            }
+            let room = 128 - args.len();
+            let text = String::from_utf8_lossy(&a[..a.len().min(room)]);
+            args.push_str(&format!("'{text}' "));
+        }
+        let name = String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]);
+        err(self.out, &format!("ERR unknown command '{name}', with args beginning with: {args}"));
+    }
+}
