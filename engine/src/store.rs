@@ -8,9 +8,9 @@
 //! # Layout
 //!
 //! Records live in 2 MiB chunks of 8-byte words. A record is a header word
-//! (`key_len: u16`, `class: u8`, `flags: u8`, `value_len: u32`), for a key
-//! with an expiry one word holding its time, then the key and the value,
-//! padded to a whole word. The hash table
+//! (`key_len: u16`, `class: u8`, `flags: u8`, `value_len: u32`) followed by
+//! the key and the value, padded to a whole word, and for a key with an
+//! expiry one more word holding its time. The hash table
 //! ([`hashbrown::HashTable`]) stores only a `u32` handle per key: the
 //! record's word index across all chunks. For one million 6-byte keys with
 //! 128-byte values that is 144 B per record plus ~5 B per table bucket,
@@ -38,10 +38,12 @@
 //!   number of table buckets from a rotating cursor per call.
 //!
 //! Only a record with an expiry pays for it: a flag bit in its header
-//! says the word after the header holds the time (8 bytes per volatile
-//! key, rounded up to the record's size class). A read of a key without an
-//! expiry tests that bit in the header it reads anyway, and nothing else;
-//! a store with no volatile key skips active expiry outright.
+//! says the word after its value holds the time (8 bytes per volatile key,
+//! rounded up to the record's size class; often nothing, when the class
+//! had room). A read of a key without an expiry tests that bit in the
+//! header it reads anyway, and nothing else: the key and value sit where
+//! they always do. A store with no volatile key skips active expiry
+//! outright.
 //!
 //! # Scans, slots and flushes
 //!
@@ -163,11 +165,11 @@ fn header(key_len: usize, class: u8, value_len: usize, ttl: bool) -> u64 {
     key_len as u64 | (class as u64) << 16 | if ttl { TTL_FLAG } else { 0 } | (value_len as u64) << 32
 }
 
-/// Words before a record's key: the header, and the expiry word if the
-/// header's `TTL_FLAG` is set.
+/// Index, in a record whose header is `head`, of the word after its key and
+/// value: where a record with `TTL_FLAG` set keeps its expiry time.
 #[inline(always)]
-fn key_offset(head: u64) -> usize {
-    1 + ((head & TTL_FLAG) >> 24) as usize
+fn ttl_word(head: u64) -> usize {
+    1 + ((head & 0xFFFF) as usize + (head >> 32) as usize).div_ceil(8)
 }
 
 /// The records' memory: chunks of words, free lists, a bump pointer.
@@ -193,6 +195,10 @@ struct Slab {
     /// [`Candidate`] taken before a free may name memory that now holds
     /// something else.
     frees: u32,
+    /// The clock expiry is judged against (unix ms; [`Store::set_now`]).
+    /// It lives here, beside the records, so that a lookup's closure reaches
+    /// it through the slab it holds anyway.
+    now: u64,
 }
 
 /// A zeroed block of `words` words from the global allocator, or `None` if
@@ -225,6 +231,7 @@ impl Slab {
             total_words: 0,
             max_chunks: max_chunks.min(MAX_CHUNKS),
             frees: 0,
+            now: 0,
         }
     }
 
@@ -250,7 +257,7 @@ impl Slab {
         let head = w[0];
         let key_len = (head & 0xFFFF) as usize;
         let value_len = (head >> 32) as usize;
-        let body: &[u8] = bytemuck::cast_slice(&w[key_offset(head)..]);
+        let body: &[u8] = bytemuck::cast_slice(&w[1..]);
         (head, &body[..key_len], &body[key_len..key_len + value_len])
     }
 
@@ -261,11 +268,18 @@ impl Slab {
         (k, v)
     }
 
+    /// False if the record at `h`, whose header is `head`, has expired: a
+    /// bit test of the header for a key without an expiry.
+    #[inline(always)]
+    fn live(&self, h: u32, head: u64) -> bool {
+        head & TTL_FLAG == 0 || self.words(h)[ttl_word(head)] > self.now
+    }
+
     /// The record's expiry time, if it has one.
     #[inline]
     fn expiry(&self, h: u32) -> Option<u64> {
         let w = self.words(h);
-        (w[0] & TTL_FLAG != 0).then(|| w[1])
+        (w[0] & TTL_FLAG != 0).then(|| w[ttl_word(w[0])])
     }
 
     /// Words the record at `h` may use without moving: its class's, or its
@@ -283,22 +297,18 @@ impl Slab {
         ((h >> CHUNK_SHIFT) as usize, (h as usize) & (CHUNK_WORDS - 1))
     }
 
-    /// Gives the record at `h` an expiry word (`Some`) or drops it (`None`)
-    /// in place, moving its key and value by a word. The caller has checked
-    /// that the record's class has room ([`Slab::capacity_words`]).
-    fn reshape(&mut self, h: u32, at: Option<u64>) {
-        let head = self.header(h);
-        let (key_len, class, value_len) =
-            ((head & 0xFFFF) as usize, ((head >> 16) & 0xFF) as u8, (head >> 32) as usize);
-        let (from, to) = (key_offset(head), 1 + at.is_some() as usize);
-        let (chunk, off) = Slab::place(h);
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut self.chunks[chunk][..]);
-        let src = (off + from) * 8;
-        bytes.copy_within(src..src + key_len + value_len, (off + to) * 8);
+    /// Gives the record at `h` an expiry (`Some`: its word after the value
+    /// holds the time) or drops it (`None`), in place. To give one to a
+    /// record without, the caller has checked that its class has room for a
+    /// word more ([`Slab::capacity_words`]).
+    fn set_expiry(&mut self, h: u32, at: Option<u64>) {
         let w = self.words_mut(h);
-        w[0] = header(key_len, class, value_len, at.is_some());
-        if let Some(at) = at {
-            w[1] = at;
+        match at {
+            Some(at) => {
+                w[0] |= TTL_FLAG;
+                w[ttl_word(w[0])] = at;
+            }
+            None => w[0] &= !TTL_FLAG,
         }
     }
 
@@ -306,27 +316,20 @@ impl Slab {
     /// `to_class`, room enough), with expiry `at`.
     fn relocate(&mut self, from: u32, to: u32, to_class: u8, at: Option<u64>) {
         let head = self.header(from);
-        let (key_len, value_len) = ((head & 0xFFFF) as usize, (head >> 32) as usize);
-        let len = key_len + value_len;
+        // Header and body, the old expiry word left behind.
+        let words = ttl_word(head);
         let ((fc, fo), (tc, to_off)) = (Slab::place(from), Slab::place(to));
-        let src = (fo + key_offset(head)) * 8;
-        let dst = (to_off + 1 + at.is_some() as usize) * 8;
         if fc == tc {
-            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut self.chunks[fc][..]);
-            bytes.copy_within(src..src + len, dst);
+            self.chunks[fc].copy_within(fo..fo + words, to_off);
         } else {
             // Two different chunks: borrow both.
             let (lo, hi) = self.chunks.split_at_mut(fc.max(tc));
             let (f, t) = if fc < tc { (&lo[fc], &mut hi[0]) } else { (&hi[0], &mut lo[tc]) };
-            let from_bytes: &[u8] = bytemuck::cast_slice(&f[..]);
-            let to_bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut t[..]);
-            to_bytes[dst..dst + len].copy_from_slice(&from_bytes[src..src + len]);
+            t[to_off..to_off + words].copy_from_slice(&f[fo..fo + words]);
         }
         let w = self.words_mut(to);
-        w[0] = header(key_len, to_class, value_len, at.is_some());
-        if let Some(at) = at {
-            w[1] = at;
-        }
+        w[0] = header((head & 0xFFFF) as usize, to_class, (head >> 32) as usize, false);
+        self.set_expiry(to, at);
     }
 
     #[inline]
@@ -477,16 +480,16 @@ impl Slab {
         }
     }
 
-    /// Writes a record (header, expiry `at` if any, key, value) at `h`.
+    /// Writes a record (header, key, value, and expiry `at` if any) at `h`.
     fn write(&mut self, h: u32, class: u8, key: &[u8], value: &[u8], at: Option<u64>) {
         let w = self.words_mut(h);
         w[0] = header(key.len(), class, value.len(), at.is_some());
-        if let Some(at) = at {
-            w[1] = at;
-        }
-        let body: &mut [u8] = bytemuck::cast_slice_mut(&mut w[1 + at.is_some() as usize..]);
+        let body: &mut [u8] = bytemuck::cast_slice_mut(&mut w[1..]);
         body[..key.len()].copy_from_slice(key);
         body[key.len()..key.len() + value.len()].copy_from_slice(value);
+        if let Some(at) = at {
+            w[ttl_word(w[0])] = at;
+        }
     }
 
     /// Replaces the value of the record at `h`, which has no expiry and
@@ -634,9 +637,6 @@ pub struct Store {
     lines: Option<TableLines>,
     /// Byte limit (see [`StoreLimits::max_bytes`]).
     max_bytes: Option<usize>,
-    /// The clock expiry is judged against (unix ms), set by the owner once
-    /// per batch ([`Store::set_now`]).
-    now: u64,
     /// Records with an expiry (expired or not), kept on every change of a
     /// record's `TTL_FLAG`.
     volatile: usize,
@@ -782,7 +782,6 @@ impl Store {
             hasher: Default::default(),
             lines: None,
             max_bytes: limits.max_bytes,
-            now: 0,
             volatile: 0,
             expired: 0,
             expire_cursor: 0,
@@ -806,13 +805,14 @@ impl Store {
     /// a grouped execution with a sequential one this way).
     #[cfg(any(test, feature = "model"))]
     pub fn twin(&self) -> Result<Store, StoreError> {
+        let mut slab = Slab::new(self.slab.max_chunks);
+        slab.now = self.slab.now;
         Ok(Store {
             table: HashTable::new(),
-            slab: Slab::new(self.slab.max_chunks),
+            slab,
             hasher: self.hasher.clone(),
             lines: None,
             max_bytes: self.max_bytes,
-            now: self.now,
             volatile: 0,
             expired: 0,
             expire_cursor: 0,
@@ -832,13 +832,13 @@ impl Store {
     /// owner sets it once per batch: no operation reads a clock itself.
     #[inline]
     pub fn set_now(&mut self, now_ms: u64) {
-        self.now = now_ms;
+        self.slab.now = now_ms;
     }
 
     /// The clock expiry is judged against (see [`Store::set_now`]).
     #[inline]
     pub fn now(&self) -> u64 {
-        self.now
+        self.slab.now
     }
 
     /// Starts loading the table's control group and bucket line where a
@@ -903,14 +903,7 @@ impl Store {
             return None;
         }
         let (head, k, v) = self.slab.record(candidate.0);
-        (key_eq(k, key) && self.live(candidate.0, head)).then_some(v)
-    }
-
-    /// False if the record at `h`, whose header is `head`, has expired: a
-    /// bit test of the header for a key without an expiry.
-    #[inline(always)]
-    fn live(&self, h: u32, head: u64) -> bool {
-        head & TTL_FLAG == 0 || self.slab.words(h)[1] > self.now
+        (key_eq(k, key) && self.slab.live(candidate.0, head)).then_some(v)
     }
 
     /// The value stored under `key` (`None` if absent or expired).
@@ -923,18 +916,19 @@ impl Store {
     #[inline]
     pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&[u8]> {
         let slab = &self.slab;
-        // Decode the record once: the matching candidate hands out its value.
+        // Decode the record once: the matching candidate hands out its
+        // value, unless it has expired (one bit test for a key without an
+        // expiry).
         let mut found = None;
-        let &h = self.table.find(hash, |&h| {
+        self.table.find(hash, |&h| {
             let (head, k, v) = slab.record(h);
             let hit = key_eq(k, key);
-            if hit {
-                found = Some((head, v));
+            if hit && slab.live(h, head) {
+                found = Some(v);
             }
             hit
         })?;
-        let (head, v) = found?;
-        self.live(h, head).then_some(v)
+        found
     }
 
     /// The expiry of `key`: `None` if it is absent (or expired),
@@ -943,7 +937,7 @@ impl Store {
     pub fn expiry(&self, key: &[u8]) -> Option<Option<u64>> {
         let &h = self.table.find(self.hash(key), |&h| key_eq(self.slab.key(h), key))?;
         match self.slab.expiry(h) {
-            Some(at) if at <= self.now => None,
+            Some(at) if at <= self.slab.now => None,
             at => Some(at),
         }
     }
@@ -968,7 +962,7 @@ impl Store {
     pub fn put_expiring(&mut self, key: &[u8], value: &[u8], expire_at: Option<u64>) -> Result<bool, StoreError> {
         match expire_at {
             None => self.write(key, value, Ttl::Clear),
-            Some(at) if at > self.now => self.write(key, value, Ttl::Set(at)),
+            Some(at) if at > self.slab.now => self.write(key, value, Ttl::Set(at)),
             Some(_) => {
                 check_lengths(key, value)?;
                 Ok(self.remove(key) != Removed::Live)
@@ -991,14 +985,14 @@ impl Store {
         let hash = self.hash(key);
         // Only a store with a limit counts its bytes (in-place updates never do).
         let table_bytes = if self.max_bytes.is_some() { self.table.allocation_size() } else { 0 };
-        let now = self.now;
+        let now = self.slab.now;
         let Store { table, slab, hasher, lines, max_bytes, volatile, expired, layout, slots, .. } = self;
         let room = |slab: &Slab, need: usize| check_room(*max_bytes, slab.total_words * 8 + table_bytes, need);
         match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(mut entry) => {
                 let h = *entry.get();
                 let head = slab.header(h);
-                let old_at = if head & TTL_FLAG != 0 { Some(slab.words(h)[1]) } else { None };
+                let old_at = if head & TTL_FLAG != 0 { Some(slab.words(h)[ttl_word(head)]) } else { None };
                 let was_expired = matches!(old_at, Some(at) if at <= now);
                 let at = match ttl {
                     Ttl::Clear => None,
@@ -1098,7 +1092,7 @@ impl Store {
             None => Removed::Live,
             Some(at) => {
                 self.volatile -= 1;
-                if at <= self.now {
+                if at <= self.slab.now {
                     self.expired += 1;
                     Removed::Expired
                 } else {
@@ -1117,13 +1111,13 @@ impl Store {
     /// Clearing or changing an expiry never needs memory.
     pub fn set_expiry(&mut self, key: &[u8], at: Option<u64>) -> Result<bool, StoreError> {
         if let Some(t) = at
-            && t <= self.now
+            && t <= self.slab.now
         {
             return Ok(self.remove(key) == Removed::Live);
         }
         let hash = self.hash(key);
         let table_bytes = if self.max_bytes.is_some() { self.table.allocation_size() } else { 0 };
-        let now = self.now;
+        let now = self.slab.now;
         let Store { table, slab, max_bytes, volatile, .. } = self;
         let Ok(mut entry) = table.find_entry(hash, |&h| key_eq(slab.key(h), key)) else {
             return Ok(false);
@@ -1136,17 +1130,17 @@ impl Store {
                 return Ok(false);
             }
             (None, None) => {}
-            (Some(_), Some(at)) => slab.words_mut(h)[1] = at,
+            (Some(_), Some(at)) => slab.set_expiry(h, Some(at)),
             (Some(_), None) => {
-                // Keeps its class: a word shorter always fits.
-                slab.reshape(h, None);
+                // Keeps its class (and the word, unused).
+                slab.set_expiry(h, None);
                 *volatile -= 1;
             }
             (None, Some(at)) => {
                 let (k, v) = slab.key_value(h);
                 let words = record_words(k.len(), v.len(), true);
                 if slab.capacity_words(h) >= words {
-                    slab.reshape(h, Some(at));
+                    slab.set_expiry(h, Some(at));
                 } else {
                     check_room(*max_bytes, slab.total_words * 8 + table_bytes, slab.alloc_need(words)?)?;
                     let (nh, nclass) = slab.alloc(words)?;
@@ -1165,7 +1159,7 @@ impl Store {
     /// caller about to touch a key calls this first.)
     pub fn expire_if_due(&mut self, key: &[u8]) -> bool {
         let hash = self.hash(key);
-        let now = self.now;
+        let now = self.slab.now;
         let Store { table, slab, .. } = self;
         match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(entry) if matches!(slab.expiry(*entry.get()), Some(at) if at <= now) => {
@@ -1191,7 +1185,7 @@ impl Store {
         let mut removed = 0;
         for _ in 0..budget.min(buckets) {
             if let Some(&h) = self.table.get_bucket(at)
-                && matches!(self.slab.expiry(h), Some(t) if t <= self.now)
+                && matches!(self.slab.expiry(h), Some(t) if t <= self.slab.now)
             {
                 // Removing an entry moves no other: the walk goes on.
                 if let Ok(entry) = self.table.get_bucket_entry(at) {
@@ -1244,7 +1238,7 @@ impl Store {
         while at < buckets && given < want && left > 0 {
             if let Some(&h) = self.table.get_bucket(at) {
                 let (head, k, _) = self.slab.record(h);
-                if self.live(h, head) {
+                if self.slab.live(h, head) {
                     f(k);
                     given += 1;
                 }
@@ -1259,10 +1253,11 @@ impl Store {
     /// table's memory; the limits, the clock and [`Store::expired_total`]
     /// stay.
     pub fn clear(&mut self) {
-        let frees = self.slab.frees;
+        let (frees, now) = (self.slab.frees, self.slab.now);
         self.slab = Slab::new(self.slab.max_chunks);
         // Candidates taken before are of an older epoch: never followed.
         self.slab.frees = frees.wrapping_add(1);
+        self.slab.now = now;
         self.table = HashTable::new();
         self.lines = None;
         self.volatile = 0;
@@ -1596,7 +1591,7 @@ mod tests {
     }
 
     #[test]
-    fn an_expiry_word_moves_the_key_and_value_intact() {
+    fn an_expiry_word_keeps_the_key_and_value_intact() {
         let mut s = Store::default();
         s.set_now(1);
         for len in [0usize, 1, 6, 7, 8, 9, 100, 504, 505, JUMBO_RECORD_BYTES - 16, JUMBO_RECORD_BYTES, 1 << 20] {
