@@ -61,19 +61,105 @@ struct Routed {
     hashes: [u64; GROUP],
 }
 
+/// One operation as the executor runs it, whichever protocol carried it
+/// (a percore frame's archived operation, or a pipelined RESP `GET`/`SET`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// Read a key.
+    Get(&'a [u8]),
+    /// Write a key (as Redis SET: the key ends with no expiry).
+    Put(&'a [u8], &'a [u8]),
+    /// Remove a key.
+    Delete(&'a [u8]),
+}
+
+impl<'a> Op<'a> {
+    /// The operation's key.
+    #[inline(always)]
+    pub fn key(&self) -> &'a [u8] {
+        match *self {
+            Op::Get(k) | Op::Put(k, _) | Op::Delete(k) => k,
+        }
+    }
+}
+
+/// Where the executor's per-operation results go: a protocol's reply
+/// encoder. Results arrive in operation order, one per operation.
+pub trait Results {
+    /// Whether a GET's value of `len` bytes still fits in the reply (a
+    /// value that does not is answered [`OpError::TooLarge`]).
+    fn fits(&self, len: usize) -> bool;
+    /// A GET found `value` (`faults` may alter the reply, in tests).
+    fn value(&mut self, value: &[u8], faults: &FaultState);
+    /// A GET found nothing.
+    fn not_found(&mut self);
+    /// A PUT or DELETE was done.
+    fn done(&mut self);
+    /// Operation `i` of the batch was refused.
+    fn error(&mut self, i: usize, e: OpError);
+    /// Whether the reply is full: the executor stops before the next
+    /// operation and reports how many it ran (`BatchCounts::ops`).
+    fn full(&self) -> bool {
+        false
+    }
+}
+
 #[inline(always)]
-fn route(store: &Store, owned: &SlotSet, group: &[ArchivedOp]) -> Routed {
+fn route<'a, T>(store: &Store, owned: &SlotSet, group: &'a [T], view: &impl Fn(&'a T) -> Op<'a>) -> Routed {
     let mut r = Routed { mine: [false; GROUP], get: [false; GROUP], hashes: [0; GROUP] };
     for (j, op) in group.iter().enumerate() {
+        let op = view(op);
         let key = op.key();
         r.mine[j] = owned.contains(slot_of(key));
-        r.get[j] = r.mine[j] && matches!(op, ArchivedOp::Get { .. });
+        r.get[j] = r.mine[j] && matches!(op, Op::Get(_));
         if r.get[j] {
             r.hashes[j] = store.hash(key);
             store.prefetch_lookup(r.hashes[j]);
         }
     }
     r
+}
+
+/// A percore frame's operation, as the executor runs it.
+#[inline(always)]
+fn archived(op: &ArchivedOp) -> Op<'_> {
+    match op {
+        ArchivedOp::Get { key } => Op::Get(key.as_slice()),
+        ArchivedOp::Put { key, value } => Op::Put(key.as_slice(), value.as_slice()),
+        ArchivedOp::Delete { key } => Op::Delete(key.as_slice()),
+    }
+}
+
+/// A percore response frame as the executor's [`Results`].
+struct Frame<'w> {
+    wbuf: &'w mut Vec<u8>,
+    enc: &'w mut ResponseEncoder,
+    budget: usize,
+}
+
+impl Results for Frame<'_> {
+    #[inline(always)]
+    fn fits(&self, len: usize) -> bool {
+        self.enc.data_len() + len <= self.budget
+    }
+    #[inline(always)]
+    fn value(&mut self, value: &[u8], faults: &FaultState) {
+        let at = self.wbuf.len();
+        self.enc.value(self.wbuf, value);
+        faults.on_reply_value(&mut self.wbuf[at..]);
+    }
+    #[inline(always)]
+    fn not_found(&mut self) {
+        self.enc.not_found();
+    }
+    #[inline(always)]
+    fn done(&mut self) {
+        self.enc.done();
+    }
+    #[inline(always)]
+    fn error(&mut self, _: usize, e: OpError) {
+        self.enc.error(e);
+    }
 }
 
 /// Executes `req` on `store` at time `now_ms` (unix ms, the clock the
@@ -117,12 +203,31 @@ pub fn execute(
 ) -> BatchCounts {
     store.set_now(now_ms);
     let ops = req.ops.as_slice();
-    let mut n = BatchCounts { ops: ops.len() as u64, ..BatchCounts::default() };
     enc.begin(wbuf, req.batch_id.to_native(), ops.len());
     let budget = ResponseEncoder::data_budget(max_reply, ops.len());
-    let mut groups = ops.chunks(GROUP);
-    let mut next = groups.next().map(|g| (g, route(store, owned, g)));
-    while let Some((group, Routed { mine, get, hashes })) = next.take() {
+    let n = run(store, owned, faults, ops, archived, &mut Frame { wbuf: &mut *wbuf, enc: &mut *enc, budget });
+    enc.finish(wbuf);
+    n
+}
+
+/// Runs `ops` (each seen through `view`) on `store` in prefetching groups,
+/// handing each result to `results` in order: the executor that every
+/// protocol shares (see [`execute`] for the phases). The store's clock
+/// must already be set for this batch. Stops early when `results` is
+/// full; `BatchCounts::ops` says how many operations ran.
+#[inline]
+pub fn run<'a, T>(
+    store: &mut Store,
+    owned: &SlotSet,
+    faults: &FaultState,
+    ops: &'a [T],
+    view: impl Fn(&'a T) -> Op<'a>,
+    results: &mut impl Results,
+) -> BatchCounts {
+    let mut n = BatchCounts::default();
+    let mut groups = ops.chunks(GROUP).enumerate();
+    let mut next = groups.next().map(|(g, ops)| (g, ops, route(store, owned, ops, &view)));
+    while let Some((g, group, Routed { mine, get, hashes })) = next.take() {
         // Phase 2: find (and prefetch) the GETs' candidate records.
         let mut candidates = [None; GROUP];
         let epoch = store.epoch();
@@ -133,18 +238,23 @@ pub fn execute(
         }
         // Phase 1 of the next group (a write below may move the table; the
         // prefetches are hints, the lookups come after).
-        next = groups.next().map(|g| (g, route(store, owned, g)));
+        next = groups.next().map(|(g, ops)| (g, ops, route(store, owned, ops, &view)));
         // Phase 3: execute in order.
         let mut wrote = false;
         for (j, op) in group.iter().enumerate() {
+            if results.full() {
+                return n;
+            }
+            n.ops += 1;
+            let op = view(op);
             let key = op.key();
             if !mine[j] {
                 n.wrong_shard += 1;
-                enc.error(OpError::WrongShard);
+                results.error(g * GROUP + j, OpError::WrongShard);
                 continue;
             }
             match op {
-                ArchivedOp::Get { .. } => {
+                Op::Get(_) => {
                     n.gets += 1;
                     let stale = faults.stale_value(key);
                     let found = match (stale.as_deref(), candidates[j]) {
@@ -156,47 +266,44 @@ pub fn execute(
                     };
                     match found {
                         Some(value) => {
-                            if enc.data_len() + value.len() > budget {
-                                enc.error(OpError::TooLarge);
+                            if results.fits(value.len()) {
+                                results.value(value, faults);
                             } else {
-                                let at = wbuf.len();
-                                enc.value(wbuf, value);
-                                faults.on_reply_value(&mut wbuf[at..]);
+                                results.error(g * GROUP + j, OpError::TooLarge);
                             }
                         }
                         None => {
                             n.misses += 1;
-                            enc.not_found();
+                            results.not_found();
                         }
                     }
                 }
-                ArchivedOp::Put { value, .. } => {
+                Op::Put(_, value) => {
                     n.puts += 1;
                     wrote = true;
                     if faults.active() {
                         faults.before_put(key, store.get(key));
                     }
-                    match store.put(key, value.as_slice()) {
-                        Ok(_) => enc.done(),
+                    match store.put(key, value) {
+                        Ok(_) => results.done(),
                         Err(e) if e.is_no_room() => {
                             n.out_of_memory += 1;
-                            enc.error(OpError::OutOfMemory);
+                            results.error(g * GROUP + j, OpError::OutOfMemory);
                         }
                         // Longer than a record can describe: the wire limits
                         // keep such PUTs out, but the answer stays typed.
-                        Err(_) => enc.error(OpError::TooLarge),
+                        Err(_) => results.error(g * GROUP + j, OpError::TooLarge),
                     }
                 }
-                ArchivedOp::Delete { .. } => {
+                Op::Delete(_) => {
                     n.deletes += 1;
                     wrote = true;
                     store.delete(key);
-                    enc.done();
+                    results.done();
                 }
             }
         }
     }
-    enc.finish(wbuf);
     n
 }
 

@@ -272,6 +272,12 @@ fn malformed_resp_ends_only_its_connection_and_frames_share_the_port() {
         assert_eq!(bad.read(), Some(Value::Error(want.into())), "{:?}", String::from_utf8_lossy(bytes));
         assert_eq!(bad.read(), None, "the connection closes after a protocol error");
     }
+    // An HTTP request (a browser made to reach a local port) is closed
+    // without a reply at its `Host:` line, as Redis does.
+    let mut http = Resp::connect(server.addr());
+    http.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(http.read(), Some(Value::Error("ERR wrong number of arguments for 'get' command".into())));
+    assert_eq!(http.read(), None, "closed at the Host: line");
     assert_eq!(good.cmd(&["GET", "k"]), bulk("v"), "other connections never notice");
     let mut frames = Connection::connect(server.addr(), Expect::default(), Duration::from_secs(10)).expect("percore");
     assert_eq!(frames.execute(&[Op::Get { key: b"k".to_vec() }]).expect("get"), vec![OpResult::Value(b"v".to_vec())]);

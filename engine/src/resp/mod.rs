@@ -31,11 +31,14 @@ pub mod glob;
 pub mod keys;
 pub mod table;
 
+use crate::batch::{self, Op, Results};
 use crate::conn::{FLUSH_AT, HANDSHAKE_MAX_FRAME};
+use crate::fault::FaultState;
 use crate::shard::{ConnSlot, Shard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wire::buf::RecvBuf;
 use wire::cluster::node_id;
+use wire::msg::OpError;
 use wire::msg::ShardInfo;
 use wire::resp::reply as resp;
 use wire::resp::{ArgScratch, Parsed, Proto, RespLimits};
@@ -142,6 +145,70 @@ pub(crate) struct Session {
     argv: Vec<&'static [u8]>,
     /// Value scratch for read-modify-write commands.
     tmp: Vec<u8>,
+    /// A run of pipelined plain `GET`/`SET` commands (reused).
+    ops: Vec<Simple>,
+}
+
+/// Most pipelined `GET`/`SET` commands run as one executor batch.
+const RUN: usize = 256;
+
+/// A pipelined plain `GET key` or `SET key value`: offsets of its
+/// arguments in the receive buffer, and where the command ends there.
+#[derive(Clone, Copy)]
+struct Simple {
+    set: bool,
+    key: (u32, u32),
+    value: (u32, u32),
+    end: u32,
+}
+
+/// The RESP door's replies as the shared executor's results.
+struct Replies<'r> {
+    out: &'r mut Vec<u8>,
+    proto: Proto,
+    node: &'r RespNode,
+    ops: &'r [Simple],
+    buf: &'r [u8],
+    flush_at: usize,
+}
+
+impl Results for Replies<'_> {
+    #[inline]
+    fn fits(&self, _: usize) -> bool {
+        true
+    }
+    #[inline]
+    fn value(&mut self, value: &[u8], faults: &FaultState) {
+        resp::bulk(self.out, value);
+        if faults.active() {
+            let end = self.out.len() - 2;
+            faults.on_reply_value(&mut self.out[end - value.len()..end]);
+        }
+    }
+    #[inline]
+    fn not_found(&mut self) {
+        resp::null(self.out, self.proto);
+    }
+    #[inline]
+    fn done(&mut self) {
+        self.out.extend_from_slice(b"+OK\r\n");
+    }
+    fn error(&mut self, i: usize, e: OpError) {
+        match e {
+            OpError::WrongShard => {
+                let (k, n) = self.ops[i].key;
+                let slot = slot_of(&self.buf[k as usize..(k + n) as usize]);
+                let info = &self.node.shards[self.node.owner[slot as usize] as usize];
+                err(self.out, &format!("MOVED {slot} {}:{}", info.addr, info.port));
+            }
+            OpError::OutOfMemory => err(self.out, keys::OOM),
+            other => err(self.out, &format!("ERR {other:?}")),
+        }
+    }
+    #[inline]
+    fn full(&self) -> bool {
+        self.out.len() >= self.flush_at
+    }
 }
 
 /// Per-pass counts, added to the shard's counters once per pass (MOVED
@@ -155,6 +222,7 @@ pub(crate) struct Counts {
     pub misses: u64,
     pub moved: u64,
     pub out_of_memory: u64,
+    pub protocol_errors: u64,
 }
 
 /// Why the RESP loop stopped answering.
@@ -224,7 +292,60 @@ impl Session {
             scratch: ArgScratch::default(),
             argv: Vec::new(),
             tmp: Vec::new(),
+            ops: Vec::new(),
         }
+    }
+
+    /// Runs the plain `GET`/`SET` commands at the front of `rbuf` (up to
+    /// [`RUN`] of them, multibulk, within the key and value limits) as one
+    /// batch of the shared grouped, prefetching executor
+    /// ([`batch::run`]), replies in order. Returns false when the front
+    /// command is not one of them (the general path answers it).
+    fn pipeline(&mut self, shard: &Shard, rbuf: &mut RecvBuf, out: &mut Vec<u8>, counts: &mut Counts) -> bool {
+        let node = &shard.setup.resp;
+        let buf = rbuf.filled();
+        let (base, end) = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
+        let in_buf = |b: &[u8]| b.as_ptr() as usize >= base && b.as_ptr() as usize + b.len() <= end;
+        let offsets = |b: &[u8]| ((b.as_ptr() as usize - base) as u32, b.len() as u32);
+        self.ops.clear();
+        let mut at = 0;
+        while self.ops.len() < RUN {
+            let Ok(Parsed::Command { args, len }) = wire::resp::parse(&buf[at..], &node.limits, &mut self.scratch)
+            else {
+                break;
+            };
+            let set = match args.len() {
+                2 if args.get(0).eq_ignore_ascii_case(b"get") => false,
+                3 if args.get(0).eq_ignore_ascii_case(b"set") => true,
+                _ => break,
+            };
+            let key = args.get(1);
+            let value = if set { args.get(2) } else { &buf[..0] };
+            // Inline commands' arguments live in the scratch: not here.
+            if key.len() > node.max_key_len || value.len() > node.max_value_len || !in_buf(key) || !in_buf(value) {
+                break;
+            }
+            at += len;
+            self.ops.push(Simple { set, key: offsets(key), value: offsets(value), end: at as u32 });
+        }
+        if self.ops.is_empty() {
+            return false;
+        }
+        let slice = |(at, n): (u32, u32)| &buf[at as usize..(at + n) as usize];
+        let view = |s: &Simple| if s.set { Op::Put(slice(s.key), slice(s.value)) } else { Op::Get(slice(s.key)) };
+        let mut replies = Replies { out, proto: self.proto, node, ops: &self.ops, buf, flush_at: FLUSH_AT };
+        let c =
+            batch::run(&mut shard.store.borrow_mut(), &shard.setup.owned, &shard.faults, &self.ops, view, &mut replies);
+        let ran = c.ops as usize;
+        let consumed = if ran == 0 { 0 } else { self.ops[ran - 1].end as usize };
+        rbuf.consume(consumed);
+        counts.ops += c.ops;
+        counts.gets += c.gets;
+        counts.puts += c.puts;
+        counts.misses += c.misses;
+        counts.moved += c.wrong_shard;
+        counts.out_of_memory += c.out_of_memory;
+        ran > 0
     }
 
     /// Answers every whole command in `rbuf`, appending replies to `out`.
@@ -258,6 +379,12 @@ impl Session {
         shard.store.borrow_mut().set_now(now);
         let mut counts = Counts::default();
         let result = loop {
+            if self.authed && slot.handshaken() && self.pipeline(shard, rbuf, out, &mut counts) {
+                if out.len() >= flush_at {
+                    break Ok(Outcome::Flush);
+                }
+                continue;
+            }
             let mut scratch = std::mem::take(&mut self.scratch);
             let parsed = wire::resp::parse(rbuf.filled(), &node.limits, &mut scratch);
             let (len, after) = match parsed {
@@ -321,6 +448,7 @@ impl Session {
             c.misses += counts.misses;
             c.wrong_shard += counts.moved;
             c.out_of_memory += counts.out_of_memory;
+            c.protocol_errors += counts.protocol_errors;
         });
         result
     }
@@ -365,6 +493,12 @@ impl Cx<'_> {
     /// Runs one command.
     fn run(&mut self, argv: &[&[u8]]) -> After {
         let name = argv[0];
+        if name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:") {
+            // An HTTP request (a browser made to attack a local port), as
+            // Redis treats it: no reply, the connection closes.
+            self.counts.protocol_errors += 1;
+            return After::Quit;
+        }
         let Some(spec) = table::find(name) else {
             self.unknown(argv);
             return After::Next;

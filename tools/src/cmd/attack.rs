@@ -3,8 +3,9 @@
 //!
 //! Classes, each on its own thread, all bounded in rate and count, until
 //! `--duration`:
-//! - **garbage**: connections that send random bytes (some behind a valid
-//!   magic) and read until the server closes them;
+//! - **garbage**: connections that send random bytes (half behind a valid
+//!   frame magic, half taken as RESP and ended by a malformed multibulk)
+//!   and read until the server closes them;
 //! - **half frames**: up to `--half` connections at a time holding half a
 //!   header, or a hello stopped halfway, replaced as the server cuts them
 //!   off (handshake and frame timeouts);
@@ -198,6 +199,10 @@ fn garbage(eps: &[String], end: Instant, tally: &Tally, _: &AttackArgs, seed: u6
             let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
             if rng.random_bool(0.5) {
                 bytes[..4.min(len)].copy_from_slice(&b"PCOR"[..4.min(len)]);
+            } else {
+                // RESP garbage: whatever commands the lines make, then a
+                // malformed multibulk that ends the connection.
+                bytes.extend_from_slice(b"\r\n*x\r\n");
             }
             let _ = s.write_all(&bytes);
             drain(s);
