@@ -38,9 +38,10 @@
 //!   number of table buckets from a rotating cursor per call.
 //!
 //! Only a record with an expiry pays for it: a flag bit in its header
-//! says the word after its value holds the time (8 bytes per volatile key,
-//! rounded up to the record's size class; often nothing, when the class
-//! had room). A read of a key without an expiry tests that bit in the
+//! says the word after its value holds the time: 8 bytes per volatile key
+//! for records up to 512 bytes (their size classes are whole words); a
+//! larger record rounds up to its class, which often has the room already.
+//! A read of a key without an expiry tests that bit in the
 //! header it reads anyway, and nothing else: the key and value sit where
 //! they always do. A store with no volatile key skips active expiry
 //! outright.
