@@ -6,31 +6,36 @@
 //!
 //! ```text
 //!            one port per core
-//!                  │
+//!                  │ first bytes: `PCOR` → frames, anything else → RESP
+//!   ┌──────────────┴────────────────────────────┐
+//!   │ protocol adapters                         │  bytes in, replies out:
+//!   │  percore frames (`conn`)                  │  parse, validate, refuse
+//!   │  RESP: one Redis Cluster node (`resp`)    │  bad input, coalesce replies.
+//!   └──────────────┬────────────────────────────┘
+//!                  │ runs of GET / PUT / DELETE: a frame's batch, or a
+//!                  │ pipeline's plain GET / SET commands (read in place)
 //!   ┌──────────────┴───────────────┐
-//!   │ protocol adapter (`conn`)    │  bytes in, frames out: parse, validate,
-//!   │  percore frames today;       │  refuse bad input, coalesce replies.
-//!   │  RESP next, on the same port │  No semantics of its own.
+//!   │ shard executor (`batch`)     │  the one place those operations take
+//!   │                              │  effect: routing (owned slots), grouped
+//!   │                              │  and prefetched lookups, per-op results.
 //!   └──────────────┬───────────────┘
-//!                  │ a batch of GET / PUT / DELETE (read in place)
+//!                  │ get / put / delete on owned keys, at the batch's clock
 //!   ┌──────────────┴───────────────┐
-//!   │ shard executor (`batch`)     │  the one place operations take effect:
-//!   │                              │  routing (owned slots), grouped and
-//!   │                              │  prefetched lookups, per-op results.
-//!   └──────────────┬───────────────┘
-//!                  │ get / put / delete on owned keys
-//!   ┌──────────────┴───────────────┐
-//!   │ store (`store`)              │  the shard's private map and memory
-//!   │  (+ its log, next)           │  limits; the durable log will sit here,
-//!   └──────────────────────────────┘  under the executor.
+//!   │ store (`store`)              │  the shard's private map, expiry and
+//!   │  (+ its log, next)           │  memory limits; the durable log will sit
+//!   └──────────────────────────────┘  here, under the executor.
 //! ```
+//!
+//! Both adapters feed the same executor ([`batch::run`], over a view of
+//! each protocol's operations and a sink for its replies): a percore frame
+//! is one batch; a RESP pipeline's consecutive plain `GET`/`SET` commands
+//! are one batch too. RESP's richer commands (`INCR`, `APPEND`, expiry,
+//! `SCAN`, `CLUSTER …`) have no percore-frame counterpart; the RESP adapter
+//! runs them on the store directly, one at a time, under the same routing
+//! and limits.
 //!
 //! Where the coming work plugs in, without touching the other layers:
 //!
-//! - **A new protocol** (RESP) is another adapter in front of the same
-//!   executor: it parses its commands into the executor's operations and
-//!   encodes the results in its own format. Semantics (routing, limits,
-//!   results) stay in [`batch::execute`].
 //! - **The durable log** goes under the executor, beside the store: each
 //!   executed batch's writes are appended as one record before the replies
 //!   that observed them are released; recovery replays the log into the
