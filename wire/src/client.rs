@@ -20,13 +20,29 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// What the client expects to find on a port. `None` fields are discovered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the client expects to find on a port, and the secret it presents.
+/// `None` shard fields are discovered. Its `Debug` never shows the secret.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Expect {
     /// The shard id expected on this port.
     pub shard: Option<u32>,
     /// The total shard count expected.
     pub total_shards: Option<u32>,
+    /// The node's secret, sent in the hello; `None` when the client has
+    /// none (a node with a `requirepass` then refuses it with `AuthFailed`).
+    /// [`crate::cluster::client_password`] is how every percore client
+    /// finds it.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expect")
+            .field("shard", &self.shard)
+            .field("total_shards", &self.total_shards)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// One handshaken connection to one shard.
@@ -52,7 +68,8 @@ fn receive_limits() -> Limits {
 
 impl Connection {
     /// Connects to `addr` and performs the handshake. The server checks
-    /// `expect` and refuses a mismatch with an error naming both sides.
+    /// `expect` and refuses a mismatch with an error naming both sides, and
+    /// a missing or wrong password with [`crate::msg::ErrorCode::AuthFailed`].
     pub fn connect(addr: &str, expect: Expect, timeout: Duration) -> Result<Connection, Error> {
         let sockaddr = addr
             .to_socket_addrs()
@@ -84,6 +101,7 @@ impl Connection {
             shard: expect.shard,
             total_shards: expect.total_shards,
             client: format!("percore-cli/{}", std::process::id()),
+            password: expect.password,
         };
         conn.wbuf.clear();
         encode(Kind::Hello, &hello, &mut conn.wbuf)
@@ -282,13 +300,17 @@ pub struct Client {
     map: ShardMap,
     conns: Vec<Option<Connection>>,
     timeout: Duration,
+    /// Sent in every connection's hello.
+    password: Option<String>,
 }
 
 impl Client {
     /// Connects to one server address and learns the rest of the cluster
-    /// from its handshake reply.
-    pub fn discover(addr: &str, timeout: Duration) -> Result<Client, Error> {
-        let conn = Connection::connect(addr, Expect::default(), timeout)?;
+    /// from its handshake reply. Every hello carries `password`
+    /// ([`crate::cluster::client_password`] finds it).
+    pub fn discover(addr: &str, password: Option<String>, timeout: Duration) -> Result<Client, Error> {
+        let expect = Expect { password: password.clone(), ..Expect::default() };
+        let conn = Connection::connect(addr, expect, timeout)?;
         let map = ShardMap::new(conn.hello.map.clone()).map_err(|message| Error::Protocol {
             addr: addr.to_string(),
             message: format!("bad shard map: {message}"),
@@ -298,14 +320,16 @@ impl Client {
         if id < conns.len() {
             conns[id] = Some(conn);
         }
-        Ok(Client { map, conns, timeout })
+        Ok(Client { map, conns, timeout, password })
     }
 
     /// A client for the shards a cluster file describes (connections open
-    /// on first use, each checking shard id and count in its handshake).
-    pub fn from_cluster(cluster: &Cluster, timeout: Duration) -> Client {
+    /// on first use, each checking shard id and count in its handshake,
+    /// and presenting `password`: [`crate::cluster::client_password`] finds
+    /// it).
+    pub fn from_cluster(cluster: &Cluster, password: Option<String>, timeout: Duration) -> Client {
         let conns = (0..cluster.map.len()).map(|_| None).collect();
-        Client { map: cluster.map.clone(), conns, timeout }
+        Client { map: cluster.map.clone(), conns, timeout, password }
     }
 
     /// The shard map in use.
@@ -320,8 +344,8 @@ impl Client {
         let slot = &mut self.conns[id as usize];
         if slot.is_none() {
             let addr = format!("{}:{}", info.addr, info.port);
-            *slot =
-                Some(Connection::connect(&addr, Expect { shard: Some(id), total_shards: Some(total) }, self.timeout)?);
+            let expect = Expect { shard: Some(id), total_shards: Some(total), password: self.password.clone() };
+            *slot = Some(Connection::connect(&addr, expect, self.timeout)?);
         }
         Ok(slot.as_mut().expect("just connected"))
     }

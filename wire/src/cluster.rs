@@ -596,6 +596,34 @@ impl Cluster {
     }
 }
 
+/// The environment variable that holds a node's secret, for the server
+/// (the default of its `--requirepass`) and for every percore client
+/// ([`client_password`]).
+pub const PASSWORD_ENV: &str = "PERCORE_PASSWORD";
+
+/// The secret a percore client presents in its hello — the one rule every
+/// client follows (the `percore` CLI, the load generator, `percore attack`,
+/// and so the cluster scripts): the command's `--password` (`flag`), else
+/// [`PASSWORD_ENV`], else `cluster`'s `requirepass`, else none. An empty
+/// flag or variable counts as unset.
+///
+/// That is the order the server resolves its own secret in (its
+/// `--requirepass`, whose default is `PERCORE_PASSWORD`, over the file's),
+/// so one cluster file and one environment give a node and its clients the
+/// same secret.
+pub fn client_password(flag: Option<&str>, cluster: Option<&Cluster>) -> Option<String> {
+    password_from(flag, std::env::var(PASSWORD_ENV).ok(), cluster)
+}
+
+/// [`client_password`] with the environment's value given.
+fn password_from(flag: Option<&str>, env: Option<String>, cluster: Option<&Cluster>) -> Option<String> {
+    let given = |p: &String| !p.is_empty();
+    flag.map(str::to_string)
+        .filter(given)
+        .or_else(|| env.filter(given))
+        .or_else(|| cluster.and_then(|c| c.requirepass.clone()))
+}
+
 /// The slot → shard table and every shard's address and slots.
 #[derive(Clone)]
 pub struct ShardMap {
@@ -787,6 +815,28 @@ cores = "1-2"
 name = "c"
 cores = "0,1"
 "#;
+
+    #[test]
+    fn a_client_takes_its_flags_secret_then_the_environments_then_the_files() {
+        let with = Cluster::parse(&format!("requirepass = \"file\"\n{TWO}"), "p.toml").expect("valid");
+        let without = Cluster::parse(TWO, "two.toml").expect("valid");
+        let empty = Cluster::parse(&format!("requirepass = \"\"\n{TWO}"), "e.toml").expect("valid");
+        assert_eq!(with.requirepass.as_deref(), Some("file"));
+        assert_eq!(empty.requirepass, None, "an empty requirepass is none");
+        let env = || Some("env".to_string());
+        let f = |flag, env, c| password_from(flag, env, c);
+        assert_eq!(f(Some("flag"), env(), Some(&with)).as_deref(), Some("flag"), "the flag first");
+        assert_eq!(f(Some(""), env(), Some(&with)).as_deref(), Some("env"), "an empty flag is unset");
+        assert_eq!(f(None, env(), Some(&with)).as_deref(), Some("env"), "as the server: the environment next");
+        assert_eq!(f(None, None, Some(&with)).as_deref(), Some("file"));
+        assert_eq!(f(None, Some(String::new()), Some(&with)).as_deref(), Some("file"), "empty is unset");
+        assert_eq!(f(None, env(), Some(&without)).as_deref(), Some("env"));
+        assert_eq!(f(None, env(), None).as_deref(), Some("env"));
+        assert_eq!(f(Some("flag"), None, None).as_deref(), Some("flag"));
+        assert_eq!(f(None, None, Some(&without)), None);
+        assert_eq!(f(None, None, Some(&empty)), None);
+        assert_eq!(f(None, None, None), None);
+    }
 
     #[test]
     fn parses_and_numbers_shards_in_file_order() {

@@ -35,7 +35,13 @@ pub const MAGIC: [u8; 4] = *b"PCOR";
 /// could not read every version 2 response, so a version 1 peer is refused
 /// with `UnsupportedVersion` (the pinned version 1 fixtures in
 /// `wire/tests/fixtures/` show both facts).
-pub const PROTOCOL_VERSION: u8 = 2;
+///
+/// Version 3 added the node's secret to the hello (`Hello::password`) and
+/// the `AuthFailed` error code: a version 2 hello has no room for the
+/// secret, so a version 2 peer is refused with `UnsupportedVersion` (the
+/// pinned version 2 fixtures show it, and that every other body kept its
+/// layout).
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Length of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Every frame's total length is a multiple of this, and bodies start at a

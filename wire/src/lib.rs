@@ -5,7 +5,8 @@
 //! A request moves through the modules in this order:
 //!
 //! - [`slot`]: `slot_of(key)`, Redis Cluster's CRC16 hash slots — where a key lives.
-//! - [`cluster`]: the cluster file, and [`cluster::ShardMap`], the slot → shard table.
+//! - [`cluster`]: the cluster file, [`cluster::ShardMap`], the slot → shard
+//!   table, and [`cluster::client_password`], the secret a client's hello carries.
 //! - [`codec`]: [`codec::RequestEncoder`] writes a batch as an rkyv archive in
 //!   place; on the server [`codec::decode_request`] validates it and reads it
 //!   in place; [`codec::ResponseEncoder`] writes the results;

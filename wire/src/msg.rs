@@ -188,9 +188,9 @@ pub struct ShardInfo {
     pub slots: Vec<SlotRange>,
 }
 
-/// The client's half of the handshake.
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[rkyv(derive(Debug))]
+/// The client's half of the handshake. Its `Debug` (and its archive's)
+/// shows whether a password is present, never the password.
+#[derive(Archive, Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct Hello {
     /// Protocol version the client speaks.
     pub protocol: u8,
@@ -200,6 +200,34 @@ pub struct Hello {
     pub total_shards: Option<u32>,
     /// Free-form client name for the server's logs.
     pub client: String,
+    /// The node's secret (`requirepass`), if the client has one; a node with
+    /// a `requirepass` refuses a hello without the right one (`AuthFailed`),
+    /// a node without one ignores it. (Protocol 3.)
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Hello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("protocol", &self.protocol)
+            .field("shard", &self.shard)
+            .field("total_shards", &self.total_shards)
+            .field("client", &self.client)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ArchivedHello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchivedHello")
+            .field("protocol", &self.protocol)
+            .field("shard", &self.shard.as_ref().map(|s| s.to_native()))
+            .field("total_shards", &self.total_shards.as_ref().map(|s| s.to_native()))
+            .field("client", &self.client.as_str())
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Limits as they travel in the handshake reply.
@@ -391,6 +419,10 @@ pub enum ErrorCode {
     HandshakeTimeout = 16,
     /// The connection sent nothing for the idle timeout. (Protocol 2.)
     IdleTimeout = 17,
+    /// The node has a `requirepass` and the hello carried no password or a
+    /// wrong one (the refusal comes after a pause, so guessing is slow).
+    /// (Protocol 3.)
+    AuthFailed = 18,
 }
 
 impl ErrorCode {
@@ -414,6 +446,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "ShuttingDown",
             ErrorCode::HandshakeTimeout => "HandshakeTimeout",
             ErrorCode::IdleTimeout => "IdleTimeout",
+            ErrorCode::AuthFailed => "AuthFailed",
         }
     }
 }

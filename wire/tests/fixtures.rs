@@ -22,6 +22,15 @@
 //!   working; only `percore stats` reads this reply, and one built before
 //!   the change fails to read a newer server's (or reads shifted fields).
 //!   Run the `percore stats` of the servers' build.
+//! - **Version 3** (issue "percore frames ignore `requirepass`"): a node with
+//!   a secret must refuse a percore client that does not present it, so the
+//!   hello gained `password` (the secret, or none) and connections a new
+//!   error code, `AuthFailed` 18. A version 2 hello has no room for the
+//!   secret (its body does not read as a version 3 hello), so every frame's
+//!   header now says 3 and a version 2 frame is refused with
+//!   `UnsupportedVersion`. Every other body kept its layout: the version 2
+//!   request, response, hello reply, error and stats fixtures still decode
+//!   to the values they carried.
 
 use std::path::PathBuf;
 use wire::Limits;
@@ -29,7 +38,8 @@ use wire::buf::RecvBuf;
 use wire::codec::{RequestEncoder, ResponseEncoder, decode_request, encode};
 use wire::frame::{FrameError, HEADER_LEN, Kind, Next, next_frame, parse_header};
 use wire::msg::{
-    ErrorBody, ErrorCode, Hello, HelloReply, Op, OpError, Request, ShardCounters, ShardInfo, SlotRange, StatsReply,
+    ArchivedErrorBody, ArchivedHello, ArchivedHelloReply, ArchivedStatsReply, ErrorBody, ErrorCode, Hello, HelloReply,
+    Op, OpError, Request, ShardCounters, ShardInfo, SlotRange, StatsReply,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -59,10 +69,10 @@ fn request_frame_is_pinned() {
     enc.delete(&mut out, b"{tag}x");
     enc.get(&mut out, b"");
     enc.finish(&mut out);
-    check("request_v2.bin", &out);
+    check("request_v3.bin", &out);
 
     // And today's decoder still reads the pinned bytes.
-    let pinned = std::fs::read(fixture("request_v2.bin")).expect("fixture");
+    let pinned = std::fs::read(fixture("request_v3.bin")).expect("fixture");
     let mut buf = RecvBuf::new(64, 1 << 20);
     buf.extend_from_slice(&pinned);
     let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };
@@ -92,13 +102,6 @@ fn version_1_frames_are_refused_but_their_bodies_still_read() {
         let head: &[u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("header");
         assert_eq!(parse_header(head, &Limits::default()), Err(FrameError::UnsupportedVersion { found: 1 }), "{name}");
     }
-    let body_of = |name: &str| {
-        let bytes = std::fs::read(fixture(name)).expect("fixture");
-        let len = u32::from_le_bytes(bytes[8..12].try_into().expect("len")) as usize;
-        let mut buf = RecvBuf::new(64, 1 << 20);
-        buf.extend_from_slice(&bytes[HEADER_LEN..HEADER_LEN + len]);
-        buf
-    };
     let buf = body_of("request_v1.bin");
     let req = decode_request(buf.filled(), &Limits::default()).expect("v1 request body validates");
     assert_eq!(rkyv::deserialize::<Request, rkyv::rancor::Error>(req).expect("deserializes"), fixture_request());
@@ -108,6 +111,64 @@ fn version_1_frames_are_refused_but_their_bodies_still_read() {
     // The version 1 response (no OutOfMemory in it) is still a valid body.
     let buf = body_of("response_v1.bin");
     assert_eq!(wire::codec::decode_response(buf.filled()).expect("v1 response body").results.len(), 5);
+}
+
+/// The body of a pinned frame, in an aligned buffer.
+fn body_of(name: &str) -> RecvBuf {
+    let bytes = std::fs::read(fixture(name)).expect("fixture");
+    let len = u32::from_le_bytes(bytes[8..12].try_into().expect("len")) as usize;
+    let mut buf = RecvBuf::new(64, 1 << 20);
+    buf.extend_from_slice(&bytes[HEADER_LEN..HEADER_LEN + len]);
+    buf
+}
+
+/// Version 2 frames: their headers are refused by name; every body but the
+/// hello's (which version 3 grew by the password) still decodes to the
+/// values it carried.
+#[test]
+fn version_2_frames_are_refused_but_their_bodies_other_than_the_hello_still_read() {
+    for name in [
+        "request_v2.bin",
+        "response_v2.bin",
+        "hello_v2.bin",
+        "hello_reply_v2.bin",
+        "error_v2.bin",
+        "stats_reply_v2.bin",
+    ] {
+        let bytes = std::fs::read(fixture(name)).expect("version 2 fixture kept");
+        let head: &[u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("header");
+        assert_eq!(parse_header(head, &Limits::default()), Err(FrameError::UnsupportedVersion { found: 2 }), "{name}");
+    }
+    let buf = body_of("request_v2.bin");
+    let req = decode_request(buf.filled(), &Limits::default()).expect("v2 request body validates");
+    assert_eq!(rkyv::deserialize::<Request, rkyv::rancor::Error>(req).expect("deserializes"), fixture_request());
+
+    let buf = body_of("response_v2.bin");
+    let v2 = wire::codec::decode_response(buf.filled()).expect("v2 response body");
+    assert_eq!(buf.filled(), body_of("response_v3.bin").filled(), "the response body kept its bytes");
+    assert_eq!(v2.results.len(), 6);
+
+    let buf = body_of("hello_reply_v2.bin");
+    let a = wire::codec::decode::<ArchivedHelloReply>(Kind::HelloReply, buf.filled()).expect("v2 hello reply body");
+    let back = rkyv::deserialize::<HelloReply, rkyv::rancor::Error>(a).expect("deserializes");
+    assert_eq!(back, HelloReply { protocol: 2, ..fixture_hello_reply() });
+
+    let buf = body_of("error_v2.bin");
+    let err = wire::codec::decode::<ArchivedErrorBody>(Kind::Error, buf.filled()).expect("v2 error body");
+    assert_eq!(err.message.as_str(), "hello not answered within 5s of the connection being accepted");
+
+    let buf = body_of("stats_reply_v2.bin");
+    let a = wire::codec::decode::<ArchivedStatsReply>(Kind::StatsReply, buf.filled()).expect("v2 stats body");
+    let back = rkyv::deserialize::<StatsReply, rkyv::rancor::Error>(a).expect("deserializes");
+    assert_eq!(back, fixture_stats_reply());
+
+    // The hello is why the version changed: a version 2 hello is no
+    // version 3 hello.
+    let buf = body_of("hello_v2.bin");
+    assert!(
+        wire::codec::decode::<ArchivedHello>(Kind::Hello, buf.filled()).is_err(),
+        "a version 2 hello body must not validate as a version 3 hello"
+    );
 }
 
 #[test]
@@ -122,19 +183,37 @@ fn response_frame_is_pinned() {
     enc.error(OpError::WrongShard);
     enc.error(OpError::OutOfMemory);
     enc.finish(&mut out);
-    check("response_v2.bin", &out);
+    check("response_v3.bin", &out);
 }
 
 #[test]
 fn handshake_frames_are_pinned() {
-    let mut out = Vec::new();
-    let hello = Hello { protocol: 2, shard: Some(1), total_shards: Some(2), client: "fixture".into() };
-    encode(Kind::Hello, &hello, &mut out).expect("encode");
-    check("hello_v2.bin", &out);
+    for (name, password) in [("hello_v3.bin", Some("s3cret")), ("hello_nopass_v3.bin", None)] {
+        let mut out = Vec::new();
+        let hello = Hello {
+            protocol: 3,
+            shard: Some(1),
+            total_shards: Some(2),
+            client: "fixture".into(),
+            password: password.map(str::to_string),
+        };
+        encode(Kind::Hello, &hello, &mut out).expect("encode");
+        check(name, &out);
+
+        // And today's decoder reads the pinned bytes back to the same values.
+        let buf = body_of(name);
+        let a = wire::codec::decode::<ArchivedHello>(Kind::Hello, buf.filled()).expect("validates");
+        assert_eq!(rkyv::deserialize::<Hello, rkyv::rancor::Error>(a).expect("deserializes"), hello);
+    }
 
     let mut out = Vec::new();
-    let reply = HelloReply {
-        protocol: 2,
+    encode(Kind::HelloReply, &fixture_hello_reply(), &mut out).expect("encode");
+    check("hello_reply_v3.bin", &out);
+}
+
+fn fixture_hello_reply() -> HelloReply {
+    HelloReply {
+        protocol: 3,
         shard: 1,
         total_shards: 2,
         node: "node0".into(),
@@ -157,24 +236,39 @@ fn handshake_frames_are_pinned() {
                 slots: vec![SlotRange { start: 8192, end: 16383 }],
             },
         ],
-    };
-    encode(Kind::HelloReply, &reply, &mut out).expect("encode");
-    check("hello_reply_v2.bin", &out);
+    }
 }
 
 #[test]
 fn error_frame_is_pinned() {
     let mut out = Vec::new();
-    let body = ErrorBody {
-        code: ErrorCode::HandshakeTimeout,
-        message: "hello not answered within 5s of the connection being accepted".into(),
-    };
+    let body = ErrorBody { code: ErrorCode::AuthFailed, message: "wrong password".into() };
     encode(Kind::Error, &body, &mut out).expect("encode");
-    check("error_v2.bin", &out);
+    check("error_v3.bin", &out);
+
+    let buf = body_of("error_v3.bin");
+    let a = wire::codec::decode::<ArchivedErrorBody>(Kind::Error, buf.filled()).expect("validates");
+    assert_eq!(rkyv::deserialize::<ErrorBody, rkyv::rancor::Error>(a).expect("deserializes"), body);
 }
 
 #[test]
 fn stats_reply_frame_is_pinned() {
+    let reply = fixture_stats_reply();
+    let mut out = Vec::new();
+    encode(Kind::StatsReply, &reply, &mut out).expect("encode");
+    check("stats_reply_v3.bin", &out);
+
+    // And today's decoder reads the pinned bytes back to the same values.
+    let pinned = std::fs::read(fixture("stats_reply_v3.bin")).expect("fixture");
+    let mut buf = RecvBuf::new(64, 1 << 20);
+    buf.extend_from_slice(&pinned);
+    let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };
+    let a = wire::codec::decode::<ArchivedStatsReply>(Kind::StatsReply, frame.body).expect("validates");
+    let back = rkyv::deserialize::<StatsReply, rkyv::rancor::Error>(a).expect("deserializes");
+    assert_eq!(back, reply);
+}
+
+fn fixture_stats_reply() -> StatsReply {
     // Distinct values in every counter: a field added, dropped or moved
     // changes the bytes.
     let mut counters = ShardCounters::default();
@@ -205,17 +299,5 @@ fn stats_reply_frame_is_pinned() {
     for (i, f) in fields.into_iter().enumerate() {
         *f = 0x0100 + i as u64;
     }
-    let reply = StatsReply { shard: 1, node: "node0".into(), cpu: 3, uptime_ms: 123_456, counters };
-    let mut out = Vec::new();
-    encode(Kind::StatsReply, &reply, &mut out).expect("encode");
-    check("stats_reply_v2.bin", &out);
-
-    // And today's decoder reads the pinned bytes back to the same values.
-    let pinned = std::fs::read(fixture("stats_reply_v2.bin")).expect("fixture");
-    let mut buf = RecvBuf::new(64, 1 << 20);
-    buf.extend_from_slice(&pinned);
-    let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };
-    let a = wire::codec::decode::<wire::msg::ArchivedStatsReply>(Kind::StatsReply, frame.body).expect("validates");
-    let back = rkyv::deserialize::<StatsReply, rkyv::rancor::Error>(a).expect("deserializes");
-    assert_eq!(back, reply);
+    StatsReply { shard: 1, node: "node0".into(), cpu: 3, uptime_ms: 123_456, counters }
 }

@@ -14,7 +14,7 @@ pub mod resp;
 pub mod server;
 
 pub use measure::measure;
-pub use server::{Raw, Server, error_of, raise_fd_limit, request};
+pub use server::{Raw, Server, error_of, hello_frame, raise_fd_limit, request};
 
 use std::path::{Path, PathBuf};
 

@@ -28,10 +28,12 @@ pub struct Server {
 impl Server {
     /// Starts `program args` (a percore server: `percore-server …` or
     /// `percore server …`; add `--port 0` for free ports) and waits for its
-    /// ready line.
+    /// ready line. The child does not inherit `PERCORE_PASSWORD`: a test's
+    /// server has a secret only if its arguments give one.
     pub fn start_with(program: &str, args: &[&str]) -> Server {
         let mut child = Command::new(program)
             .args(args)
+            .env_remove(wire::cluster::PASSWORD_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -193,14 +195,10 @@ impl Raw {
         Raw { stream, buf: RecvBuf::new(1 << 16, 1 << 30) }
     }
 
-    /// Connects and completes a discovery handshake.
+    /// Connects and completes a discovery handshake (without a password).
     pub fn handshaken(addr: &str) -> Raw {
         let mut raw = Raw::connect(addr);
-        let mut out = Vec::new();
-        let hello =
-            Hello { protocol: wire::frame::PROTOCOL_VERSION, shard: None, total_shards: None, client: "raw".into() };
-        encode(Kind::Hello, &hello, &mut out).expect("encode");
-        raw.send(&out);
+        raw.send(&hello_frame(None));
         let (kind, _) = raw.frame().expect("hello reply");
         assert_eq!(kind, Kind::HelloReply);
         raw
@@ -254,6 +252,20 @@ impl Raw {
     pub fn shutdown_write(&self) {
         self.stream.shutdown(Shutdown::Write).expect("shutdown");
     }
+}
+
+/// A discovery hello frame of this build's protocol, carrying `password`.
+pub fn hello_frame(password: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let hello = Hello {
+        protocol: wire::frame::PROTOCOL_VERSION,
+        shard: None,
+        total_shards: None,
+        client: "raw".into(),
+        password: password.map(str::to_string),
+    };
+    encode(Kind::Hello, &hello, &mut out).expect("a hello encodes");
+    out
 }
 
 /// The error code and message of an error frame's body.
