@@ -175,6 +175,10 @@ pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream, slot: Rc<Conn
                         }
                     }
                 });
+                if refusal.code == ErrorCode::AuthFailed {
+                    // As the RESP door's wrong AUTH: nothing is read meanwhile.
+                    glommio::timer::sleep(AUTH_DELAY).await;
+                }
                 conn.refuse(&mut stream, refusal).await;
             }
         }
@@ -448,6 +452,13 @@ impl Conn<'_> {
                     self.shard.handshake_done(self.slot);
                 }
                 Kind::StatsRequest => {
+                    if !self.slot.handshaken() {
+                        // Counters are for a client that passed the hello (and its secret).
+                        return Err(Refusal::new(
+                            ErrorCode::Unexpected,
+                            "stats request before the handshake: send a hello frame first",
+                        ));
+                    }
                     let s = self.shard;
                     let reply = StatsReply {
                         shard: s.setup.id,
@@ -492,6 +503,22 @@ impl Conn<'_> {
                 ErrorCode::UnsupportedVersion,
                 format!("client speaks protocol {}, server speaks {}", hello.protocol, wire::frame::PROTOCOL_VERSION),
             ));
+        }
+        if let Some(want) = &s.setup.opts.requirepass {
+            // Before anything about the node is told. The refusal waits
+            // AUTH_DELAY (in `serve`), so guessing is slow.
+            match hello.password.as_ref() {
+                None => {
+                    return Err(Refusal::new(
+                        ErrorCode::AuthFailed,
+                        "this node requires a password: pass it with --password, the cluster file's requirepass or PERCORE_PASSWORD",
+                    ));
+                }
+                Some(got) if !crate::resp::admin::same_secret(got.as_bytes(), want.as_bytes()) => {
+                    return Err(Refusal::new(ErrorCode::AuthFailed, "wrong password"));
+                }
+                Some(_) => {}
+            }
         }
         if let Some(want) = hello.shard.as_ref().map(|v| v.to_native())
             && want != s.setup.id

@@ -25,7 +25,8 @@ fn start(extra: &[&str]) -> Server {
 }
 
 fn connect(server: &Server) -> Connection {
-    Connection::connect(server.addr(), Expect { shard: Some(0), total_shards: Some(1) }, T).expect("connect")
+    Connection::connect(server.addr(), Expect { shard: Some(0), total_shards: Some(1), password: None }, T)
+        .expect("connect")
 }
 
 fn stats(server: &Server) -> StatsReply {
@@ -67,7 +68,13 @@ impl Survivor {
 
 fn hello_frame() -> Vec<u8> {
     let mut out = Vec::new();
-    let hello = Hello { protocol: wire::frame::PROTOCOL_VERSION, shard: None, total_shards: None, client: "h".into() };
+    let hello = Hello {
+        protocol: wire::frame::PROTOCOL_VERSION,
+        shard: None,
+        total_shards: None,
+        client: "h".into(),
+        password: None,
+    };
     encode(Kind::Hello, &hello, &mut out).expect("encode");
     out
 }

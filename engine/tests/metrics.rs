@@ -145,7 +145,7 @@ fn scrape_until(addr: &str, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
 #[test]
 fn the_page_parses_and_counts_what_clients_did() {
     let (mut server, metrics) = start();
-    let mut client = Client::discover(server.addr(), T).expect("discover");
+    let mut client = Client::discover(server.addr(), None, T).expect("discover");
     let map = client.map().clone();
     // Per shard: puts, gets, misses, deletes.
     let mut want = [[0u64; 4]; 2];
@@ -177,8 +177,9 @@ fn the_page_parses_and_counts_what_clients_did() {
         .take(7)
         .map(|key| Op::Get { key })
         .collect();
-    let mut s0 = Connection::connect(&server.endpoints[0], Expect { shard: Some(0), total_shards: Some(2) }, T)
-        .expect("connect to shard 0");
+    let mut s0 =
+        Connection::connect(&server.endpoints[0], Expect { shard: Some(0), total_shards: Some(2), password: None }, T)
+            .expect("connect to shard 0");
     let r = s0.execute(&strays).expect("stray batch");
     assert!(r.iter().all(|r| *r == OpResult::Error(OpError::WrongShard)), "{r:?}");
 
@@ -267,7 +268,7 @@ fn a_stalled_scraper_is_cut_off_and_others_are_served() {
     let mut loris = TcpStream::connect(&metrics).expect("connect");
     loris.write_all(b"GET /metrics HTTP/1.1\r\nHost: per").expect("send half a head");
     // The shards do not notice.
-    let mut client = Client::discover(server.addr(), T).expect("discover");
+    let mut client = Client::discover(server.addr(), None, T).expect("discover");
     client.put(b"during", b"the stall").expect("put while a scraper stalls");
     assert_eq!(client.get(b"during").expect("get"), Some(b"the stall".to_vec()));
     // A second scrape is served once the stalled one is cut off.

@@ -24,7 +24,8 @@ impl Start for Server {
 }
 
 fn connect(server: &Server) -> Connection {
-    Connection::connect(server.addr(), Expect { shard: Some(0), total_shards: Some(1) }, T).expect("connect")
+    Connection::connect(server.addr(), Expect { shard: Some(0), total_shards: Some(1), password: None }, T)
+        .expect("connect")
 }
 
 #[test]
@@ -136,13 +137,13 @@ fn sixty_four_pipelined_frames_are_answered_in_order() {
 #[test]
 fn handshake_mismatches_name_both_sides() {
     let server = Server::start(&["--cores", "0", "--port", "0", "--stats-interval-ms", "0"]);
-    let err = Connection::connect(server.addr(), Expect { shard: Some(3), total_shards: Some(1) }, T)
+    let err = Connection::connect(server.addr(), Expect { shard: Some(3), total_shards: Some(1), password: None }, T)
         .err()
         .expect("wrong shard id refused")
         .to_string();
     assert!(err.contains("ShardMismatch") && err.contains("shard 3") && err.contains("shard 0"), "{err}");
 
-    let err = Connection::connect(server.addr(), Expect { shard: Some(0), total_shards: Some(4) }, T)
+    let err = Connection::connect(server.addr(), Expect { shard: Some(0), total_shards: Some(4), password: None }, T)
         .err()
         .expect("wrong total refused")
         .to_string();
@@ -152,14 +153,15 @@ fn handshake_mismatches_name_both_sides() {
     let mut frame = Vec::new();
     wire::codec::encode(
         Kind::Hello,
-        &wire::msg::Hello { protocol: 9, shard: None, total_shards: None, client: "future".into() },
+        &wire::msg::Hello { protocol: 9, shard: None, total_shards: None, client: "future".into(), password: None },
         &mut frame,
     )
     .expect("encode");
     frame[4] = 9; // a client from the future speaks protocol 9
     raw.send(&frame);
     let msg = raw.expect_error(ErrorCode::UnsupportedVersion);
-    assert!(msg.contains("peer speaks 9") && msg.contains("this side speaks 2"), "{msg}");
+    let this_side = format!("this side speaks {}", wire::frame::PROTOCOL_VERSION);
+    assert!(msg.contains("peer speaks 9") && msg.contains(&this_side), "{msg}");
 }
 
 /// A frame header with an arbitrary declared body length.
@@ -377,9 +379,11 @@ fn wrong_shard_keys_are_refused_and_not_stored() {
     let server = Server::start(&["--cores", "0,1", "--port", "0", "--stats-interval-ms", "0"]);
     assert_eq!(server.endpoints.len(), 2);
     let mut s0 =
-        Connection::connect(&server.endpoints[0], Expect { shard: Some(0), total_shards: Some(2) }, T).expect("s0");
+        Connection::connect(&server.endpoints[0], Expect { shard: Some(0), total_shards: Some(2), password: None }, T)
+            .expect("s0");
     let mut s1 =
-        Connection::connect(&server.endpoints[1], Expect { shard: Some(1), total_shards: Some(2) }, T).expect("s1");
+        Connection::connect(&server.endpoints[1], Expect { shard: Some(1), total_shards: Some(2), password: None }, T)
+            .expect("s1");
     let map = wire::ShardMap::new(s0.hello().map.clone()).expect("map");
     let keys: Vec<Vec<u8>> = (0..200).map(|i| format!("{i}").into_bytes()).collect();
     let ops: Vec<Op> = keys.iter().map(|k| Op::Put { key: k.clone(), value: b"v".to_vec() }).collect();
