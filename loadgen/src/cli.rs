@@ -8,7 +8,9 @@
 //!
 //! The target is `--server HOST:PORT` (the cluster is discovered through the
 //! handshake) or `--config FILE` (optionally `--client NAME` to take this
-//! node's cores and writer ids from the file).
+//! node's cores and writer ids from the file). The secret percore hellos
+//! carry is `--password`, else `PERCORE_PASSWORD`, else the file's
+//! `requirepass` ([`wire::cluster::client_password`]).
 
 use crate::run::{PhaseSpec, RunConfig, RunError, Topology, execute};
 use crate::workload::Workload;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use wire::Cluster;
-use wire::cluster::{available_cpus, format_cpu_list, parse_cpu_list};
+use wire::cluster::{available_cpus, client_password, format_cpu_list, parse_cpu_list};
 
 /// `percore-loadgen`: YCSB load for percore clusters.
 #[derive(Parser, Debug)]
@@ -45,7 +47,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Where the cluster is and which CPUs this process uses.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct TargetArgs {
     /// Any server's address; the cluster is discovered through its handshake.
     #[arg(long, short = 's', value_name = "HOST:PORT", default_value = "127.0.0.1:7000")]
@@ -53,6 +55,11 @@ pub struct TargetArgs {
     /// Cluster file to take the shard map from instead.
     #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "server")]
     pub config: Option<PathBuf>,
+    /// The nodes' secret (their `requirepass`), sent in every percore hello
+    /// [default: $PERCORE_PASSWORD, else the cluster file's `requirepass`,
+    /// else none]. Other users can read a command line: prefer those two.
+    #[arg(long, value_name = "SECRET")]
+    pub password: Option<String>,
     /// This node's `[[client]]` name in the cluster file (its cores and writer ids).
     #[arg(long, value_name = "NAME", requires = "config")]
     pub client: Option<String>,
@@ -187,11 +194,31 @@ pub struct Target {
     pub node: String,
 }
 
+impl std::fmt::Debug for TargetArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetArgs")
+            .field("server", &self.server)
+            .field("config", &self.config)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("client", &self.client)
+            .field("cores", &self.cores)
+            .field("target", &self.target)
+            .field("writer_base", &self.writer_base)
+            .finish()
+    }
+}
+
 impl TargetArgs {
+    /// The secret percore hellos carry ([`client_password`]: `--password`,
+    /// else `PERCORE_PASSWORD`, else the file's `requirepass`).
+    fn secret(&self, cluster: Option<&Cluster>) -> Option<String> {
+        client_password(self.password.as_deref(), cluster)
+    }
+
     /// Resolves where the cluster is and which CPUs to use.
     pub fn resolve(&self, connect_timeout: Duration) -> Result<Target, RunError> {
         let (topology, client) = match (&self.config, &self.target) {
-            (None, Some(url)) => (crate::run::Topology::from_url(url, connect_timeout)?, None),
+            (None, Some(url)) => (crate::run::Topology::from_url(url, self.secret(None), connect_timeout)?, None),
             (Some(path), _) => {
                 let cluster = Cluster::load(path).map_err(wire::Error::from)?;
                 let client = match &self.client {
@@ -202,9 +229,9 @@ impl TargetArgs {
                     }
                     None => None,
                 };
-                (Topology::from_cluster(&cluster), client)
+                (Topology::from_cluster(&cluster, self.secret(Some(&cluster))), client)
             }
-            (None, None) => (Topology::discover(&self.server, connect_timeout)?, None),
+            (None, None) => (Topology::discover(&self.server, self.secret(None), connect_timeout)?, None),
         };
         let available = available_cpus();
         let cores: Vec<Option<usize>> = match (&self.cores, &client) {

@@ -62,8 +62,8 @@ impl Peer {
     }
 }
 
-/// Where the shards are.
-#[derive(Clone, Debug)]
+/// Where the shards are. Its `Debug` never shows the password.
+#[derive(Clone)]
 pub struct Topology {
     /// What the servers speak.
     pub peer: Peer,
@@ -73,21 +73,43 @@ pub struct Topology {
     pub limits: Limits,
     /// Where it came from (file or address), for the report.
     pub source: String,
+    /// The secret every percore hello carries ([`wire::cluster::client_password`]
+    /// finds it); `None` for Redis and memcached targets.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topology")
+            .field("peer", &self.peer)
+            .field("map", &self.map)
+            .field("limits", &self.limits)
+            .field("source", &self.source)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Topology {
-    /// From a cluster file.
-    pub fn from_cluster(c: &Cluster) -> Topology {
-        Topology { peer: Peer::Percore, map: Arc::new(c.map.clone()), limits: c.limits, source: c.source.clone() }
+    /// From a cluster file; every hello carries `password`.
+    pub fn from_cluster(c: &Cluster, password: Option<String>) -> Topology {
+        Topology {
+            peer: Peer::Percore,
+            map: Arc::new(c.map.clone()),
+            limits: c.limits,
+            source: c.source.clone(),
+            password,
+        }
     }
 
     /// From a target URL: `percore://`, `redis://` or `memcached://HOST:PORT`.
-    pub fn from_url(url: &str, timeout: Duration) -> Result<Topology, RunError> {
+    /// `password` is what a percore target's hellos carry (the others ignore it).
+    pub fn from_url(url: &str, password: Option<String>, timeout: Duration) -> Result<Topology, RunError> {
         let (scheme, addr) = url.split_once("://").ok_or_else(|| {
             RunError::Config(format!("target {url:?}: expected redis://, memcached:// or percore://HOST:PORT"))
         })?;
         match scheme {
-            "percore" => Ok(Topology::discover(addr, timeout)?),
+            "percore" => Ok(Topology::discover(addr, password, timeout)?),
             "redis" => Topology::redis(addr, timeout),
             "memcached" | "memcache" => Topology::single(Peer::Memcached, addr),
             other => {
@@ -109,7 +131,8 @@ impl Topology {
             slots: vec![wire::msg::SlotRange { start: 0, end: (wire::slot::SLOTS - 1) as u16 }],
         };
         let map = ShardMap::new(vec![info]).map_err(RunError::Config)?;
-        Ok(Topology { peer, map: Arc::new(map), limits: plain_limits(), source: format!("{}://{addr}", peer.name()) })
+        let source = format!("{}://{addr}", peer.name());
+        Ok(Topology { peer, map: Arc::new(map), limits: plain_limits(), source, password: None })
     }
 
     /// A RESP server at `addr` (`host:port`), asked `CLUSTER SLOTS`: a
@@ -146,17 +169,19 @@ impl Topology {
             .collect();
         let map = ShardMap::new(shards).map_err(|e| RunError::Config(format!("CLUSTER SLOTS from {addr}: {e}")))?;
         let source = format!("redis://{addr} (cluster of {} masters)", nodes.len());
-        Ok(Topology { peer: Peer::Redis, map: Arc::new(map), limits: plain_limits(), source })
+        Ok(Topology { peer: Peer::Redis, map: Arc::new(map), limits: plain_limits(), source, password: None })
     }
 
-    /// Discovered through the handshake of one server.
-    pub fn discover(addr: &str, timeout: Duration) -> Result<Topology, wire::Error> {
-        let mut client = Client::discover(addr, timeout)?;
+    /// Discovered through the handshake of one server; every hello
+    /// carries `password`.
+    pub fn discover(addr: &str, password: Option<String>, timeout: Duration) -> Result<Topology, wire::Error> {
+        let mut client = Client::discover(addr, password.clone(), timeout)?;
         let limits = {
             let id = client.map().shard_of(b"");
             client.conn(id)?.limits()
         };
-        Ok(Topology { peer: Peer::Percore, map: Arc::new(client.map().clone()), limits, source: addr.to_string() })
+        let map = Arc::new(client.map().clone());
+        Ok(Topology { peer: Peer::Percore, map, limits, source: addr.to_string(), password })
     }
 
     /// The shards.
@@ -312,7 +337,8 @@ fn connect_percore(topo: &Topology, timeout: Duration) -> Result<Vec<Endpoint<Pe
         .iter()
         .map(|s| {
             let addr = format!("{}:{}", s.addr, s.port);
-            let conn = Connection::connect(&addr, Expect { shard: Some(s.id), total_shards: Some(total) }, timeout)?;
+            let expect = Expect { shard: Some(s.id), total_shards: Some(total), password: topo.password.clone() };
+            let conn = Connection::connect(&addr, expect, timeout)?;
             let limits = conn.limits();
             let stream = conn.into_stream();
             stream.set_read_timeout(None).map_err(|source| wire::Error::Io { addr: addr.clone(), source })?;

@@ -4,6 +4,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use testkit::{Server, TempDir};
 use wire::client::{Connection, Expect};
+use wire::cluster::PASSWORD_ENV;
 use wire::msg::{Op, OpError, OpResult};
 
 const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
@@ -15,9 +16,18 @@ fn server(args: &[&str]) -> Server {
     Server::start_with(PERCORE, &all)
 }
 
-/// Runs `percore args…`: (exit code, stdout, stderr).
+/// Runs `percore args…` without `PERCORE_PASSWORD`: (exit code, stdout, stderr).
 fn percore(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(PERCORE).args(args).stdin(Stdio::null()).output().expect("run percore");
+    run(Command::new(PERCORE).args(args).env_remove(PASSWORD_ENV))
+}
+
+/// Runs `percore args…` with `PERCORE_PASSWORD=password`.
+fn percore_with_env(password: &str, args: &[&str]) -> (i32, String, String) {
+    run(Command::new(PERCORE).args(args).env(PASSWORD_ENV, password))
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let out = command.stdin(Stdio::null()).output().expect("run percore");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -58,6 +68,89 @@ fn get_put_del_and_exit_codes() {
 }
 
 #[test]
+fn the_cli_passes_a_protected_nodes_secret_from_the_environment_the_flag_or_the_cluster_file() {
+    let s = server(&["--cores", "0", "--port", "0", "--stats-interval-ms", "0", "--requirepass", "s3cret"]);
+    let addr = s.addr();
+
+    // Without the secret: exit 2, one line that says how to pass it.
+    let (code, _, err) = percore(&["get", "k", "--server", addr]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(addr)
+            && err.contains("AuthFailed")
+            && err.contains("PERCORE_PASSWORD")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    let (code, _, err) = percore_with_env("wrong", &["put", "k", "v", "--server", addr]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("AuthFailed") && err.contains("wrong password"), "{err}");
+
+    // PERCORE_PASSWORD.
+    let (code, out, err) = percore_with_env("s3cret", &["put", "k", "v", "--server", addr]);
+    assert_eq!((code, out.as_str()), (0, "OK\n"), "{err}");
+    let (code, out, err) = percore_with_env("s3cret", &["get", "k", "--server", addr]);
+    assert_eq!((code, out.as_str()), (0, "v\n"), "{err}");
+    // --password, over the environment.
+    let (code, out, err) = percore_with_env("wrong", &["get", "k", "--server", addr, "--password", "s3cret"]);
+    assert_eq!((code, out.as_str()), (0, "v\n"), "{err}");
+    let (code, _, err) = percore(&["stats", "--server", addr, "--password", "s3cret"]);
+    assert_eq!(code, 0, "{err}");
+
+    // The cluster file's requirepass: the server and the CLI read the same
+    // file (what the cluster scripts do).
+    let port = free_port();
+    let dir = TempDir::new("cli-auth");
+    let file = dir.join("protected.toml");
+    std::fs::write(
+        &file,
+        format!("requirepass = \"from-file\"\n\n[[server]]\nname = \"a\"\naddr = \"127.0.0.1\"\nport = {port}\ncores = [0]\n"),
+    )
+    .expect("write cluster file");
+    let config = file.to_str().expect("utf8");
+    let _protected = server(&["--config", config, "--node", "a", "--stats-interval-ms", "0"]);
+    assert_eq!(percore(&["ping", "--config", config, "--wait", "10"]).0, 0);
+    let (code, out, err) = percore(&["put", "f", "1", "--config", config]);
+    assert_eq!((code, out.as_str()), (0, "OK\n"), "{err}");
+    let (code, out, err) = percore(&["stats", "--json", "--config", config]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"puts\": 1"), "{out}");
+    // The load generator and the attack read it the same way.
+    let (code, _, err) = percore(&["loadgen", "load", "--config", config, "--records", "500", "-q"]);
+    assert_eq!(code, 0, "loadgen with the file's secret: {err}");
+    let (code, _, err) = percore_with_env(
+        "from-file",
+        &["loadgen", "load", "--server", &format!("127.0.0.1:{port}"), "--records", "500", "-q"],
+    );
+    assert_eq!(code, 0, "loadgen with PERCORE_PASSWORD: {err}");
+    let (code, _, err) = percore(&[
+        "loadgen",
+        "load",
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--password",
+        "from-file",
+        "--records",
+        "500",
+        "-q",
+    ]);
+    assert_eq!(code, 0, "loadgen with --password: {err}");
+    let (code, _, err) =
+        percore(&["loadgen", "load", "--server", &format!("127.0.0.1:{port}"), "--records", "500", "-q"]);
+    assert_eq!(code, 2, "loadgen without the secret fails: {err}");
+    assert!(err.contains("AuthFailed"), "{err}");
+    let (code, out, err) =
+        percore(&["attack", "--config", config, "--duration", "1s", "--records", "500", "--hot-deletes", "5"]);
+    assert_eq!(code, 0, "attack with the file's secret (jumbo frames and deletes are served):\n{out}\n{err}");
+    // The environment comes before the file, as for the server.
+    let (code, _, err) = percore_with_env("wrong", &["get", "f", "--config", config]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("wrong password"), "{err}");
+    let (code, _, err) = percore(&["get", "f", "--server", &format!("127.0.0.1:{port}")]);
+    assert_eq!(code, 2, "discovery without the file has no secret: {err}");
+}
+
+#[test]
 fn two_node_cluster_routes_every_key_to_its_owner() {
     let (pa, pb) = (free_port(), free_port());
     let dir = TempDir::new("cli");
@@ -82,8 +175,10 @@ fn two_node_cluster_routes_every_key_to_its_owner() {
     }
     // Each key sits on its owner and only there.
     let cluster = wire::Cluster::load(&file).expect("cluster");
-    let mut a = Connection::connect(sa.addr(), Expect { shard: Some(0), total_shards: Some(2) }, T).expect("a");
-    let mut b = Connection::connect(sb.addr(), Expect { shard: Some(1), total_shards: Some(2) }, T).expect("b");
+    let mut a =
+        Connection::connect(sa.addr(), Expect { shard: Some(0), total_shards: Some(2), password: None }, T).expect("a");
+    let mut b =
+        Connection::connect(sb.addr(), Expect { shard: Some(1), total_shards: Some(2), password: None }, T).expect("b");
     let (mut on_a, mut on_b) = (0, 0);
     for k in &keys {
         let get = [Op::Get { key: k.clone().into_bytes() }];

@@ -238,7 +238,7 @@ pub(crate) fn start_all(
         "--capacity".into(),
         capacity.to_string(),
     ])?;
-    let topo = Topology::discover(&percore.endpoints[0], Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let topo = Topology::discover(&percore.endpoints[0], None, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     servers.push((Peer::Percore, Running::Percore(percore), topo));
     for &peer in peers {
         let port = free_port()?;

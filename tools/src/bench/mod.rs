@@ -21,6 +21,10 @@
 //! frames. The report's `config.protocol` says which protocol ran
 //! (`percore` or `resp`); `config.target` is `percore` either way.
 //!
+//! The server it starts has no secret, whatever `PERCORE_PASSWORD` says
+//! ([`process`] does not pass the variable on): it listens on loopback, for
+//! the run's length only, and its clients present none.
+//!
 //! Default split of the machine's N CPUs: N = 1 shares CPU 0; N = 2 puts the
 //! server on CPU 0 and the load on CPU 1; N ≥ 3 leaves CPU 0 to interrupts
 //! and gives the server CPUs 1…⌊(N−1)/2⌋ and the load the rest (16 CPUs:
@@ -195,7 +199,7 @@ fn run(args: &BenchArgs) -> Result<u8, String> {
     );
     let topology = match args.protocol {
         BenchProtocol::Percore => {
-            Topology::discover(&server.endpoints[0], Duration::from_secs(5)).map_err(|e| e.to_string())?
+            Topology::discover(&server.endpoints[0], None, Duration::from_secs(5)).map_err(|e| e.to_string())?
         }
         BenchProtocol::Resp => resp_topology(&server.endpoints)?,
     };
@@ -223,8 +227,8 @@ fn run(args: &BenchArgs) -> Result<u8, String> {
         rss.map_or("?".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
     );
 
-    let mut client =
-        wire::client::Client::discover(&server.endpoints[0], Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let mut client = wire::client::Client::discover(&server.endpoints[0], None, Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     let ops_before: u64 = client.stats().map_err(|e| e.to_string())?.iter().map(|s| s.counters.ops).sum();
     let cpu_before = server.cpu_time();
     let mut run_cfg = args.workload.config(&args.shape, &target, &args.output);
@@ -274,7 +278,7 @@ fn run(args: &BenchArgs) -> Result<u8, String> {
 /// `CLUSTER SLOTS`; it must list one master per shard.
 fn resp_topology(endpoints: &[String]) -> Result<Topology, String> {
     let first = endpoints.first().ok_or("the server named no endpoint")?;
-    let topo = Topology::from_url(&format!("redis://{first}"), Duration::from_secs(5))
+    let topo = Topology::from_url(&format!("redis://{first}"), None, Duration::from_secs(5))
         .map_err(|e| format!("the server's RESP door: {e}"))?;
     if topo.map.len() != endpoints.len() {
         return Err(format!(

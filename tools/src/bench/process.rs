@@ -18,12 +18,15 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `percore server ARGS` and waits (up to 30 s) for its ready line.
+    /// Starts `percore server ARGS` and waits (up to 30 s) for its ready
+    /// line. The server gets no secret from `PERCORE_PASSWORD` (the variable
+    /// is not passed on): its clients are this process's own.
     pub fn start(args: &[String]) -> Result<ServerProcess, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
         let mut child = Command::new(exe)
             .arg("server")
             .args(args)
+            .env_remove(wire::cluster::PASSWORD_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

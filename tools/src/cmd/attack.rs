@@ -22,6 +22,10 @@
 //!   recorded in `--history` (so `percore check` sees them next to the load
 //!   generator's history).
 //!
+//! Every hello the attack sends carries the cluster's secret, found as the
+//! CLI finds it (`--password`, `PERCORE_PASSWORD`, the file's
+//! `requirepass`), so its connections get as far as a client's would.
+//!
 //! Exit 0 when every jumbo result matched the model and the server stayed
 //! reachable; 1 otherwise.
 
@@ -105,6 +109,10 @@ pub fn main(args: &AttackArgs) -> u8 {
 }
 
 fn run(args: &AttackArgs) -> Result<bool, String> {
+    // The secret, resolved once: every class's hello carries it.
+    let mut args = args.clone();
+    args.target.password = args.target.secret().map_err(|e| e.to_string())?;
+    let args = &args;
     let client = args.target.client().map_err(|e| e.to_string())?;
     let endpoints: Vec<String> = client.map().shards().iter().map(|s| format!("{}:{}", s.addr, s.port)).collect();
     drop(client);
@@ -161,9 +169,18 @@ fn connect(addr: &str, tally: &Tally) -> Option<TcpStream> {
     }
 }
 
-fn hello() -> Vec<u8> {
+/// A discovery hello carrying the cluster's secret (`run` resolved it into
+/// `--password`), so the attack's connections get past the handshake as a
+/// client's would.
+fn hello(args: &AttackArgs) -> Vec<u8> {
     let mut out = Vec::new();
-    let h = Hello { protocol: wire::frame::PROTOCOL_VERSION, shard: None, total_shards: None, client: "attack".into() };
+    let h = Hello {
+        protocol: wire::frame::PROTOCOL_VERSION,
+        shard: None,
+        total_shards: None,
+        client: "attack".into(),
+        password: args.target.password.clone(),
+    };
     // A hello always encodes.
     let _ = encode(FrameKind::Hello, &h, &mut out);
     out
@@ -214,7 +231,7 @@ fn garbage(eps: &[String], end: Instant, tally: &Tally, _: &AttackArgs, seed: u6
 
 fn half_frames(eps: &[String], end: Instant, tally: &Tally, args: &AttackArgs, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let hello = hello();
+    let hello = hello(args);
     let mut held: Vec<TcpStream> = Vec::new();
     let mut next = Instant::now();
     while Instant::now() < end {
@@ -243,7 +260,7 @@ fn half_frames(eps: &[String], end: Instant, tally: &Tally, args: &AttackArgs, s
     }
 }
 
-fn trickle(eps: &[String], end: Instant, tally: &Tally, _: &AttackArgs, seed: u64) {
+fn trickle(eps: &[String], end: Instant, tally: &Tally, args: &AttackArgs, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut frame = Vec::new();
     let mut enc = RequestEncoder::new();
@@ -255,7 +272,7 @@ fn trickle(eps: &[String], end: Instant, tally: &Tally, _: &AttackArgs, seed: u6
         while conns.len() < 4 {
             let addr = &eps[rng.random_range(0..eps.len())];
             let Some(mut s) = connect(addr, tally) else { break };
-            if s.write_all(&hello()).is_err() {
+            if s.write_all(&hello(args)).is_err() {
                 continue;
             }
             conns.push((s, 0));
@@ -271,9 +288,9 @@ fn trickle(eps: &[String], end: Instant, tally: &Tally, _: &AttackArgs, seed: u6
     }
 }
 
-fn churn(eps: &[String], end: Instant, tally: &Tally, _: &AttackArgs, seed: u64) {
+fn churn(eps: &[String], end: Instant, tally: &Tally, args: &AttackArgs, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let hello = hello();
+    let hello = hello(args);
     let mut next = Instant::now();
     while Instant::now() < end {
         let addr = &eps[rng.random_range(0..eps.len())];
@@ -290,9 +307,9 @@ fn churn(eps: &[String], end: Instant, tally: &Tally, _: &AttackArgs, seed: u64)
 /// The attacker's own keys: one hash tag, so one shard and one frame.
 const JUMBO_KEYS: [&[u8]; 4] = [b"{attack}j0", b"{attack}j1", b"{attack}j2", b"{attack}j3"];
 
-fn jumbo(eps: &[String], end: Instant, tally: &Tally, _: &AttackArgs, seed: u64) {
+fn jumbo(eps: &[String], end: Instant, tally: &Tally, args: &AttackArgs, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let Ok(mut client) = Client::discover(&eps[0], Duration::from_secs(10)) else {
+    let Ok(mut client) = Client::discover(&eps[0], args.target.password.clone(), Duration::from_secs(10)) else {
         bump(&tally.unreachable);
         return;
     };

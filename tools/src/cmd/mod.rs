@@ -4,7 +4,8 @@
 //! - [`kv`]: `get`, `put`, `del` — the CLI client.
 //! - [`stats`]: `stats` and `ping` — every shard's counters; wait for a
 //!   cluster to answer.
-//! - [`target`]: how a command finds the cluster (`--server` or `--config`).
+//! - [`target`]: how a command finds the cluster (`--server` or `--config`)
+//!   and the secret its hellos carry (`--password`).
 //! - [`cluster`]: `cluster …` — what the cluster scripts read from a cluster
 //!   file; [`manifest`] turns a CloudLab manifest into one.
 //! - [`check`]: `check` — the linearizability check of recorded histories,
