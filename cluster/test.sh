@@ -9,7 +9,10 @@
 #     and a root login key generated for the test (nothing in ~/.ssh or
 #     /etc/ssh is used or changed);
 #   - a cluster file naming them: node0 and node1 serve one shard each
-#     (CPU 0 and CPU 1), node2 generates load (CPU 1).
+#     (CPU 0 and CPU 1), node2 generates load (CPU 1); the nodes have a
+#     secret (`requirepass`), so every step also proves the scripts pass it
+#     (each percore command they run reads it from the file), and a client
+#     without it is refused.
 #
 # Then: up.sh (twice: idempotent; then with a changed file: restarts) →
 # run.sh (3 s; prints the report; then one whose load generator fails) →
@@ -165,6 +168,7 @@ cluster_file() { # cluster_file EXTRA_TOML → the test's cluster file text
 # The namespace test cluster (made by cluster/test.sh).
 base_port = 7000
 metrics_port = 9100
+requirepass = "pct-test-secret"
 
 [ssh]
 user = "root"
@@ -213,6 +217,15 @@ printf '%s\n' "$again" | sed 's/^/    | /' >&2
 check "the second up.sh leaves the servers alone" grep -q "already running" <<<"$again"
 check "same server pids after the second up.sh ($p0 $p1)" test -n "$p0" -a "$(pidof_node node0) $(pidof_node node1)" = "$p0 $p1"
 
+# The servers hold the file's secret: up.sh's ping passed it; a client
+# without the file (and without PERCORE_PASSWORD) is refused.
+if out=$(ip netns exec pct-n2 env -u PERCORE_PASSWORD "$PERCORE_BIN" get k --server "${ADDR[0]}:7000" 2>&1); then
+    bad "a client without the secret was served"
+else
+    ok "a client without the secret is refused"
+fi
+check "with AuthFailed: $out" grep -q "AuthFailed" <<<"$out"
+
 # A changed cluster file restarts the servers (here: one more comment line).
 { cat "$C"; echo "# changed"; } >"$T/changed.toml"
 if again=$("$REPO/cluster/up.sh" "$T/changed.toml" 2>&1); then ok "up.sh with a changed file succeeds"; else bad "up.sh with a changed file"; fi
@@ -234,6 +247,7 @@ latest="$T/logs/latest"
 for png in latency.png throughput.png; do
     check "run.sh wrote $png" bash -c "[ \"\$(head -c 8 '$latest/$png' | od -An -c | tr -d ' ')\" = '211PNG\r\n032\n' ]"
 done
+check "the run's stats snapshot (percore stats, with the secret) has the load's PUTs" grep -q '"puts": [1-9]' "$latest/stats-after.json"
 check "the run kept every node's samples" test -s "$latest/node0.sample.jsonl" -a -s "$latest/node1.sample.jsonl" -a -s "$latest/node2.sample.jsonl"
 for f in node0.metrics-before.prom node0.metrics-after.prom node1.metrics-after.prom; do
     check "the run kept the servers' metrics scrape $f" grep -q '^percore_operations_total{shard=' "$latest/$f"
