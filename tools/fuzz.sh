@@ -7,6 +7,10 @@
 #                                    few commands, with a dictionary
 #   engine/fuzz  executor, store     the grouped executor and the store,
 #                                    checked against a model
+#                resp                the RESP door of a real shard, every
+#                                    reply checked against a model of
+#                                    Redis's and the store against it,
+#                                    seeded, with a dictionary
 # Needs the nightly toolchain and cargo-fuzz (installed here if missing).
 # Usage: tools/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default: all)
 set -euo pipefail
@@ -18,7 +22,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo +nightly install cargo-fuzz --locked >&2
 fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(wire:decode wire:archive wire:resp engine:executor engine:store)
+[ ${#targets[@]} -gt 0 ] || targets=(wire:decode wire:archive wire:resp engine:executor engine:store engine:resp)
 failed=0
 for entry in "${targets[@]}"; do
     crate=${entry%%:*}
@@ -32,11 +36,25 @@ for entry in "${targets[@]}"; do
         done
     fi
     extra=()
-    if [ "$target" = resp ]; then
+    if [ "$entry" = wire:resp ]; then
         printf '*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n' > "$dir/corpus/$target/seed-multibulk"
         printf 'SET k "a\\x41 b" \x27c\\\x27d\x27\r\nGET k\n\r\n' > "$dir/corpus/$target/seed-inline"
         printf '*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*0\r\n' > "$dir/corpus/$target/seed-mixed"
         extra=(-dict="$dir/resp.dict")
+    fi
+    if [ "$entry" = engine:resp ]; then
+        # First byte: even = structured commands, odd = raw bytes; second:
+        # settings (requirepass, tiny memory, inline, …); raw inputs then
+        # carry a read plan (a count, its codes) before the bytes.
+        printf '\x00\x00\x04\x61\x2b\xc8\x01\x02\x00\xe6\x08\x00\xf0\x03' > "$dir/corpus/$target/seed-structured"
+        printf '\x00\x03\x05\xa1\x00\x10\x06\xc8\x00\x00' > "$dir/corpus/$target/seed-structured-auth"
+        printf '\x01\x00\x02\x02\x0b*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n1\r\nGET b\r\nSET c x PX 5\r\n' \
+            > "$dir/corpus/$target/seed-raw"
+        printf '\x01\x01\x00AUTH hunter2\r\nHELLO 3\r\nINCR b\r\nSCAN 0 MATCH * COUNT 5\r\n' > "$dir/corpus/$target/seed-raw-auth"
+        # Longer inputs from the start: each byte is a step of a command
+        # sequence, and libFuzzer's slowly growing length limit would keep
+        # the sequences short for most of a run.
+        extra=(-dict="$dir/resp.dict" -max_len=2048 -len_control=0)
     fi
     echo "fuzz: $crate/$target for ${secs}s" >&2
     log=$(mktemp)

@@ -76,6 +76,8 @@
 //!   store's chunks and table) on transparent huge pages.
 //! - `model` (tests, and the `model` feature the fuzz targets enable): the
 //!   executor and the store checked against a model.
+//! - `resp_model` (tests, and the `model` feature): the RESP door checked
+//!   against a model of Redis's replies, over a real shard and its store.
 
 pub mod alloc;
 pub mod batch;
@@ -87,6 +89,8 @@ pub mod metrics;
 pub mod model;
 pub mod options;
 mod resp;
+#[cfg(any(test, feature = "model"))]
+pub mod resp_model;
 pub mod server;
 mod shard;
 pub mod stats;
