@@ -15,7 +15,9 @@
 # for exactly OPS operations of the workload (default 2,000,000 YCSB-B ops,
 # batch BATCH=1024, pipeline PIPELINE=4), dumped, and the total is divided by
 # the operations. All threads of the server are counted. Extra loadgen
-# options can go in LOADGEN_ARGS (e.g. "--workload c").
+# options can go in LOADGEN_ARGS (e.g. "--workload c"). PERCORE=BINARY
+# counts another build instead of building this tree's (e.g. two commits'
+# release binaries, side by side); KEEP=DIR keeps the callgrind files there.
 set -euo pipefail
 target=${1:-percore}
 ops=${2:-2000000}
@@ -33,9 +35,11 @@ command -v valgrind >/dev/null || {
         exit 2
     fi
 }
-echo "instructions.sh: building (profile 'profiling': release + debug info)" >&2
-cargo build --profile profiling -p percore-tools --quiet
-percore=target/profiling/percore
+if [ -z "${PERCORE:-}" ]; then
+    echo "instructions.sh: building (profile 'profiling': release + debug info)" >&2
+    cargo build --profile profiling -p percore-tools --quiet
+fi
+percore=${PERCORE:-target/profiling/percore}
 work=$(mktemp -d)
 server_pid=""
 cleanup() {

@@ -123,11 +123,6 @@ pub const QUIRKS: &[(&str, &str)] = &[
          GETEX checks it even for a missing key (Redis: null)",
     ),
     ("expire-options", "EXPIRE checks its number before its options and names an unknown option in lower case"),
-    (
-        "auth-without-password",
-        "without requirepass, AUTH default <any> and HELLO … AUTH default <any> are refused (Redis: accepted)",
-    ),
-    ("hello-setname-order", "HELLO checks SETNAME's name after AUTH and the authentication (Redis: before)"),
     ("select-range", "SELECT of a number outside 32 bits says cluster mode (Redis: not an integer)"),
     ("c-strings", "names and options containing a NUL byte: Redis reads them up to the NUL"),
     ("scan-cursor", "SCAN cursors Redis's strtoull accepts (spaces, '-', a NUL) are refused"),
@@ -137,10 +132,6 @@ pub const QUIRKS: &[(&str, &str)] = &[
         "CLUSTER COUNTKEYSINSLOT of a non-number says Invalid slot (Redis: not an integer)",
     ),
     ("incrbyfloat-unbounded", "INCRBYFLOAT stores a result longer than max_value_len"),
-    (
-        "first-command-early-limit",
-        "without requirepass, a connection's first command is held to the unauthenticated limits (64 KiB, 64 args)",
-    ),
 ];
 
 // ---------------------------------------------------------------------------
@@ -1500,7 +1491,7 @@ impl Model {
     }
 
     /// `AUTH`'s and `HELLO AUTH`'s check: `Err` is the refusal.
-    fn check_secret(&self, user: Option<&[u8]>, pass: &[u8], q: &mut Q) -> Result<(), Decision> {
+    fn check_secret(&self, user: Option<&[u8]>, pass: &[u8], _q: &mut Q) -> Result<(), Decision> {
         const NO_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. \
                                    Are you sure your configuration is correct?";
         let wrong = Decision {
@@ -1510,10 +1501,6 @@ impl Model {
         if !self.requirepass {
             return match user {
                 None => Err(Decision::err(NO_PASSWORD)),
-                Some(_) if q.door => {
-                    q.quirk = Some("auth-without-password");
-                    Err(Decision::err(NO_PASSWORD))
-                }
                 // The default user has no password: any is right.
                 Some(b"default") => Ok(()),
                 Some(_) => Err(wrong),
@@ -1541,9 +1528,7 @@ impl Model {
                 auth = Some((&a[i + 1][..], &a[i + 2][..]));
                 i += 3;
             } else if q.eq(&a[i], "setname") && i + 1 < a.len() {
-                if q.door {
-                    q.quirk = Some("hello-setname-order");
-                } else if !valid_name(&a[i + 1]) {
+                if !valid_name(&a[i + 1]) {
                     return Decision::err(BAD_NAME);
                 }
                 named = named || !valid_name(&a[i + 1]);
@@ -1998,12 +1983,8 @@ impl Harness {
         let early = HANDSHAKE_MAX_FRAME;
         let stop = loop {
             let conn = self.conn.as_mut().ok_or("no connection")?;
-            // The door's limits before the handshake: documented for an
-            // unauthenticated connection; the door also applies them to a
-            // passwordless connection's first command.
+            // The door's limits before a connection is authenticated.
             let doc_early = !conn.state.authed;
-            let door_early = !conn.state.handshaken;
-            let door_refused = |text: &str| door_early && self.tolerate && matches!(got, Err(e) if e == text);
             let (argv, len) = match wire::resp::parse(&conn.mirror, &self.limits, &mut conn.scratch) {
                 Err(e) => break Stop::Protocol(e.to_string()),
                 Ok(Parsed::NeedMore { need }) => {
@@ -2014,10 +1995,6 @@ impl Harness {
                     if over && doc_early {
                         break Stop::Protocol(text);
                     }
-                    if over && door_refused(&text) {
-                        *self.report.quirks.entry("first-command-early-limit").or_default() += 1;
-                        break Stop::Protocol(text);
-                    }
                     break Stop::Read(need);
                 }
                 Ok(Parsed::Command { args, len }) => (args.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), len),
@@ -2026,10 +2003,6 @@ impl Harness {
                 let text =
                     format!("Protocol error: more than {EARLY_ARGS} arguments before the connection is authenticated");
                 if doc_early {
-                    break Stop::Protocol(text);
-                }
-                if door_refused(&text) {
-                    *self.report.quirks.entry("first-command-early-limit").or_default() += 1;
                     break Stop::Protocol(text);
                 }
             }
@@ -3237,7 +3210,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "door bug: without requirepass, AUTH default <any> is refused (Redis: OK)"]
     fn auth_of_the_default_user_without_a_password_succeeds() {
         strict_err(small(), &[&[b"AUTH", b"default", b"x"], &[b"HELLO", b"3", b"AUTH", b"default", b"y"]])
             .expect("as Redis");
@@ -3250,7 +3222,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "door bug: a passwordless connection's first command may not pass 64 KiB"]
     fn a_first_command_of_70_kib_is_served_without_requirepass() {
         let mut rig = Rig::strict(Settings { tiny_memory: true, ..small() }).expect("rig");
         let big = vec![b'x'; 70 << 10];
@@ -3264,7 +3235,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "door bug: HELLO authenticates before it checks SETNAME's name (Redis: the name first)"]
     fn hello_checks_the_name_before_authenticating() {
         let cmds: &[&[&[u8]]] =
             &[&[b"HELLO", b"3", b"AUTH", b"default", PASSWORD, b"SETNAME", b"a b"], &[b"GET", b"b"]];

@@ -141,10 +141,6 @@ fn key_eq(a: &[u8], b: &[u8]) -> bool {
     if n != b.len() {
         return false;
     }
-    let word = |s: &[u8], at: usize| {
-        u64::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3], s[at + 4], s[at + 5], s[at + 6], s[at + 7]])
-    };
-    let half = |s: &[u8], at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]);
     match n {
         0 => true,
         1..=3 => a == b,
@@ -152,6 +148,20 @@ fn key_eq(a: &[u8], b: &[u8]) -> bool {
         9..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
         _ => a == b,
     }
+}
+
+/// Eight bytes of `s` from `at`, little-endian (a plain fn marked
+/// `inline(always)`: as a closure it was once left out of line, costing
+/// ~45 instructions per GET).
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3], s[at + 4], s[at + 5], s[at + 6], s[at + 7]])
+}
+
+/// Four bytes of `s` from `at`, little-endian.
+#[inline(always)]
+fn half(s: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]])
 }
 
 /// Words a record with this key and value needs (and an expiry word, if
@@ -897,8 +907,10 @@ impl Store {
     /// has freed a record since (the candidate's memory may now hold
     /// anything, or be gone) — ask [`Store::get`]. A candidate is never read
     /// after a free.
-    /// An expired key reads as absent here too.
-    #[inline]
+    /// An expired key reads as absent here too. (Always inlined: the
+    /// executor's hot loop; left out of line it cost ~50 instructions per
+    /// GET, `bench/instructions.sh`.)
+    #[inline(always)]
     pub fn get_at(&self, key: &[u8], candidate: Candidate, taken: Epoch) -> Option<&[u8]> {
         if taken.0 != self.slab.frees {
             return None;

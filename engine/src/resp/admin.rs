@@ -74,11 +74,22 @@ impl Cx<'_> {
     /// authenticated); otherwise answers the error.
     fn check_secret(&mut self, user: Option<&[u8]>, pass: &[u8]) -> Result<(), After> {
         let Some(want) = &self.node.requirepass else {
-            err(
-                self.out,
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            );
-            return Err(After::Next);
+            // No secret: the default user takes any password, as Redis's
+            // `nopass` default user; only the one-argument form is an error.
+            return match user {
+                Some(b"default") => Ok(()),
+                Some(_) => {
+                    err(self.out, "WRONGPASS invalid username-password pair or user is disabled.");
+                    Err(After::Penalty)
+                }
+                None => {
+                    err(
+                        self.out,
+                        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                    );
+                    Err(After::Next)
+                }
+            };
         };
         if user.is_none_or(|u| u == b"default") && same_secret(pass, want) {
             self.sess.authed = true;
@@ -132,6 +143,12 @@ impl Cx<'_> {
                 auth = Some((a[i + 1], a[i + 2]));
                 i += 3;
             } else if a[i].eq_ignore_ascii_case(b"setname") && i + 1 < a.len() {
+                // Checked where it stands, as Redis does: before any later
+                // option and before the secret, so a refused HELLO changes nothing.
+                if !valid_name(a[i + 1]) {
+                    err(self.out, "ERR Client names cannot contain spaces, newlines or special characters.");
+                    return After::Next;
+                }
                 name = Some(a[i + 1]);
                 i += 2;
             } else {
@@ -152,10 +169,6 @@ impl Cx<'_> {
             return After::Next;
         }
         if let Some(n) = name {
-            if !valid_name(n) {
-                err(self.out, "ERR Client names cannot contain spaces, newlines or special characters.");
-                return After::Next;
-            }
             self.sess.name = n.to_vec();
         }
         self.sess.proto = proto;

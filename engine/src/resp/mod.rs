@@ -379,7 +379,7 @@ impl Session {
         shard.store.borrow_mut().set_now(now);
         let mut counts = Counts::default();
         let result = loop {
-            if self.authed && slot.handshaken() && self.pipeline(shard, rbuf, out, &mut counts) {
+            if self.authed && self.pipeline(shard, rbuf, out, &mut counts) {
                 if out.len() >= flush_at {
                     break Ok(Outcome::Flush);
                 }
@@ -394,7 +394,7 @@ impl Session {
                 }
                 Ok(Parsed::NeedMore { need }) => {
                     self.scratch = scratch;
-                    if !slot.handshaken() && (rbuf.len() > early_max || need.is_some_and(|n| n > early_max)) {
+                    if !self.authed && (rbuf.len() > early_max || need.is_some_and(|n| n > early_max)) {
                         break Err(format!(
                             "Protocol error: a command of more than {early_max} bytes before the connection is authenticated"
                         ));
@@ -405,7 +405,7 @@ impl Session {
                     if args.is_empty() {
                         self.scratch = scratch;
                         (len, After::Next)
-                    } else if !slot.handshaken() && args.len() > EARLY_ARGS {
+                    } else if !self.authed && args.len() > EARLY_ARGS {
                         self.scratch = scratch;
                         break Err(format!(
                             "Protocol error: more than {EARLY_ARGS} arguments before the connection is authenticated"
