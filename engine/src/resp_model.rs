@@ -80,16 +80,13 @@ use crate::conn::{FLUSH_AT, HANDSHAKE_MAX_FRAME, INITIAL_RECV};
 use crate::options::ServerOptions;
 use crate::resp::admin::REDIS_VERSION;
 use crate::resp::table::{self, COMMANDS};
-use crate::resp::{Outcome, RespNode, Session};
-use crate::shard::{ConnSlot, Shard, ShardSetup};
+use crate::resp::{Outcome, Session};
+use crate::shard::{ConnSlot, Shard};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::rc::Rc;
 use wire::Cluster;
 use wire::buf::RecvBuf;
-use wire::codec::encode;
-use wire::frame::{Kind, PROTOCOL_VERSION};
-use wire::msg::HelloReply;
 use wire::resp::{ArgScratch, Parsed, Proto, RespLimits};
 use wire::slot::{SLOTS, slot_of};
 
@@ -185,17 +182,6 @@ impl Settings {
     }
 }
 
-/// The door's parser limits, as `server.rs` derives them from the node's settings.
-fn resp_limits(cluster: &Cluster, opts: &ServerOptions) -> RespLimits {
-    let bulk = opts.limits.proto_max_bulk_len as usize;
-    RespLimits {
-        max_bulk_len: bulk,
-        max_multibulk_len: opts.limits.max_multibulk_len as usize,
-        max_command_bytes: (cluster.limits.max_frame_bytes as usize).max(bulk + (64 << 10)),
-        ..RespLimits::default()
-    }
-}
-
 /// The two-shard, one-node cluster of `settings` and shard 0's slots,
 /// built once per thread (a fuzz run builds a shard per input).
 fn cluster_of(settings: Settings) -> Result<(Cluster, wire::cluster::SlotSet), String> {
@@ -216,37 +202,13 @@ fn cluster_of(settings: Settings) -> Result<(Cluster, wire::cluster::SlotSet), S
     Ok((cluster, owned))
 }
 
-/// Builds shard 0 of a two-shard, one-node cluster as `server::serve` does.
+/// Builds shard 0 of a two-shard, one-node cluster as `server::serve` does
+/// (through the same [`crate::server::shard_setup`]).
 fn build_shard(settings: Settings) -> Result<Shard, String> {
-    let (cluster, owned) = cluster_of(settings)?;
+    let (cluster, _) = cluster_of(settings)?;
     let opts = settings.options();
     let server = cluster.server("model").map_err(|e| format!("cluster: {e}"))?.clone();
-    let id = 0u32;
-    let total_shards = cluster.map.len() as u32;
-    let info = &cluster.map.shards()[id as usize];
-    let reply = HelloReply {
-        protocol: PROTOCOL_VERSION,
-        shard: id,
-        total_shards,
-        node: server.name.clone(),
-        limits: cluster.limits.into(),
-        map: cluster.map.shards().to_vec(),
-    };
-    let mut hello_reply = Vec::new();
-    encode(Kind::HelloReply, &reply, &mut hello_reply).map_err(|e| format!("hello reply: {e}"))?;
-    let setup = ShardSetup {
-        id,
-        total_shards,
-        cpu: 0,
-        node: server.name.clone(),
-        endpoint: format!("{}:{}", info.addr, info.port),
-        limits: cluster.limits,
-        opts: opts.clone(),
-        memory_limit: opts.limits.maxmemory.map(|m| (m / server.cores.len() as u64) as usize),
-        owned,
-        hello_reply,
-        resp: RespNode::new(id, cluster.map.shards(), resp_limits(&cluster, &opts), &opts, cluster.limits),
-    };
+    let setup = crate::server::shard_setup(&cluster, &server, 0, 0, &opts)?;
     Shard::new(setup).map_err(|e| format!("shard: {e}"))
 }
 

@@ -189,6 +189,44 @@ fn resp_limits(cluster: &Cluster, opts: &ServerOptions) -> wire::resp::RespLimit
     }
 }
 
+/// What shard `id` of `server`, pinned to `cpu`, is built from: its
+/// identity, limits, slots, encoded handshake reply and RESP door (the one
+/// place this is assembled: [`serve`], and the RESP model's harness).
+pub(crate) fn shard_setup(
+    cluster: &Cluster,
+    server: &wire::cluster::Server,
+    id: u32,
+    cpu: u32,
+    opts: &ServerOptions,
+) -> Result<ShardSetup, String> {
+    let total_shards = cluster.map.len() as u32;
+    let info = cluster.map.shards().get(id as usize).ok_or_else(|| format!("no shard {id} in the cluster"))?;
+    let reply = HelloReply {
+        protocol: PROTOCOL_VERSION,
+        shard: id,
+        total_shards,
+        node: server.name.clone(),
+        limits: cluster.limits.into(),
+        map: cluster.map.shards().to_vec(),
+    };
+    let mut hello_reply = Vec::new();
+    encode(Kind::HelloReply, &reply, &mut hello_reply)
+        .map_err(|e| format!("cannot encode the handshake reply: {e}"))?;
+    Ok(ShardSetup {
+        id,
+        total_shards,
+        cpu,
+        node: server.name.clone(),
+        endpoint: format!("{}:{}", info.addr, info.port),
+        limits: cluster.limits,
+        opts: opts.clone(),
+        memory_limit: memory_limit(opts.limits.maxmemory, server.cores.len()),
+        owned: cluster.map.owned_slots(id),
+        hello_reply,
+        resp: crate::resp::RespNode::new(id, cluster.map.shards(), resp_limits(cluster, opts), opts, cluster.limits),
+    })
+}
+
 /// Runs the node's shards on the bound `listeners` until `stop` is set, then
 /// stops them in order and returns their final counters. Rate lines go to
 /// `out` once per `opts.stats_interval`; `ready` is called once every shard
@@ -203,7 +241,6 @@ pub fn serve(
     ready: impl FnOnce(&[(u32, u32, SocketAddr)]),
 ) -> Result<NodeReport, StartError> {
     let server = cluster.server(node)?.clone();
-    let total_shards = cluster.map.len() as u32;
     let started = Instant::now();
     let metrics = opts.metrics_port.map(|port| crate::metrics::bind(&server.listen, port)).transpose()?;
     let (tx, rx) = mpsc::channel::<Result<(), (u32, u32, String)>>();
@@ -216,39 +253,11 @@ pub fn serve(
             .local_addr()
             .map_err(|source| StartError::Bind { endpoint: format!("{}:{}", server.listen, info.port), source })?;
         endpoints.push((id, cpu, local));
-        let reply = HelloReply {
-            protocol: PROTOCOL_VERSION,
-            shard: id,
-            total_shards,
-            node: server.name.clone(),
-            limits: cluster.limits.into(),
-            map: cluster.map.shards().to_vec(),
-        };
-        let mut hello_reply = Vec::new();
-        encode(Kind::HelloReply, &reply, &mut hello_reply).map_err(|e| StartError::Executor {
+        let setup = shard_setup(cluster, &server, id, cpu, opts).map_err(|message| StartError::Executor {
             shard: id,
             cpu,
-            message: format!("cannot encode the handshake reply: {e}"),
+            message,
         })?;
-        let setup = ShardSetup {
-            id,
-            total_shards,
-            cpu,
-            node: server.name.clone(),
-            endpoint: format!("{}:{}", info.addr, info.port),
-            limits: cluster.limits,
-            opts: opts.clone(),
-            memory_limit: memory_limit(opts.limits.maxmemory, server.cores.len()),
-            owned: cluster.map.owned_slots(id),
-            hello_reply,
-            resp: crate::resp::RespNode::new(
-                id,
-                cluster.map.shards(),
-                resp_limits(cluster, opts),
-                opts,
-                cluster.limits,
-            ),
-        };
         let pubslot = Arc::new(Published::default());
         published.push((id, cpu, pubslot.clone()));
         let tx = tx.clone();
