@@ -37,8 +37,11 @@ for entry in "${targets[@]}"; do
     fi
     extra=()
     if [ "$entry" = wire:resp ]; then
+        # (The `$` in these seeds are RESP's bulk markers, not expansions.)
+        # shellcheck disable=SC2016
         printf '*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n' > "$dir/corpus/$target/seed-multibulk"
         printf 'SET k "a\\x41 b" \x27c\\\x27d\x27\r\nGET k\n\r\n' > "$dir/corpus/$target/seed-inline"
+        # shellcheck disable=SC2016
         printf '*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*0\r\n' > "$dir/corpus/$target/seed-mixed"
         extra=(-dict="$dir/resp.dict")
     fi
@@ -48,6 +51,7 @@ for entry in "${targets[@]}"; do
         # carry a read plan (a count, its codes) before the bytes.
         printf '\x00\x00\x04\x61\x2b\xc8\x01\x02\x00\xe6\x08\x00\xf0\x03' > "$dir/corpus/$target/seed-structured"
         printf '\x00\x03\x05\xa1\x00\x10\x06\xc8\x00\x00' > "$dir/corpus/$target/seed-structured-auth"
+        # shellcheck disable=SC2016
         printf '\x01\x00\x02\x02\x0b*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n1\r\nGET b\r\nSET c x PX 5\r\n' \
             > "$dir/corpus/$target/seed-raw"
         printf '\x01\x01\x00AUTH hunter2\r\nHELLO 3\r\nINCR b\r\nSCAN 0 MATCH * COUNT 5\r\n' > "$dir/corpus/$target/seed-raw-auth"
