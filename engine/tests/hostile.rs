@@ -553,6 +553,12 @@ fn unauthenticated_resp_connections_make_room() {
     for _ in 0..8 {
         let mut s = TcpStream::connect(server.addr()).expect("connect");
         s.write_all(b"PING\r\n").expect("ping");
+        // Read its -NOAUTH, so the server has seen a command from it: a
+        // command must not be what makes an unauthenticated connection stay.
+        let mut reply = [0u8; 64];
+        s.set_read_timeout(Some(T)).expect("timeout");
+        let n = s.read(&mut reply).expect("reply");
+        assert!(reply[..n].starts_with(b"-NOAUTH"), "{:?}", String::from_utf8_lossy(&reply[..n]));
         held.push(s);
     }
     let mut c = testkit::resp::Resp::connect(server.addr());
