@@ -233,7 +233,8 @@ fn a_run_stopped_mid_flight_still_checks() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn loadgen");
-    // Wait for its first second's line, then interrupt it.
+    // Wait for its first second's line, freeze the server so that whatever
+    // the load generator has sent stays unanswered, then interrupt it.
     let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut seen = String::new();
     loop {
@@ -245,6 +246,10 @@ fn a_run_stopped_mid_flight_still_checks() {
             break;
         }
     }
+    s.signal(libc::SIGSTOP);
+    // The closed loop keeps its pipeline full: give its threads a moment to
+    // find the server silent (they are blocked on replies from then on).
+    std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: kill(2) on our own child's PID.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -252,6 +257,7 @@ fn a_run_stopped_mid_flight_still_checks() {
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut err, &mut rest);
     let status = child.wait().expect("wait");
+    s.signal(libc::SIGCONT);
     assert!(status.success(), "an interrupted run reports what it measured: {seen}{rest}");
     let unanswered = records(&history).iter().filter(|r| r.response == loadgen::history::NO_RESPONSE).count();
     let out = run(&["check", history.to_str().expect("utf8")]);
