@@ -94,11 +94,30 @@ pub struct ServerArgs {
     /// io_uring registered memory per executor, KiB.
     #[arg(long, value_name = "KIB", default_value_t = 512)]
     pub io_memory_kib: usize,
-    /// glommio preemption timer, microseconds. Keep it long: with timers of
-    /// a millisecond or less, glommio 0.9 executors were seen to stop running
-    /// tasks for seconds under CPU contention.
-    #[arg(long, value_name = "US", default_value_t = 100_000)]
-    pub preempt_us: u64,
+    /// glommio preemption timer, microseconds [default: 100000; with
+    /// --data-dir 1000, so that log writes complete on a busy core]. Keep it
+    /// long otherwise: with timers of a millisecond or less, glommio 0.9
+    /// executors were seen to stop running tasks for seconds under CPU
+    /// contention.
+    #[arg(long, value_name = "US")]
+    pub preempt_us: Option<u64>,
+    /// Keep a durable log in DIR (one directory per shard) and recover from
+    /// it at start [default: the cluster file's `data_dir`, else in memory only].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When the log syncs, as Redis's appendfsync: always (a reply waits
+    /// until what it observed is durable), everysec, no [default: the
+    /// cluster file's `fsync`, else everysec]. Needs a data directory.
+    #[arg(long, value_name = "MODE")]
+    pub fsync: Option<wire::cluster::Fsync>,
+    /// Bytes per log segment, e.g. 64mb.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "64mb")]
+    pub log_segment_size: u64,
+    /// Start even when valid records follow a corrupt one in the log,
+    /// dropping everything from the corrupt record on (what is dropped is
+    /// printed). Without it such a node refuses to start.
+    #[arg(long)]
+    pub truncate_corrupt_log: bool,
     /// Spin this many microseconds before an idle executor parks (0: park at once).
     #[arg(long, value_name = "US", default_value_t = 0)]
     pub spin_us: u64,
@@ -149,25 +168,57 @@ impl ServerArgs {
 
     /// The options these flags set, over the resource limits `limits` and
     /// what the cluster file says about this node (`requirepass`,
-    /// `metrics_port`); a flag wins over the file.
-    pub fn options(&self, limits: ServerLimits, cluster: &Cluster, node: &str) -> ServerOptions {
+    /// `metrics_port`, `data_dir`, `fsync`); a flag wins over the file.
+    pub fn options(&self, limits: ServerLimits, cluster: &Cluster, node: &str) -> Result<ServerOptions, StartError> {
+        let invalid = |message: String| wire::cluster::ConfigError::Invalid { path: "(command line)".into(), message };
+        let data_dir = self.data_dir.clone().or_else(|| cluster.data_dir.as_ref().map(PathBuf::from));
+        let durability = match data_dir {
+            Some(data_dir) => {
+                let max_frame = u64::from(cluster.limits.max_frame_bytes);
+                let least = (2 * max_frame + 2 * crate::log::BLOCK as u64).max(crate::log::SEGMENT_MIN);
+                if self.log_segment_size < least {
+                    return Err(invalid(format!(
+                        "--log-segment-size {} is too small: a segment must hold the largest record twice over, at least {} with max_frame_bytes {}",
+                        format_bytes(self.log_segment_size),
+                        format_bytes(least),
+                        format_bytes(max_frame)
+                    ))
+                    .into());
+                }
+                Some(crate::log::Durability {
+                    data_dir,
+                    fsync: self.fsync.or(cluster.fsync).unwrap_or_default(),
+                    segment_bytes: self.log_segment_size.next_multiple_of(crate::log::BLOCK as u64),
+                    truncate_corrupt: self.truncate_corrupt_log,
+                })
+            }
+            None if self.fsync.is_some() => {
+                return Err(invalid(
+                    "--fsync needs a data directory (--data-dir, or data_dir in the cluster file): without one the node keeps nothing".into(),
+                )
+                .into());
+            }
+            None => None,
+        };
+        let preempt_us = self.preempt_us.unwrap_or(if durability.is_some() { 1000 } else { 100_000 });
         let requirepass = self.requirepass.clone().or_else(|| cluster.requirepass.clone()).filter(|p| !p.is_empty());
         let file_port = cluster.server(node).map(|s| s.metrics_port).unwrap_or(0);
         let metrics_port = Some(self.metrics_port.unwrap_or(file_port)).filter(|&p| p > 0);
-        ServerOptions {
+        Ok(ServerOptions {
             requirepass,
             metrics_port,
             limits,
             stats_interval: (self.stats_interval_ms > 0).then(|| Duration::from_millis(self.stats_interval_ms)),
             capacity: self.capacity,
             io_memory: self.io_memory_kib << 10,
-            preempt_timer: Duration::from_micros(self.preempt_us.max(1)),
+            preempt_timer: Duration::from_micros(preempt_us.max(1)),
             spin_before_park: (self.spin_us > 0).then(|| Duration::from_micros(self.spin_us)),
             #[cfg(feature = "faults")]
             fault: self.fault.unwrap_or_default(),
             #[cfg(not(feature = "faults"))]
             fault: Default::default(),
-        }
+            durability,
+        })
     }
 }
 
@@ -222,7 +273,13 @@ pub fn main(args: ServerArgs) -> ExitCode {
         }
     };
     let opts = match args.limits(cluster.server_limits) {
-        Ok(limits) => args.options(limits, &cluster, &node),
+        Ok(limits) => match args.options(limits, &cluster, &node) {
+            Ok(opts) => opts,
+            Err(e) => {
+                eprintln!("percore-server: {e}");
+                return ExitCode::from(1);
+            }
+        },
         Err(e) => {
             eprintln!("percore-server: {e}");
             return ExitCode::from(1);

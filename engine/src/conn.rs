@@ -239,11 +239,19 @@ impl Conn<'_> {
     async fn run(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
         let mut turns = 0u32;
         loop {
+            if let Some(log) = &self.shard.log
+                && self.shard.store.borrow().journal_pending() >= crate::log::writer::MAX_PENDING
+            {
+                // The disk is behind the clients: wait for the writer
+                // before running more writes.
+                log.room(|| self.shard.store.borrow().journal_pending()).await.map_err(|_| Close::Gone)?;
+            }
             let step = self.answer_buffered().map_err(Close::Refuse)?;
             if let Step::Penalty = step {
                 glommio::timer::sleep(AUTH_DELAY).await;
             }
             if !self.wbuf.is_empty() {
+                self.hold_for_log().await?;
                 self.flush(stream).await?;
             }
             let frame_len = match step {
@@ -362,6 +370,25 @@ impl Conn<'_> {
             Some(len) => format!("{why}: got {} of {len} bytes", self.rbuf.len()),
             None => format!("{why}: got {} bytes of a 16-byte header", self.rbuf.len()),
         }
+    }
+
+    /// In `fsync always` mode, waits until every change the replies in
+    /// `wbuf` could have observed — everything the store has journaled so
+    /// far, this connection's or another's — is durable: no reply shows
+    /// what a crash can take back. In the other modes it only wakes the
+    /// writer. If the log has failed, nothing more is acknowledged: the
+    /// connection closes without these replies (the node said why).
+    async fn hold_for_log(&self) -> Result<(), Close> {
+        let Some(log) = &self.shard.log else { return Ok(()) };
+        let need = self.shard.store.borrow().journal_last_seq();
+        if log.mode == crate::log::Fsync::Always {
+            if need > log.durable() {
+                log.durable_at(need).await.map_err(|_| Close::Gone)?;
+            }
+        } else if need > log.written() {
+            log.kick();
+        }
+        Ok(())
     }
 
     async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
@@ -543,6 +570,10 @@ impl Conn<'_> {
     /// timeout), shuts the write side, and drains briefly so the peer can
     /// read it before the close.
     async fn refuse(&mut self, stream: &mut TcpStream, refusal: Refusal) {
+        // Replies to the good frames before the bad one are acknowledgements too.
+        if !self.wbuf.is_empty() && self.hold_for_log().await.is_err() {
+            return;
+        }
         if let Door::Resp(_) = self.door {
             // Redis's way: one error reply, then the close.
             let message = match refusal.message.strip_prefix("ERR ") {

@@ -84,6 +84,7 @@ pub mod batch;
 pub mod cli;
 mod conn;
 pub mod fault;
+pub mod log;
 pub mod metrics;
 #[cfg(any(test, feature = "model"))]
 pub mod model;

@@ -39,6 +39,9 @@ pub struct ServerOptions {
     pub requirepass: Option<String>,
     /// Port of the node's Prometheus endpoint; `None`: off.
     pub metrics_port: Option<u16>,
+    /// The durable log's settings; `None`: in memory only (as fast as
+    /// ever: the store keeps no journal).
+    pub durability: Option<crate::log::Durability>,
 }
 
 impl Default for ServerOptions {
@@ -53,6 +56,7 @@ impl Default for ServerOptions {
             fault: Fault::None,
             requirepass: None,
             metrics_port: None,
+            durability: None,
         }
     }
 }

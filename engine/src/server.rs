@@ -224,6 +224,11 @@ pub(crate) fn shard_setup(
         owned: cluster.map.owned_slots(id),
         hello_reply,
         resp: crate::resp::RespNode::new(id, cluster.map.shards(), resp_limits(cluster, opts), opts, cluster.limits),
+        layout: crate::log::layout_text(
+            total_shards,
+            id,
+            &info.slots.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(","),
+        ),
     })
 }
 

@@ -23,6 +23,8 @@
 //! error frame only if the socket takes it at once, and is closed.
 
 use crate::conn;
+use crate::log::record::Journal;
+use crate::log::writer::{LogState, Writer};
 use crate::options::ServerOptions;
 use crate::stats::{PUBLISH_EVERY, Published};
 use crate::store::{Store, StoreError, StoreLimits};
@@ -73,6 +75,10 @@ pub(crate) struct Shard {
     pub started: Instant,
     /// Fault-switch state (see [`crate::options::Fault`]).
     pub faults: crate::fault::FaultState,
+    /// The durable log's marks and waiters (`None`: in memory only).
+    pub log: Option<LogState>,
+    /// What recovery found, until the writer task starts from it.
+    recovered: RefCell<Option<crate::log::recover::Recovered>>,
     /// The error frame a connection dropped to make room gets.
     evicted_frame: Vec<u8>,
     /// The error frame a refused connection gets.
@@ -103,6 +109,9 @@ pub(crate) struct ShardSetup {
     pub hello_reply: Vec<u8>,
     /// The RESP door's view of the node.
     pub resp: crate::resp::RespNode,
+    /// The cluster layout this shard serves, as its data directory's
+    /// `LAYOUT` file records it.
+    pub layout: String,
 }
 
 /// One open connection, as the shard's registry sees it.
@@ -187,12 +196,25 @@ fn error_frame(code: ErrorCode, message: String) -> Vec<u8> {
 
 impl Shard {
     /// Builds the shard and its store (which may be refused: a `capacity`
-    /// whose table alone passes the shard's memory limit).
-    pub(crate) fn new(setup: ShardSetup) -> Result<Shard, StoreError> {
-        let store = Store::with_limits(
+    /// whose table alone passes the shard's memory limit); a durable shard
+    /// claims its data directory and replays its log into the store.
+    pub(crate) fn new(setup: ShardSetup) -> Result<Shard, String> {
+        let mut store = Store::with_limits(
             setup.opts.capacity,
             StoreLimits { max_bytes: setup.memory_limit, ..StoreLimits::default() },
-        )?;
+        )
+        .map_err(|e: StoreError| format!("cannot build the store: {e}"))?;
+        let (log, recovered) = match &setup.opts.durability {
+            None => (None, None),
+            Some(d) => {
+                let dir = crate::log::shard_dir(&d.data_dir, setup.id);
+                crate::log::claim(&dir, &setup.layout).map_err(|e| e.to_string())?;
+                let r = crate::log::recover::recover(&dir, setup.id, &mut store, d.truncate_corrupt)
+                    .map_err(|e| e.to_string())?;
+                store.attach_journal(Journal::new(r.next_seq));
+                (Some(LogState::new(d.fsync, r.next_seq - 1)), Some(r))
+            }
+        };
         let max = setup.opts.limits.max_connections;
         let evicted_frame = error_frame(
             ErrorCode::TooManyConnections,
@@ -219,6 +241,8 @@ impl Shard {
             refusing: Cell::new(0),
             stopping: Cell::new(false),
             started: Instant::now(),
+            log,
+            recovered: RefCell::new(recovered),
             evicted_frame,
             busy_frame,
         })
@@ -346,12 +370,20 @@ pub(crate) async fn run(
     started: impl FnOnce(Result<(), String>),
 ) {
     let shard = match Shard::new(setup) {
-        Ok(shard) => {
+        Ok(shard) => Rc::new(shard),
+        Err(e) => {
+            started(Err(e));
+            published.finish();
+            return;
+        }
+    };
+    let writer = match start_log(&shard).await {
+        Ok(writer) => {
             started(Ok(()));
-            Rc::new(shard)
+            writer
         }
         Err(e) => {
-            started(Err(format!("cannot build the store: {e}")));
+            started(Err(e));
             published.finish();
             return;
         }
@@ -395,8 +427,45 @@ pub(crate) async fn run(
         )
         .await;
     }
+    // The log commits what the connections left, syncs, and ends.
+    if let (Some(log), Some(writer)) = (&shard.log, writer) {
+        log.stop();
+        writer.await;
+    }
     published.store(&shard.snapshot());
     published.finish();
+}
+
+/// Opens a durable shard's log writer where recovery left the log, says
+/// what recovery did, and starts the writer task; `None` for a shard in
+/// memory only.
+async fn start_log(shard: &Rc<Shard>) -> Result<Option<glommio::Task<()>>, String> {
+    let (Some(d), Some(_)) = (&shard.setup.opts.durability, &shard.log) else { return Ok(None) };
+    let Some(r) = shard.recovered.borrow_mut().take() else { return Ok(None) };
+    let id = shard.setup.id;
+    let dir = crate::log::shard_dir(&d.data_dir, id);
+    let secs = r.elapsed.as_secs_f64();
+    eprintln!(
+        "percore-server: shard {id}: recovered {} records ({:.1} MB, {} segments) from {} in {:.3} s ({:.2} M records/s); next sequence number {}; fsync {}",
+        r.records,
+        r.bytes as f64 / 1e6,
+        r.segments,
+        dir.display(),
+        secs,
+        if secs > 0.0 { r.records as f64 / secs / 1e6 } else { 0.0 },
+        r.next_seq,
+        d.fsync,
+    );
+    if let Some(dropped) = &r.dropped {
+        eprintln!("percore-server: shard {id}: {dropped}");
+    }
+    let writer = Writer::open(&dir, id, d, r.resume).await.map_err(|e| e.to_string())?;
+    let s = shard.clone();
+    Ok(Some(glommio::spawn_local(async move {
+        if let Some(log) = s.log.as_ref() {
+            crate::log::writer::run(writer, log, |spare| s.store.borrow_mut().journal_take(spare)).await;
+        }
+    })))
 }
 
 async fn accept_loop(listener: TcpListener, shard: Rc<Shard>, gate: Gate) {

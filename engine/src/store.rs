@@ -73,6 +73,7 @@
 //! expiry. Reads, deletes, expiry removal and clearing an expiry never need
 //! memory; adding an expiry to a key may (one more word).
 
+use crate::log::record::{Entry, Journal};
 use hashbrown::HashTable;
 use std::alloc::Layout;
 use std::hash::BuildHasher;
@@ -662,6 +663,9 @@ pub struct Store {
     layout: u32,
     /// Records per Redis Cluster slot, kept on insert and remove.
     slots: Box<[u32; SLOTS]>,
+    /// A durable shard's journal: every change is appended to it as a log
+    /// record ([`crate::log::record`]); `None` in memory-only mode.
+    journal: Option<Journal>,
 }
 
 /// Bits of a [`Store::scan`] cursor that hold the next bucket index (a
@@ -798,6 +802,7 @@ impl Store {
             expire_cursor: 0,
             layout: 0,
             slots: slot_counts()?,
+            journal: None,
         };
         if keys > 0 {
             let buckets = (keys.max(15) * 8 / 7).next_power_of_two();
@@ -829,6 +834,7 @@ impl Store {
             expire_cursor: 0,
             layout: 0,
             slots: slot_counts()?,
+            journal: None,
         })
     }
 
@@ -999,7 +1005,7 @@ impl Store {
         // Only a store with a limit counts its bytes (in-place updates never do).
         let table_bytes = if self.max_bytes.is_some() { self.table.allocation_size() } else { 0 };
         let now = self.slab.now;
-        let Store { table, slab, hasher, lines, max_bytes, volatile, expired, layout, slots, .. } = self;
+        let Store { table, slab, hasher, lines, max_bytes, volatile, expired, layout, slots, journal, .. } = self;
         let room = |slab: &Slab, need: usize| check_room(*max_bytes, slab.total_words * 8 + table_bytes, need);
         match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(mut entry) => {
@@ -1038,6 +1044,9 @@ impl Store {
                     *expired += (old <= now) as u64;
                 }
                 *volatile += at.is_some() as usize;
+                if let Some(j) = journal {
+                    j.append(&Entry::Set { key, value, expire_at: at });
+                }
                 Ok(was_expired)
             }
             Err(absent) => {
@@ -1069,6 +1078,9 @@ impl Store {
                 *lines = Some(TableLines { ctrl: at_addr + (index + 1) * std::mem::size_of::<u32>(), mask });
                 slots[slot_of(key) as usize & (SLOTS - 1)] += 1;
                 *volatile += at.is_some() as usize;
+                if let Some(j) = journal {
+                    j.append(&Entry::Set { key, value, expire_at: at });
+                }
                 Ok(true)
             }
         }
@@ -1088,6 +1100,9 @@ impl Store {
         match table.find_entry(hash, |&h| key_eq(slab.key(h), key)) {
             Ok(entry) => {
                 let (h, _) = entry.remove();
+                if let Some(j) = &mut self.journal {
+                    j.append(&Entry::Delete { key });
+                }
                 self.unlink(h, key)
             }
             Err(_) => Removed::Absent,
@@ -1163,6 +1178,9 @@ impl Store {
                 }
                 *volatile += 1;
             }
+        }
+        if let Some(j) = &mut self.journal {
+            j.append(&Entry::Expire { key, at });
         }
         Ok(true)
     }
@@ -1277,6 +1295,35 @@ impl Store {
         self.expire_cursor = 0;
         self.layout = self.layout.wrapping_add(1);
         self.slots.fill(0);
+        if let Some(j) = &mut self.journal {
+            j.append(&Entry::Clear);
+        }
+    }
+
+    /// Starts journaling: from now on every change is appended to
+    /// `journal` as a log record (a durable shard attaches one after its
+    /// recovery has replayed the log).
+    pub fn attach_journal(&mut self, journal: Journal) {
+        self.journal = Some(journal);
+    }
+
+    /// Hands the journaled records to the log writer ([`Journal::take`]);
+    /// `None` when there are none, or no journal.
+    pub fn journal_take(&mut self, spare: &mut Vec<u8>) -> Option<(u64, u64)> {
+        self.journal.as_mut()?.take(spare)
+    }
+
+    /// The sequence number of the last change journaled (0: none, or no
+    /// journal): a reply that could have observed the store now waits in
+    /// `fsync always` mode until the log is durable up to it.
+    #[inline]
+    pub fn journal_last_seq(&self) -> u64 {
+        self.journal.as_ref().map_or(0, Journal::last_seq)
+    }
+
+    /// Journaled bytes the writer has not taken yet.
+    pub fn journal_pending(&self) -> usize {
+        self.journal.as_ref().map_or(0, Journal::pending)
     }
 
     /// Keys (live, or expired and not yet removed) in the Redis Cluster

@@ -224,6 +224,8 @@ struct ClusterFile {
     base_port: Option<u16>,
     requirepass: Option<String>,
     metrics_port: Option<u16>,
+    data_dir: Option<String>,
+    fsync: Option<Fsync>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -287,6 +289,47 @@ pub struct Cluster {
     /// The secret clients must present (RESP `AUTH`, the percore hello);
     /// `None`: anyone who can reach a port may use it.
     pub requirepass: Option<String>,
+    /// Where every server node keeps its durable log (`data_dir`; each
+    /// node's own disk); `None`: in memory only.
+    pub data_dir: Option<String>,
+    /// When the durable log syncs (`fsync`; Redis's `appendfsync`).
+    pub fsync: Option<Fsync>,
+}
+
+/// When a durable node's log syncs, as Redis's `appendfsync`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Every reply waits until what it could have observed is durable.
+    Always,
+    /// Replies at once; the log is synced about once a second.
+    #[default]
+    Everysec,
+    /// Replies at once; percore never syncs the log (the kernel and the
+    /// disk decide when it is durable).
+    No,
+}
+
+impl std::str::FromStr for Fsync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fsync, String> {
+        match s {
+            "always" => Ok(Fsync::Always),
+            "everysec" => Ok(Fsync::Everysec),
+            "no" => Ok(Fsync::No),
+            other => Err(format!("fsync must be always, everysec or no, not {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Fsync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fsync::Always => "always",
+            Fsync::Everysec => "everysec",
+            Fsync::No => "no",
+        })
+    }
 }
 
 /// Parses a CPU list: `"3"`, `"1-7"`, `"0,2,4-6"`. Duplicates are an error.
@@ -522,6 +565,8 @@ impl Cluster {
             clients,
             map,
             requirepass: file.requirepass.filter(|p| !p.is_empty()),
+            data_dir: file.data_dir.filter(|d| !d.is_empty()),
+            fsync: file.fsync,
         })
     }
 
@@ -572,6 +617,8 @@ impl Cluster {
             clients: Vec::new(),
             map,
             requirepass: None,
+            data_dir: None,
+            fsync: None,
         })
     }
 
@@ -815,6 +862,19 @@ cores = "1-2"
 name = "c"
 cores = "0,1"
 "#;
+
+    #[test]
+    fn the_file_names_the_data_dir_and_the_fsync_mode() {
+        let c = Cluster::parse(&format!("data_dir = \"/var/lib/percore\"\nfsync = \"always\"\n{TWO}"), "d.toml")
+            .expect("valid");
+        assert_eq!((c.data_dir.as_deref(), c.fsync), (Some("/var/lib/percore"), Some(Fsync::Always)));
+        let none = Cluster::parse(TWO, "two.toml").expect("valid");
+        assert_eq!((none.data_dir, none.fsync), (None, None));
+        let err = Cluster::parse(&format!("fsync = \"sometimes\"\n{TWO}"), "bad.toml").expect_err("bad mode");
+        assert!(err.to_string().contains("sometimes"), "{err}");
+        assert_eq!("everysec".parse::<Fsync>(), Ok(Fsync::Everysec));
+        assert!("x".parse::<Fsync>().is_err());
+    }
 
     #[test]
     fn a_client_takes_its_flags_secret_then_the_environments_then_the_files() {
