@@ -113,6 +113,11 @@ pub struct ServerArgs {
     /// Bytes per log segment, e.g. 64mb.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "64mb")]
     pub log_segment_size: u64,
+    /// Snapshot each shard (and truncate its log) once this many log bytes
+    /// were written since its last snapshot, or as many as that snapshot's
+    /// size if more (0: only on SAVE, BGSAVE, `percore save` and at shutdown).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "256mb")]
+    pub snapshot_after: u64,
     /// Start even when valid records follow a corrupt one in the log,
     /// dropping everything from the corrupt record on (what is dropped is
     /// printed). Without it such a node refuses to start.
@@ -190,6 +195,7 @@ impl ServerArgs {
                     fsync: self.fsync.or(cluster.fsync).unwrap_or_default(),
                     segment_bytes: self.log_segment_size.next_multiple_of(crate::log::BLOCK as u64),
                     truncate_corrupt: self.truncate_corrupt_log,
+                    snapshot_after: self.snapshot_after,
                 })
             }
             None if self.fsync.is_some() => {

@@ -101,6 +101,8 @@ enum Step {
     Quit,
     /// Wait [`AUTH_DELAY`], then write the replies (a wrong secret).
     Penalty,
+    /// RESP `SAVE`: wait for a snapshot, append its reply, go on.
+    Save,
 }
 
 /// Which protocol a connection speaks, told by its first bytes: a percore
@@ -250,12 +252,20 @@ impl Conn<'_> {
             if let Step::Penalty = step {
                 glommio::timer::sleep(AUTH_DELAY).await;
             }
+            if let Step::Save = step {
+                // SAVE: a snapshot that starts after the command, and its reply.
+                let ended = self.shard.snapshots.request();
+                match self.shard.snapshots.wait(ended).await {
+                    Ok(_) => wire::resp::reply::simple(&mut self.wbuf, "OK"),
+                    Err(e) => wire::resp::reply::error(&mut self.wbuf, &format!("ERR snapshot failed: {e}")),
+                }
+            }
             if !self.wbuf.is_empty() {
                 self.hold_for_log().await?;
                 self.flush(stream).await?;
             }
             let frame_len = match step {
-                Step::Flush | Step::Penalty => continue,
+                Step::Flush | Step::Penalty | Step::Save => continue,
                 Step::Quit => return Ok(()),
                 Step::Read(frame_len) => frame_len,
             };
@@ -431,6 +441,7 @@ impl Conn<'_> {
                 Outcome::Flush => Step::Flush,
                 Outcome::Quit => Step::Quit,
                 Outcome::Penalty => Step::Penalty,
+                Outcome::Save => Step::Save,
             });
         }
         loop {

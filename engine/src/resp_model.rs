@@ -1725,6 +1725,7 @@ fn show_outcome(r: &Result<Outcome, String>) -> String {
         Ok(Outcome::Flush) => "Flush".into(),
         Ok(Outcome::Quit) => "Quit".into(),
         Ok(Outcome::Penalty) => "Penalty".into(),
+        Ok(Outcome::Save) => "Save".into(),
         Err(e) => format!("protocol error {e:?}"),
     }
 }

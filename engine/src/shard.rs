@@ -55,6 +55,84 @@ pub const MAX_REFUSING: usize = 32;
 /// waits for their tasks to notice before it returns anyway.
 const CUT_GRACE: Duration = Duration::from_millis(500);
 
+/// A durable shard's snapshots: who asked for one, whether one runs, how
+/// the last ended.
+pub(crate) struct Snapshots {
+    /// Set by SAVE, BGSAVE, `percore save`: the main loop starts one.
+    requested: Cell<bool>,
+    /// Set while one runs.
+    running: Cell<bool>,
+    /// Snapshots ended so far (each one that started after a request
+    /// answers it).
+    ended: Cell<u64>,
+    /// How the last one ended.
+    last: RefCell<Option<Result<crate::log::snapshot::Taken, String>>>,
+    /// Unix seconds of the last one that succeeded (LASTSAVE).
+    last_ok: Cell<u64>,
+    /// Size of the last snapshot (the log may grow to as much before the
+    /// next is taken by size).
+    size: Cell<u64>,
+    /// Connections waiting for one to end.
+    waiters: RefCell<Vec<std::task::Waker>>,
+}
+
+impl Snapshots {
+    fn new(size: u64) -> Snapshots {
+        Snapshots {
+            requested: Cell::new(false),
+            running: Cell::new(false),
+            ended: Cell::new(0),
+            last: RefCell::new(None),
+            last_ok: Cell::new(0),
+            size: Cell::new(size),
+            waiters: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Asks for a snapshot that starts after now; returns the count of
+    /// ended snapshots to wait for ([`Snapshots::wait`]).
+    pub fn request(&self) -> u64 {
+        self.requested.set(true);
+        self.ended.get() + if self.running.get() { 2 } else { 1 }
+    }
+
+    /// True while one runs.
+    pub fn running(&self) -> bool {
+        self.running.get()
+    }
+
+    /// Unix seconds of the last snapshot that succeeded (0: none).
+    pub fn last_ok(&self) -> u64 {
+        self.last_ok.get()
+    }
+
+    /// Waits until `ended` snapshots have ended; how the last one did.
+    pub async fn wait(&self, ended: u64) -> Result<crate::log::snapshot::Taken, String> {
+        std::future::poll_fn(|cx| {
+            if self.ended.get() >= ended {
+                let last = self.last.borrow().clone();
+                return std::task::Poll::Ready(last.unwrap_or_else(|| Err("no snapshot was taken".into())));
+            }
+            self.waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    fn finish(&self, result: Result<crate::log::snapshot::Taken, String>) {
+        if let Ok(t) = &result {
+            self.size.set(t.bytes);
+            self.last_ok.set(crate::store::unix_ms() / 1000);
+        }
+        *self.last.borrow_mut() = Some(result);
+        self.running.set(false);
+        self.ended.set(self.ended.get() + 1);
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+}
+
 /// Everything one shard needs, owned by its executor thread: what it was
 /// built from (`shard.setup`: id, limits, options, slots) and its mutable
 /// state.
@@ -79,6 +157,8 @@ pub(crate) struct Shard {
     pub log: Option<LogState>,
     /// What recovery found, until the writer task starts from it.
     recovered: RefCell<Option<crate::log::recover::Recovered>>,
+    /// Snapshot requests and results.
+    pub snapshots: Snapshots,
     /// The error frame a connection dropped to make room gets.
     evicted_frame: Vec<u8>,
     /// The error frame a refused connection gets.
@@ -212,7 +292,9 @@ impl Shard {
                 let r = crate::log::recover::recover(&dir, setup.id, &mut store, d.truncate_corrupt)
                     .map_err(|e| e.to_string())?;
                 store.attach_journal(Journal::new(r.next_seq));
-                (Some(LogState::new(d.fsync, r.next_seq - 1)), Some(r))
+                let log = LogState::new(d.fsync, r.next_seq - 1);
+                log.adopt(r.chain.clone(), r.spare.clone(), r.replayed_bytes);
+                (Some(log), Some(r))
             }
         };
         let max = setup.opts.limits.max_connections;
@@ -241,6 +323,7 @@ impl Shard {
             refusing: Cell::new(0),
             stopping: Cell::new(false),
             started: Instant::now(),
+            snapshots: Snapshots::new(recovered.as_ref().map_or(0, |r| r.snapshot.bytes)),
             log,
             recovered: RefCell::new(recovered),
             evicted_frame,
@@ -348,6 +431,50 @@ impl Shard {
         &self.busy_frame
     }
 
+    /// Starts a snapshot in a task of its own if one was asked for, or the
+    /// log has grown past the threshold, and none runs; none for a shard
+    /// in memory only.
+    fn maybe_snapshot(self: &Rc<Shard>) {
+        let (Some(d), Some(log)) = (&self.setup.opts.durability, &self.log) else { return };
+        let s = &self.snapshots;
+        if s.running.get() {
+            return;
+        }
+        let by_size = d.snapshot_after > 0 && log.since_snapshot() >= d.snapshot_after.max(s.size.get());
+        if !(s.requested.get() || by_size) {
+            return;
+        }
+        s.requested.set(false);
+        s.running.set(true);
+        let shard = self.clone();
+        glommio::spawn_local(async move { shard.snapshot_now().await }).detach();
+    }
+
+    /// Takes a snapshot now, truncates the log behind it, says so, and
+    /// answers whoever waits.
+    async fn snapshot_now(&self) {
+        let (Some(d), Some(log)) = (&self.setup.opts.durability, &self.log) else { return };
+        self.snapshots.running.set(true);
+        let id = self.setup.id;
+        let dir = crate::log::shard_dir(&d.data_dir, id);
+        let result = crate::log::snapshot::take(&self.store, &dir, id).await.map_err(|e| e.to_string());
+        match &result {
+            Ok(t) => {
+                log.truncate(t.seq);
+                let (used, spare) = log.segments();
+                eprintln!(
+                    "percore-server: shard {id}: snapshot at sequence number {}: {} records, {:.1} MB, {} ms; log segments: {used} in use, {spare} spare",
+                    t.seq,
+                    t.records,
+                    t.bytes as f64 / 1e6,
+                    t.ms
+                );
+            }
+            Err(e) => eprintln!("percore-server: shard {id}: snapshot failed: {e}"),
+        }
+        self.snapshots.finish(result);
+    }
+
     /// Active expiry, once per publish tick: looks at up to
     /// [`EXPIRE_BUDGET`] table buckets and removes the expired records
     /// found there (nothing at all when no key has a TTL).
@@ -395,6 +522,7 @@ pub(crate) async fn run(
     let accept = glommio::spawn_local(accept_loop(listener, shard.clone(), gate.clone()));
     while !stop.load(Ordering::Relaxed) {
         shard.expire_some();
+        shard.maybe_snapshot();
         published.store(&shard.snapshot());
         glommio::timer::sleep(PUBLISH_EVERY).await;
     }
@@ -427,8 +555,17 @@ pub(crate) async fn run(
         )
         .await;
     }
-    // The log commits what the connections left, syncs, and ends.
+    // A durable shard snapshots what the connections left (after any
+    // snapshot still running), then the log commits the rest, syncs, and
+    // ends.
     if let (Some(log), Some(writer)) = (&shard.log, writer) {
+        if shard.snapshots.running() {
+            let ended = shard.snapshots.ended.get() + 1;
+            let _ = shard.snapshots.wait(ended).await;
+        }
+        if log.failure().is_none() {
+            shard.snapshot_now().await;
+        }
         log.stop();
         writer.await;
     }
@@ -445,14 +582,18 @@ async fn start_log(shard: &Rc<Shard>) -> Result<Option<glommio::Task<()>>, Strin
     let id = shard.setup.id;
     let dir = crate::log::shard_dir(&d.data_dir, id);
     let secs = r.elapsed.as_secs_f64();
+    let records = r.snapshot.records + r.records;
     eprintln!(
-        "percore-server: shard {id}: recovered {} records ({:.1} MB, {} segments) from {} in {:.3} s ({:.2} M records/s); next sequence number {}; fsync {}",
-        r.records,
-        r.bytes as f64 / 1e6,
-        r.segments,
+        "percore-server: shard {id}: recovered from {} in {:.3} s: a snapshot of {} records up to sequence number {} ({:.1} MB), then {} log records ({} segments, {:.1} MB read): {:.2} M records/s; next sequence number {}; fsync {}",
         dir.display(),
         secs,
-        if secs > 0.0 { r.records as f64 / secs / 1e6 } else { 0.0 },
+        r.snapshot.records,
+        r.snapshot.seq,
+        r.snapshot.bytes as f64 / 1e6,
+        r.records,
+        r.segments,
+        r.bytes as f64 / 1e6,
+        if secs > 0.0 { records as f64 / secs / 1e6 } else { 0.0 },
         r.next_seq,
         d.fsync,
     );

@@ -94,6 +94,10 @@ const FREE_KEY_LEN: u64 = 0xFFFF;
 /// Header bit (in the byte after the class) of a record with an expiry:
 /// the word after the header holds its time, in unix milliseconds.
 const TTL_FLAG: u64 = 1 << 24;
+/// Header bit of a record a running snapshot must not write: written
+/// after the snapshot began, or already saved by a write hook. Only records
+/// the snapshot's walk has yet to reach carry it; the walk clears it.
+const SNAP_FLAG: u64 = 1 << 25;
 /// "No record" handle.
 const NIL: u32 = u32::MAX;
 /// Most chunks one store can address: a handle is a 32-bit word index, so
@@ -211,6 +215,46 @@ struct Slab {
     /// It lives here, beside the records, so that a lookup's closure reaches
     /// it through the slab it holds anyway.
     now: u64,
+    /// The running snapshot's walk, if one runs.
+    snap: Option<Box<SnapWalk>>,
+}
+
+/// A point-in-time snapshot in progress (Dragonfly's scheme, over the
+/// slab): a walk over the records in handle order, in steps between
+/// batches, plus write hooks. Before a change touches a record the walk has
+/// not reached yet, the hook saves the record as it was and flags it
+/// ([`SNAP_FLAG`]); a record written there after the snapshot began is
+/// flagged too; the walk skips (and unflags) flagged records. So every
+/// record is written exactly once, as it was when the snapshot began.
+struct SnapWalk {
+    /// Next handle the walk looks at (a `u64`: past the last chunk is
+    /// past `u32`).
+    cursor: u64,
+    /// Per chunk that existed at the start: the word offset its walk ends
+    /// at (the bump pointer in the chunk being filled, the whole chunk
+    /// otherwise; 1 for a jumbo chunk, 0 for a released one). Records
+    /// beyond are newer than the snapshot.
+    ends: Vec<u32>,
+    /// The sequence number of the last change the snapshot holds.
+    seq: u64,
+    /// Records saved by the write hooks, encoded, not yet handed out.
+    saved: Vec<u8>,
+    /// Records written to the snapshot so far.
+    records: u64,
+}
+
+/// [`SnapWalk::ends`] of a jumbo chunk (one record, at offset 0).
+const JUMBO_END: u32 = u32::MAX;
+
+impl SnapWalk {
+    /// True if the walk has yet to reach `h`, a record that existed when
+    /// the snapshot began (or its place then).
+    #[inline]
+    fn ahead(&self, h: u32) -> bool {
+        let (c, off) = Slab::place(h);
+        h as u64 >= self.cursor
+            && self.ends.get(c).is_some_and(|&end| if end == JUMBO_END { off == 0 } else { (off as u32) < end })
+    }
 }
 
 /// A zeroed block of `words` words from the global allocator, or `None` if
@@ -244,7 +288,80 @@ impl Slab {
             max_chunks: max_chunks.min(MAX_CHUNKS),
             frees: 0,
             now: 0,
+            snap: None,
         }
+    }
+
+    /// Before a change to the record at `h`: a running snapshot that has
+    /// not reached it yet saves it as it is now (once), and flags it.
+    #[inline]
+    fn snap_before(&mut self, h: u32) {
+        if self.snap.is_some() {
+            self.snap_save(h);
+        }
+    }
+
+    #[cold]
+    fn snap_save(&mut self, h: u32) {
+        let Some(mut walk) = self.snap.take() else { return };
+        if walk.ahead(h) {
+            let head = self.header(h);
+            if head & SNAP_FLAG == 0 && head & 0xFFFF != FREE_KEY_LEN {
+                let (_, key, value) = self.record(h);
+                let expire_at = self.expiry(h);
+                crate::log::record::encode(&mut walk.saved, walk.seq, &Entry::Set { key, value, expire_at });
+                walk.records += 1;
+                self.words_mut(h)[0] |= SNAP_FLAG;
+            }
+        }
+        self.snap = Some(walk);
+    }
+
+    /// After a record was written at `h`: a running snapshot that has not
+    /// reached it must not write it.
+    #[inline]
+    fn snap_after(&mut self, h: u32) {
+        if self.snap.as_ref().is_some_and(|w| w.ahead(h)) {
+            self.words_mut(h)[0] |= SNAP_FLAG;
+        }
+    }
+
+    /// Walks on from the snapshot's cursor, appending the records it meets
+    /// (unflagged, not free) to `out` until `out` holds `budget` bytes;
+    /// true when the walk is done.
+    fn snap_walk(&mut self, out: &mut Vec<u8>, budget: usize) -> bool {
+        let Some(mut walk) = self.snap.take() else { return true };
+        let done = loop {
+            if out.len() >= budget {
+                break false;
+            }
+            let (c, off) = ((walk.cursor >> CHUNK_SHIFT) as usize, (walk.cursor as usize) & (CHUNK_WORDS - 1));
+            let Some(&end) = walk.ends.get(c) else { break true };
+            let next_chunk = ((c as u64) + 1) << CHUNK_SHIFT;
+            // A regular record needs two words: a lone word at a chunk's
+            // end is never one.
+            let more = if end == JUMBO_END { off == 0 } else { off + MIN_WORDS as usize <= end as usize };
+            // A jumbo chunk released since the start is empty.
+            let more = more && self.chunks[c].len() > off;
+            if !more {
+                walk.cursor = next_chunk;
+                continue;
+            }
+            let h = walk.cursor as u32;
+            let head = self.header(h);
+            let class = ((head >> 16) & 0xFF) as u8;
+            let words = if class == JUMBO_CLASS { 0 } else { class_words(class as usize) as u64 };
+            if head & SNAP_FLAG != 0 {
+                self.words_mut(h)[0] &= !SNAP_FLAG;
+            } else if head & 0xFFFF != FREE_KEY_LEN {
+                let (_, key, value) = self.record(h);
+                crate::log::record::encode(out, walk.seq, &Entry::Set { key, value, expire_at: self.expiry(h) });
+                walk.records += 1;
+            }
+            walk.cursor = if words == 0 { next_chunk } else { walk.cursor + words };
+        };
+        self.snap = Some(walk);
+        done
     }
 
     #[inline]
@@ -471,7 +588,9 @@ impl Slab {
     fn push_free(&mut self, h: u32, class: usize) {
         let next = self.free[class];
         let w = self.words_mut(h);
-        w[0] = FREE_KEY_LEN;
+        // The class stays in a free record's header: a snapshot's walk
+        // steps over it by its size.
+        w[0] = FREE_KEY_LEN | (class as u64) << 16;
         w[1] = next as u64;
         self.free[class] = h;
     }
@@ -1027,16 +1146,20 @@ impl Store {
                     words <= JUMBO_WORDS && class as usize == class_of(words as u32)
                 };
                 if same_class {
+                    slab.snap_before(h);
                     if old_at.is_none() && at.is_none() {
                         slab.overwrite_value(h, key.len(), class, value);
                     } else {
                         slab.write(h, class, key, value, at);
                     }
+                    slab.snap_after(h);
                 } else {
                     room(slab, slab.alloc_need(words)?)?;
                     let (nh, nclass) = slab.alloc(words)?;
                     slab.write(nh, nclass, key, value, at);
+                    slab.snap_after(nh);
                     *entry.get_mut() = nh;
+                    slab.snap_before(h);
                     slab.release(h);
                 }
                 if let Some(old) = old_at {
@@ -1070,6 +1193,7 @@ impl Store {
                     .map_err(|_| StoreError::AllocFailed { bytes: table_need.max(1) })?;
                 let (h, class) = slab.alloc(words)?;
                 slab.write(h, class, key, value, at);
+                slab.snap_after(h);
                 let slab = &*slab;
                 let entry = table.insert_unique(hash, h, |&h| hasher.hash_one(slab.key(h)));
                 // The insert may have moved the table: learn where it is now.
@@ -1113,6 +1237,7 @@ impl Store {
     /// keeps the counts.
     fn unlink(&mut self, h: u32, key: &[u8]) -> Removed {
         let expiry = self.slab.expiry(h);
+        self.slab.snap_before(h);
         self.slab.release(h);
         let slot = &mut self.slots[slot_of(key) as usize & (SLOTS - 1)];
         *slot = slot.saturating_sub(1);
@@ -1158,22 +1283,32 @@ impl Store {
                 return Ok(false);
             }
             (None, None) => {}
-            (Some(_), Some(at)) => slab.set_expiry(h, Some(at)),
+            (Some(_), Some(at)) => {
+                slab.snap_before(h);
+                slab.set_expiry(h, Some(at));
+                slab.snap_after(h);
+            }
             (Some(_), None) => {
                 // Keeps its class (and the word, unused).
+                slab.snap_before(h);
                 slab.set_expiry(h, None);
+                slab.snap_after(h);
                 *volatile -= 1;
             }
             (None, Some(at)) => {
                 let (k, v) = slab.key_value(h);
                 let words = record_words(k.len(), v.len(), true);
                 if slab.capacity_words(h) >= words {
+                    slab.snap_before(h);
                     slab.set_expiry(h, Some(at));
+                    slab.snap_after(h);
                 } else {
                     check_room(*max_bytes, slab.total_words * 8 + table_bytes, slab.alloc_need(words)?)?;
                     let (nh, nclass) = slab.alloc(words)?;
                     slab.relocate(h, nh, nclass, Some(at));
+                    slab.snap_after(nh);
                     *entry.get_mut() = nh;
+                    slab.snap_before(h);
                     slab.release(h);
                 }
                 *volatile += 1;
@@ -1224,6 +1359,7 @@ impl Store {
                     // The key is read before the record is freed.
                     let slot = slot_of(self.slab.key(h)) as usize & (SLOTS - 1);
                     self.slots[slot] = self.slots[slot].saturating_sub(1);
+                    self.slab.snap_before(h);
                     self.slab.release(h);
                     self.volatile -= 1;
                     self.expired += 1;
@@ -1285,7 +1421,21 @@ impl Store {
     /// stay.
     pub fn clear(&mut self) {
         let (frees, now) = (self.slab.frees, self.slab.now);
+        // A running snapshot takes everything it has not reached yet now,
+        // and goes on with nothing left to walk.
+        let mut snap = self.slab.snap.take();
+        if let Some(walk) = &mut snap {
+            let mut rest = std::mem::take(&mut walk.saved);
+            self.slab.snap = snap.take();
+            while !self.slab.snap_walk(&mut rest, usize::MAX) {}
+            snap = self.slab.snap.take();
+            if let Some(walk) = &mut snap {
+                walk.saved = rest;
+                walk.ends.clear();
+            }
+        }
         self.slab = Slab::new(self.slab.max_chunks);
+        self.slab.snap = snap;
         // Candidates taken before are of an older epoch: never followed.
         self.slab.frees = frees.wrapping_add(1);
         self.slab.now = now;
@@ -1298,6 +1448,56 @@ impl Store {
         if let Some(j) = &mut self.journal {
             j.append(&Entry::Clear);
         }
+    }
+
+    /// Starts a point-in-time snapshot of the store as it is now, which
+    /// holds every change up to sequence number `seq`: from now on
+    /// [`Store::snapshot_step`] hands out its records, whatever changes run
+    /// between the steps. False (and nothing changes) if one is running.
+    pub fn snapshot_begin(&mut self, seq: u64) -> bool {
+        if self.slab.snap.is_some() {
+            return false;
+        }
+        let bump_chunk = (self.slab.bump_left > 0).then(|| Slab::place(self.slab.bump));
+        let ends = (0..self.slab.chunks.len())
+            .map(|c| {
+                let chunk = &self.slab.chunks[c];
+                if chunk.is_empty() {
+                    0
+                } else if let Some((bc, off)) = bump_chunk.filter(|&(bc, _)| bc == c) {
+                    let _ = bc;
+                    off as u32
+                } else if ((chunk[0] >> 16) & 0xFF) as u8 == JUMBO_CLASS {
+                    JUMBO_END
+                } else {
+                    CHUNK_WORDS as u32
+                }
+            })
+            .collect();
+        self.slab.snap = Some(Box::new(SnapWalk { cursor: 0, ends, seq, saved: Vec::new(), records: 0 }));
+        true
+    }
+
+    /// Appends the running snapshot's next records to `out` (as log
+    /// records numbered with its sequence number: [`Entry::Set`] with each
+    /// key's value and expiry as they were when it began), until `out`
+    /// holds about `budget` bytes. Returns `Some(records in all)` when the
+    /// snapshot is complete (it then ends), `None` while it goes on, or
+    /// when none runs ([`Store::snapshot_running`] tells them apart).
+    pub fn snapshot_step(&mut self, out: &mut Vec<u8>, budget: usize) -> Option<u64> {
+        let walk = self.slab.snap.as_mut()?;
+        out.append(&mut walk.saved);
+        if !self.slab.snap_walk(out, budget) {
+            return None;
+        }
+        let walk = self.slab.snap.take()?;
+        out.extend_from_slice(&walk.saved);
+        Some(walk.records)
+    }
+
+    /// True while a snapshot runs.
+    pub fn snapshot_running(&self) -> bool {
+        self.slab.snap.is_some()
     }
 
     /// Starts journaling: from now on every change is appended to

@@ -48,6 +48,7 @@
 
 pub mod record;
 pub mod recover;
+pub mod snapshot;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -74,6 +75,10 @@ pub struct Durability {
     pub segment_bytes: u64,
     /// Start even when valid records follow a corrupt one, dropping them.
     pub truncate_corrupt: bool,
+    /// Take a snapshot (and truncate the log) once this many log bytes
+    /// were written since the last one, or as many as the last snapshot's
+    /// size if that is more; 0: only on request and at shutdown.
+    pub snapshot_after: u64,
 }
 
 /// What went wrong with a shard's log.

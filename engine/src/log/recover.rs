@@ -50,6 +50,8 @@ pub struct Recovered {
     pub records: u64,
     /// Log bytes read.
     pub bytes: u64,
+    /// Bytes of the records replayed.
+    pub replayed_bytes: u64,
     /// Segments read.
     pub segments: usize,
     /// Time taken.
@@ -57,6 +59,13 @@ pub struct Recovered {
     /// What was found and dropped, for the start message (a torn tail, or
     /// corruption accepted by `--truncate-corrupt-log`).
     pub dropped: Option<String>,
+    /// The snapshot loaded first, if any.
+    pub snapshot: super::snapshot::Loaded,
+    /// The segments replayed, in order: first sequence number and path.
+    pub chain: Vec<(u64, PathBuf)>,
+    /// Segment files holding nothing needed (older than the snapshot, or
+    /// freed before): space for the writer to reuse.
+    pub spare: Vec<PathBuf>,
 }
 
 /// A segment found on disk.
@@ -77,15 +86,15 @@ fn segments(dir: &Path, shard: u32) -> Result<Vec<Segment>, LogError> {
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with("log-") && name.ends_with(".seg")) {
+        if !(name.starts_with("log-") || name.starts_with("free-")) || !name.ends_with(".seg") {
             continue;
         }
         let mut head = [0u8; BLOCK];
         let n = read_up_to(&path, &mut head)?;
-        if let Some((owner, base)) = parse_segment_header(&head[..n])
-            && owner == shard
-        {
-            out.push(Segment { path, base });
+        match parse_segment_header(&head[..n]) {
+            Some((owner, base)) if owner == shard && name.starts_with("log-") => out.push(Segment { path, base }),
+            // Freed space, or a segment whose first commit was torn.
+            _ => out.push(Segment { path, base: 0 }),
         }
     }
     out.sort_by_key(|s| s.base);
@@ -154,27 +163,40 @@ fn look_past(bytes: &[u8], from: usize, expected: u64) -> (Option<(u64, usize)>,
 pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool) -> Result<Recovered, LogError> {
     let started = Instant::now();
     store.set_now(crate::store::unix_ms());
-    let segs = segments(dir, shard)?;
-    let mut expected = 1u64;
+    let snapshot = super::snapshot::load(dir, shard, store)?;
+    let mut segs = segments(dir, shard)?;
+    let mut expected = snapshot.seq + 1;
     let mut out = Recovered {
-        next_seq: 1,
+        next_seq: expected,
         resume: None,
         records: 0,
         bytes: 0,
+        replayed_bytes: 0,
         segments: 0,
         elapsed: Duration::ZERO,
         dropped: None,
+        snapshot,
+        chain: Vec::new(),
+        spare: Vec::new(),
     };
-    // The chain starts at the last segment whose first record is at or
-    // before the first one needed; earlier ones are older uses of space.
+    // Free space (no valid header) is spare; the chain starts at the last
+    // segment whose first record is at or before the first one needed, and
+    // the ones before it hold only what the snapshot holds.
+    let (free, used): (Vec<Segment>, Vec<Segment>) = segs.drain(..).partition(|s| s.base == 0);
+    out.spare.extend(free.into_iter().map(|s| s.path));
+    let segs = used;
     let start = segs.iter().rposition(|s| s.base <= expected).unwrap_or(0);
+    out.spare.extend(segs[..start].iter().map(|s| s.path.clone()));
     let mut i = start;
     while i < segs.len() {
         let seg = &segs[i];
+        out.chain.push((seg.base, seg.path.clone()));
         let bytes = std::fs::read(&seg.path).map_err(|e| LogError::io(&seg.path, "reading a segment", e))?;
         out.segments += 1;
         out.bytes += bytes.len() as u64;
         let mut at = BLOCK;
+        // The records of the first segment that the snapshot holds already.
+        let mut skip = seg.base;
         let stop = loop {
             if at + record::HEADER > bytes.len() {
                 break None;
@@ -189,6 +211,11 @@ pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool
                     })?;
                     expected += 1;
                     out.records += 1;
+                    out.replayed_bytes += n as u64;
+                    at += n;
+                }
+                Ok((r, n)) if r.seq == skip && r.seq < expected => {
+                    skip += 1;
                     at += n;
                 }
                 Ok((r, _)) => break Some((at, format!("a valid record with sequence number {} instead", r.seq))),
@@ -242,7 +269,7 @@ pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool
             // Later segments hold nothing of a later commit: a segment
             // whose first commit was torn after its header landed.
             for s in &segs[i + 1..] {
-                std::fs::remove_file(&s.path).map_err(|e| LogError::io(&s.path, "removing an empty segment", e))?;
+                std::fs::remove_file(&s.path).map_err(|e| LogError::io(&s.path, "removing a dropped segment", e))?;
             }
             if leftovers > bad {
                 zero(&seg.path, bad as u64, leftovers as u64)?;
@@ -256,8 +283,11 @@ pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool
         out.resume = Some(resume_at(seg, bad, &bytes));
         break;
     }
-    if let Some(dir_sync) = out.dropped.as_ref().map(|_| dir) {
-        super::sync_dir(dir_sync).map_err(|e| LogError::io(dir_sync, "syncing the log directory", e))?;
+    // Spare segments keep their names and headers: their records are all
+    // older than the snapshot (numbers no new record will have), so a
+    // later recovery sets them aside again until the writer reuses them.
+    if out.dropped.is_some() {
+        super::sync_dir(dir).map_err(|e| LogError::io(dir, "syncing the log directory", e))?;
     }
     out.next_seq = expected;
     out.elapsed = started.elapsed();

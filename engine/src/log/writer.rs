@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// How often `everysec` syncs.
 pub const EVERYSEC: Duration = Duration::from_secs(1);
+/// Spare segments kept for reuse after a snapshot; more are removed.
+pub const MAX_SPARE: usize = 4;
 /// Journal bytes past which new writes wait for the writer (so a disk
 /// slower than the clients cannot make the shard hold unbounded memory).
 pub const MAX_PENDING: usize = 64 << 20;
@@ -51,6 +53,14 @@ pub struct LogState {
     commit_ns: Cell<u64>,
     /// Longest commit so far, ns.
     commit_max_ns: Cell<u64>,
+    /// The log's segments in order: first sequence number and path (the
+    /// last one is being written).
+    chain: RefCell<std::collections::VecDeque<(u64, PathBuf)>>,
+    /// Segment files whose records are all older than the snapshot: space
+    /// the writer reuses before it creates a file.
+    spare: RefCell<Vec<PathBuf>>,
+    /// Log bytes written since the last snapshot.
+    since_snapshot: Cell<u64>,
 }
 
 impl LogState {
@@ -60,6 +70,44 @@ impl LogState {
         s.written.set(recovered);
         s.durable.set(recovered);
         s
+    }
+
+    /// Takes what recovery found: the segments in use and the spare ones.
+    pub fn adopt(&self, chain: Vec<(u64, PathBuf)>, spare: Vec<PathBuf>, log_bytes: u64) {
+        *self.chain.borrow_mut() = chain.into();
+        *self.spare.borrow_mut() = spare;
+        self.since_snapshot.set(log_bytes);
+    }
+
+    /// Log bytes written since the last snapshot (or since the start, for
+    /// a node that has taken none).
+    pub fn since_snapshot(&self) -> u64 {
+        self.since_snapshot.get()
+    }
+
+    /// After a snapshot holding every change up to `seq` is durable: the
+    /// segments that hold nothing later become spare space.
+    pub fn truncate(&self, seq: u64) {
+        let mut chain = self.chain.borrow_mut();
+        let mut spare = self.spare.borrow_mut();
+        while chain.len() >= 2 && chain[1].0 <= seq + 1 {
+            if let Some((_, path)) = chain.pop_front() {
+                if spare.len() < MAX_SPARE {
+                    spare.push(path);
+                } else {
+                    // More space than the log needs again soon: back to the
+                    // file system (an old segment is worthless once the
+                    // snapshot is durable, so a failed removal costs only space).
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        self.since_snapshot.set(0);
+    }
+
+    /// Segments in use and spare (for the stats).
+    pub fn segments(&self) -> (usize, usize) {
+        (self.chain.borrow().len(), self.spare.borrow().len())
     }
 
     /// Highest sequence number known durable.
@@ -206,7 +254,7 @@ impl Writer {
 
     /// Creates the segment whose first record is `base`: pre-allocated,
     /// its name durable, its header written with its first commit.
-    async fn start_segment(&mut self, base: u64) -> Result<(), LogError> {
+    async fn start_segment(&mut self, base: u64, state: &LogState) -> Result<(), LogError> {
         if let Some(old) = self.open.take()
             && self.mode != Fsync::Always
         {
@@ -215,6 +263,13 @@ impl Writer {
             old.file.fdatasync().await.map_err(|e| LogError::io(&path, "syncing the log", e.into()))?;
         }
         let path = segment_path(&self.dir, base);
+        // Reuse spare space first: its blocks are written already, so
+        // O_DSYNC writes to it need no metadata change. Its old records are
+        // older than any this segment will hold.
+        let reused = state.spare.borrow_mut().pop();
+        if let Some(old) = reused {
+            std::fs::rename(&old, &path).map_err(|e| LogError::io(&old, "reusing a spare log segment", e))?;
+        }
         let file = open_options(self.mode)
             .dma_open(&path)
             .await
@@ -228,6 +283,7 @@ impl Writer {
         dir.sync().await.map_err(|e| LogError::io(&self.dir, "syncing the log directory", e.into()))?;
         let _ = dir.close().await;
         self.open = Some(Open { file, base, offset: BLOCK as u64, tail: segment_header(self.shard, base).to_vec() });
+        state.chain.borrow_mut().push_back((base, path));
         Ok(())
     }
 
@@ -268,14 +324,15 @@ impl Writer {
 
     /// Commits the records in `self.group` (numbered `first` on): split
     /// where a segment ends.
-    async fn commit(&mut self, first: u64) -> Result<(), LogError> {
+    async fn commit(&mut self, first: u64, state: &LogState) -> Result<(), LogError> {
         let mut group = std::mem::take(&mut self.group);
-        let result = self.commit_all(&mut group, first).await;
+        state.since_snapshot.set(state.since_snapshot.get() + group.len() as u64);
+        let result = self.commit_all(&mut group, first, state).await;
         self.group = group;
         result
     }
 
-    async fn commit_all(&mut self, group: &mut [u8], first: u64) -> Result<(), LogError> {
+    async fn commit_all(&mut self, group: &mut [u8], first: u64, state: &LogState) -> Result<(), LogError> {
         let mut from = 0;
         let mut seq = first;
         while from < group.len() {
@@ -302,7 +359,7 @@ impl Writer {
                         std::io::Error::other("a record larger than a whole log segment (raise log_segment_bytes)"),
                     ));
                 }
-                self.start_segment(seq).await?;
+                self.start_segment(seq, state).await?;
                 continue;
             }
             self.write(&mut group[from..end], seq).await?;
@@ -332,7 +389,7 @@ pub async fn run(mut w: Writer, state: &LogState, mut take: impl FnMut(&mut Vec<
         w.group = group;
         if let Some((first, last)) = taken {
             let t = Instant::now();
-            if let Err(e) = w.commit(first).await {
+            if let Err(e) = w.commit(first, state).await {
                 eprintln!("percore-server: shard {}: the durable log failed: {e}", w.shard);
                 state.fail(&e);
                 return;

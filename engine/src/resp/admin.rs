@@ -42,6 +42,19 @@ impl Cx<'_> {
                 _ => err(self.out, "ERR wrong number of arguments for 'ping' command"),
             },
             "echo" => resp::bulk(self.out, a[1]),
+            "save" | "bgsave" if self.shard.log.is_none() => {
+                err(self.out, "ERR this node keeps nothing on disk: start it with --data-dir to snapshot")
+            }
+            "save" => return After::Save,
+            "bgsave" => {
+                if self.shard.snapshots.running() {
+                    err(self.out, "ERR Background save already in progress");
+                } else {
+                    self.shard.snapshots.request();
+                    resp::simple(self.out, "Background saving started");
+                }
+            }
+            "lastsave" => resp::integer(self.out, self.shard.snapshots.last_ok() as i64),
             "quit" => {
                 resp::simple(self.out, "OK");
                 return After::Quit;

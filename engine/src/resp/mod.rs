@@ -236,6 +236,8 @@ pub(crate) enum Outcome {
     Quit,
     /// A wrong secret: wait [`AUTH_DELAY`], write the replies, go on.
     Penalty,
+    /// `SAVE`: take a snapshot, append its reply, go on.
+    Save,
 }
 
 /// What one command asks of the connection loop.
@@ -244,6 +246,7 @@ pub(crate) enum After {
     Next,
     Quit,
     Penalty,
+    Save,
 }
 
 /// Everything a command runs with.
@@ -434,6 +437,7 @@ impl Session {
             match after {
                 After::Quit => break Ok(Outcome::Quit),
                 After::Penalty => break Ok(Outcome::Penalty),
+                After::Save => break Ok(Outcome::Save),
                 After::Next => {}
             }
             if out.len() >= flush_at {

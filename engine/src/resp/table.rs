@@ -117,6 +117,9 @@ pub const COMMANDS: &[Spec] = &[
     spec("info", -1, ADMIN, NONE, "server", "Returns information and statistics about this core."),
     spec("config", -2, ADMIN, NONE, "server", "GET reads configuration parameters."),
     spec("time", 1, CONN, NONE, "server", "Returns the server time."),
+    spec("save", 1, ADMIN, NONE, "server", "Snapshots this core's keys and waits until the snapshot is durable."),
+    spec("bgsave", -1, ADMIN, NONE, "server", "Starts a snapshot of this core's keys."),
+    spec("lastsave", 1, ADMIN, NONE, "server", "Returns the Unix time of this core's last successful snapshot."),
     spec("cluster", -2, ADMIN, NONE, "cluster", "SLOTS, SHARDS, NODES, MYID, KEYSLOT, COUNTKEYSINSLOT, INFO."),
 ];
 
