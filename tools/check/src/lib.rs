@@ -5,7 +5,8 @@
 //!
 //! It is the checker behind `percore check`, as a library with no
 //! dependency on the rest of percore: feed it [`Operation`]s from any
-//! store's history, one [`Source`] per clock.
+//! store's history, one [`Source`] per clock ([`check`]), and across a
+//! crash and restart one group of sources per era ([`check_eras`]).
 //!
 //! ```
 //! use check::{Kind, Operation, Options, Source, Verdict};
@@ -47,7 +48,8 @@
 //!   bounded search ([`search`]) that can answer "unknown" when it runs out
 //!   of [`Options::timeout_per_key`].
 //! * A PUT or DELETE whose reply never came may or may not have taken
-//!   effect; a GET without a reply is skipped.
+//!   effect (if it did, before the next [era](self#eras-restarts)); a GET
+//!   without a reply is skipped.
 //! * A history must start from a freshly loaded or empty store: values left
 //!   by an earlier, unrecorded run look like values never written.
 //!
@@ -72,6 +74,8 @@
 //!   B's;
 //! * with one source, the check is the full linearizability check.
 //!
+//! (Eras, below, are the one order that does hold across sources.)
+//!
 //! What is not reported: a violation visible only by comparing one
 //! source's clock with another's, e.g. node B reading v1 after (in
 //! wall-clock time) node A's PUT of v2 completed, when nothing in B's own
@@ -79,6 +83,35 @@
 //! that each key has one order of operations respecting every source's own
 //! real-time order (linearizability with respect to the union of the
 //! per-source orders).
+//!
+//! # Eras (restarts)
+//!
+//! [`check_eras`] takes the sources in groups, one per *era*: a run, then
+//! the run after the store was killed and restarted, and so on. Every
+//! operation of era `k + 1` began after every operation of era `k` ended,
+//! so across eras real-time order is total, whatever the clocks say:
+//!
+//! * within an era, sources keep their own clocks, as above;
+//! * every operation of an earlier era precedes every operation of a later
+//!   one — including a PUT or DELETE of the earlier era that was never
+//!   answered: it took effect before the restart or never (a write the
+//!   store had not made durable is lost with the crash, which is allowed
+//!   for a write nobody saw acknowledged);
+//! * so a write acknowledged in era 0 must be seen by era 1 unless
+//!   overwritten: era 1 reading an older value, or NOT_FOUND, is a
+//!   violation ([`witness::Proof::LostWrite`]: "... was acknowledged in
+//!   era 0, before era 1 began: an acknowledged write was lost across the
+//!   restart"). An unanswered write of era 0 may be seen by era 1 or not,
+//!   but not first unseen and then seen.
+//!
+//! The era order is one more clock shared by all sources (on it an
+//! operation of era `k` spans `[k, k]`), so both algorithms below take it
+//! in their stride: [`register`] adds each cluster's era span as one more
+//! per-clock entry, and [`search`] linearizes era after era, dropping the
+//! unanswered writes an era leaves behind. Witnesses then say "in era 0,
+//! before era 1 began" where one clock's times cannot be compared with
+//! another's, and name each operation's era. A check with one era is the
+//! check above, unchanged.
 //!
 //! # Algorithm and complexity
 //!
@@ -89,7 +122,8 @@
 //!    and look for a cycle in the "must precede" relation between
 //!    clusters: with one clock by one sort on `f + s` and a backward scan,
 //!    with several by Kahn's topological sort with the edges left implicit
-//!    (a heap per source). O(k log k) for a key of k operations.
+//!    (a heap per source, and one for the era clock when a key's
+//!    operations span eras). O(k log k) for a key of k operations.
 //! 3. **Per key, with DELETEs** ([`search`]): guess which DELETE each
 //!    NOT_FOUND observed and certify the guess with step 2 (O(k log k));
 //!    only when that fails, an exhaustive search (Wing & Gong with Lowe's
@@ -190,9 +224,10 @@ pub enum CheckError {
 /// One clock's operations: a name for witnesses and an iterator of
 /// operations (or of the errors met reading them).
 ///
-/// Times are compared only within a source. Give one source per process
-/// (per clock) that recorded operations; give exact size hints for
-/// histories larger than [`Options::memory`] (see [Scale](self#scale)).
+/// Times are compared only within a source (and sources of different eras
+/// are ordered by era: [`check_eras`]). Give one source per process (per
+/// clock) that recorded operations; give exact size hints for histories
+/// larger than [`Options::memory`] (see [Scale](self#scale)).
 pub struct Source<I> {
     /// How witnesses name it (a file name, a node).
     pub name: String,
@@ -243,8 +278,10 @@ pub enum Verdict {
 /// Everything a check found and measured.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    /// The sources' names, as given.
+    /// The sources' names, as given (era after era).
     pub files: Vec<String>,
+    /// Eras (1 unless checked with [`check_eras`]).
+    pub eras: usize,
     /// Bytes of input, when the caller knows and sets them (0 otherwise).
     pub bytes: u64,
     /// Operations checked.
@@ -305,12 +342,14 @@ impl Tally {
         }
     }
 
-    /// The outcome of checking `ops` operations of `files`, started at
-    /// `started`: this tally's verdicts (witnesses cut to the smallest keys),
-    /// as one bucket on one thread; callers that partitioned say so.
+    /// The outcome of checking `ops` operations of `files` in `eras` eras,
+    /// started at `started`: this tally's verdicts (witnesses cut to the
+    /// smallest keys), as one bucket on one thread; callers that
+    /// partitioned say so.
     fn into_outcome(
         mut self,
         files: Vec<String>,
+        eras: usize,
         ops: u64,
         started: Instant,
         values: Values,
@@ -322,6 +361,7 @@ impl Tally {
         keep_smallest(&mut self.unknown, |u| u.0);
         Ok(Outcome {
             files,
+            eras,
             bytes: 0,
             ops,
             skipped: 0,
@@ -403,12 +443,23 @@ where
     I: Iterator<Item = Result<Operation, E>>,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if sources.is_empty() {
-        return Err(CheckError::Usage("no sources given".into()));
-    }
+    check_eras(vec![sources], opts)
+}
+
+/// Checks the sources of several eras: `eras[k]` are the sources (one per
+/// clock) of era `k`, and every operation of era `k + 1` began after every
+/// operation of era `k` ended — a run, then the run after a restart (see
+/// [Eras](self#eras-restarts)). At most [`op::MAX_ERAS`] eras, none
+/// empty; the sources are named (and numbered in witnesses) era after era.
+/// `check_eras(vec![sources], opts)` is [`check`].
+pub fn check_eras<I, E>(eras: Vec<Vec<Source<I>>>, opts: &Options) -> Result<Outcome, CheckError>
+where
+    I: Iterator<Item = Result<Operation, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let started = Instant::now();
     let threads = opts.threads.max(1);
-    let part = partition::partition(sources, opts.memory, threads, &opts.temp_dir)?;
+    let part = partition::partition(eras, opts.memory, threads, &opts.temp_dir)?;
     let partition_seconds = started.elapsed().as_secs_f64();
     let spilled = part._dir.is_some();
     let buckets = part.buckets.len();
@@ -447,20 +498,22 @@ where
         buckets,
         spilled,
         threads,
-        ..tally.into_outcome(part.files, part.ops, started, opts.values)?
+        ..tally.into_outcome(part.files, part.eras, part.ops, started, opts.values)?
     })
 }
 
 /// Checks operations already packed in memory, on this thread (each
-/// carries its source index: [`op::Op::new`]); sources are named
-/// `file0`, `file1`, …. For tests and small tools.
+/// carries its source index, [`op::Op::new`], and its era,
+/// [`op::Op::with_era`]); sources are named `file0`, `file1`, …. For tests
+/// and small tools.
 pub fn check_ops(mut ops: Vec<Op>, opts: &Options) -> Result<Outcome, CheckError> {
     let started = Instant::now();
     let mut tally = Tally::default();
     let n = ops.len() as u64;
     check_bucket(&mut ops, &opts.values, opts.timeout_per_key, &mut tally);
     let files = ops.iter().map(Op::file).max().map_or(0, |f| f as usize + 1);
-    tally.into_outcome((0..files).map(|i| format!("file{i}")).collect(), n, started, opts.values)
+    let eras = ops.iter().map(Op::era).max().map_or(1, |e| e as usize + 1);
+    tally.into_outcome((0..files).map(|i| format!("file{i}")).collect(), eras, n, started, opts.values)
 }
 
 impl Outcome {
@@ -513,8 +566,9 @@ impl Outcome {
     /// Size and speed, one line.
     pub fn figures(&self) -> String {
         let size = if self.bytes > 0 { format!(", {:.1} MB,", self.bytes as f64 / 1e6) } else { String::new() };
+        let eras = if self.eras > 1 { format!(" of {} eras", self.eras) } else { String::new() };
         format!(
-            "checked {} file(s){size} in {:.2} s ({:.2} s reading): {:.2} M ops/s, peak RSS {}, {} bucket(s){} \
+            "checked {} file(s){eras}{size} in {:.2} s ({:.2} s reading): {:.2} M ops/s, peak RSS {}, {} bucket(s){} \
              on {} thread(s)",
             self.files.len(),
             self.seconds,
@@ -563,6 +617,7 @@ impl Outcome {
             "keys": self.keys,
             "skipped_gets": self.skipped,
             "files": self.files,
+            "eras": self.eras,
             "history_bytes": self.bytes,
             "seconds": self.seconds,
             "partition_seconds": self.partition_seconds,

@@ -1,12 +1,16 @@
 //! Operations: [`Operation`], as a caller gives one, and [`Op`], as the
-//! checker holds it: the operation plus where it came from (source and
-//! position), in 40 bytes, with times as signed
+//! checker holds it: the operation plus where it came from (source, era
+//! and position), in 40 bytes, with times as signed
 //! nanoseconds so "before everything" and "never answered" are plain
 //! numbers. Also what the checker knows of values
 //! ([`Values`]) and how times are shown to people.
 
 /// The largest key an [`Operation`] can name (keys are 40-bit numbers).
 pub const MAX_KEY: u64 = (1 << 40) - 1;
+/// Eras one check can hold (see [`crate::check_eras`]).
+pub const MAX_ERAS: usize = 256;
+/// The largest position an operation can have in its source (2^40 − 1).
+pub const MAX_POSITION: u64 = (1 << 40) - 1;
 /// The value of a GET that found nothing.
 pub const NOT_FOUND: u64 = 0;
 /// The value of a GET whose value the client found corrupted: always a
@@ -109,7 +113,8 @@ pub const NEVER: Time = Time::MAX;
 ///
 /// Stored as five words (the same five words the bucket files hold): the
 /// key/kind/client word of the history record, the value, invoke and
-/// response times, and the origin (position in its file, file index).
+/// response times, and the origin (position in its file: 40 bits; era: 8
+/// bits; file index: 16 bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Op {
     w0: u64,
@@ -136,6 +141,8 @@ pub enum Invalid {
     Reserved,
     /// A key above [`MAX_KEY`].
     Key,
+    /// A position above [`MAX_POSITION`].
+    Position,
 }
 
 impl std::fmt::Display for Invalid {
@@ -145,6 +152,7 @@ impl std::fmt::Display for Invalid {
             Invalid::Order => "its response precedes its invoke",
             Invalid::Reserved => "a PUT of a reserved value (0 or 2^64-1)",
             Invalid::Key => "a key above 2^40-1",
+            Invalid::Position => "more than 2^40 operations in one source",
         })
     }
 }
@@ -155,6 +163,9 @@ impl Op {
     pub fn from_operation(o: &Operation, source: u16, position: u64) -> Result<Option<Op>, Invalid> {
         if o.key > MAX_KEY {
             return Err(Invalid::Key);
+        }
+        if position > MAX_POSITION {
+            return Err(Invalid::Position);
         }
         if o.invoke > i64::MAX as u64 || o.response.is_some_and(|r| r > i64::MAX as u64) {
             return Err(Invalid::Time);
@@ -174,7 +185,8 @@ impl Op {
         Ok(Some(Op::new(o.key, o.kind, o.client, value, o.invoke as Time, response, source, position)))
     }
 
-    /// An operation from its parts (`key` < 2^40, `position` < 2^48).
+    /// An operation from its parts (`key` ≤ [`MAX_KEY`], `position` ≤
+    /// [`MAX_POSITION`]), of era 0 ([`Op::with_era`] sets another).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         key: u64,
@@ -191,8 +203,15 @@ impl Op {
             value,
             invoke,
             response,
-            w4: (position & ((1 << 48) - 1)) | ((file as u64) << 48),
+            w4: (position & MAX_POSITION) | ((file as u64) << 48),
         }
+    }
+
+    /// The same operation in era `era`: it began after every operation of
+    /// every earlier era ended (see [`crate::check_eras`]).
+    #[inline]
+    pub fn with_era(self, era: u8) -> Op {
+        Op { w4: (self.w4 & !(0xFF << 40)) | ((era as u64) << 40), ..self }
     }
 
     /// The key.
@@ -233,14 +252,22 @@ impl Op {
     /// Its position (from 0) among its file's records.
     #[inline]
     pub fn position(&self) -> u64 {
-        self.w4 & ((1 << 48) - 1)
+        self.w4 & MAX_POSITION
     }
 
-    /// True if `self` provably finished before `other` began: same file
-    /// (one clock) and response strictly before invoke.
+    /// Its era (0 unless the check has several: [`crate::check_eras`]).
+    #[inline]
+    pub fn era(&self) -> u8 {
+        (self.w4 >> 40) as u8
+    }
+
+    /// True if `self` provably finished before `other` began: an earlier
+    /// era (even if `self` was never answered: it took effect before the
+    /// restart or never), or the same file (one clock) and response
+    /// strictly before invoke.
     #[inline]
     pub fn precedes(&self, other: &Op) -> bool {
-        self.file() == other.file() && self.response < other.invoke
+        self.era() < other.era() || (self.file() == other.file() && self.response < other.invoke)
     }
 
     /// The five little-endian words of a bucket file.
@@ -280,9 +307,12 @@ mod tests {
 
     #[test]
     fn ops_round_trip_through_bucket_bytes() {
-        let op = Op::new(MAX_KEY, Kind::Delete, 65535, 0, 5, NEVER, 7, (1 << 48) - 1);
+        let op = Op::new(MAX_KEY, Kind::Delete, 65535, 0, 5, NEVER, 65535, MAX_POSITION).with_era(255);
         assert_eq!(Op::from_bytes(&op.to_bytes()), op);
-        assert_eq!((op.key(), op.kind(), op.client(), op.file()), (MAX_KEY, Kind::Delete, 65535, 7));
+        assert_eq!((op.key(), op.kind(), op.client(), op.file()), (MAX_KEY, Kind::Delete, 65535, 65535));
+        assert_eq!((op.era(), op.position()), (255, MAX_POSITION));
+        assert_eq!(op.with_era(3).era(), 3);
+        assert_eq!((op.with_era(3).file(), op.with_era(3).position()), (65535, MAX_POSITION));
         let o = Operation { key: 4, kind: Kind::Get, client: 1, value: 9, invoke: 10, response: Some(3) };
         assert_eq!(Op::from_operation(&o, 0, 0), Err(Invalid::Order));
         let o = Operation { response: None, ..o };
@@ -291,6 +321,8 @@ mod tests {
         assert_eq!(Op::from_operation(&o, 0, 0), Err(Invalid::Reserved));
         let o = Operation { value: 5, key: MAX_KEY + 1, ..o };
         assert_eq!(Op::from_operation(&o, 0, 0), Err(Invalid::Key));
+        let fine = Operation { key: 3, ..o };
+        assert_eq!(Op::from_operation(&fine, 0, MAX_POSITION + 1), Err(Invalid::Position));
         let o = Operation { key: 3, kind: Kind::Delete, response: None, ..o };
         let op = Op::from_operation(&o, 2, 9).expect("valid").expect("a write without a reply is kept");
         assert_eq!((op.response, op.value, op.file(), op.position()), (NEVER, 0, 2, 9));
@@ -307,5 +339,19 @@ mod tests {
         assert_eq!(loaded.initial(5), Some(105));
         assert_eq!(show_time(1_000_000_007), "1.000000007s");
         assert_eq!(show_time(MINUS_INFINITY), "-inf");
+    }
+
+    #[test]
+    fn an_earlier_era_precedes_whatever_the_clocks_say() {
+        let put = Op::new(1, Kind::Put, 0, 5, 100, 200, 0, 0);
+        let get = Op::new(1, Kind::Get, 0, 5, 10, 20, 1, 0);
+        assert!(!put.precedes(&get) && !get.precedes(&put), "two files of one era: concurrent");
+        let get = get.with_era(1);
+        assert!(put.precedes(&get) && !get.precedes(&put));
+        // Even never answered: it took effect before the restart, or never.
+        let pending = Op::new(1, Kind::Put, 0, 6, 300, NEVER, 0, 1);
+        assert!(pending.precedes(&get) && !pending.precedes(&put));
+        // Within a file, times decide.
+        assert!(Op::new(1, Kind::Get, 0, 5, 210, 220, 0, 2).precedes(&Op::new(1, Kind::Get, 0, 5, 230, 240, 0, 3)));
     }
 }

@@ -1,7 +1,9 @@
 //! Partitioning a history by key, so each key's operations can be checked
 //! on their own and the whole check runs in bounded memory.
 //!
-//! Every source is read once, sequentially. Each operation goes to bucket
+//! Every source is read once, sequentially, era after era; each operation
+//! is stamped with its source's index (in that order) and its era. Each
+//! operation goes to bucket
 //! `hash(key) mod B`. When the whole history fits the memory budget the
 //! buckets stay in memory; otherwise each bucket is a file of 40-byte
 //! operations in a private temporary directory (removed when the check
@@ -9,7 +11,7 @@
 //! once. A key's operations all land in one bucket, so a bucket is checked
 //! without looking at any other.
 
-use super::op::{OP_BYTES, Op, Operation};
+use super::op::{MAX_ERAS, OP_BYTES, Op, Operation};
 use super::{CheckError, Source};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -85,8 +87,10 @@ impl Drop for TempDir {
 pub(crate) struct Partition {
     /// The buckets.
     pub buckets: Vec<Bucket>,
-    /// The sources' names as given.
+    /// The sources' names as given, era after era.
     pub files: Vec<String>,
+    /// Eras.
+    pub eras: usize,
     /// Operations to check.
     pub ops: u64,
     /// GETs without a reply (nothing to check).
@@ -152,13 +156,14 @@ impl Sink {
     }
 }
 
-/// Reads `sources` and partitions their operations into buckets.
-/// `memory` is the budget in bytes; `threads` buckets are checked at once.
+/// Reads the sources of every era (`eras[k]`: era `k`'s sources) and
+/// partitions their operations into buckets. `memory` is the budget in
+/// bytes; `threads` buckets are checked at once.
 /// The sources' size hints (their lower bounds) plan the buckets; a
 /// history that outgrows the memory budget goes to bucket files sized for
 /// the larger of the hints and twice what was read by then.
 pub(crate) fn partition<I, E>(
-    sources: Vec<Source<I>>,
+    eras: Vec<Vec<Source<I>>>,
     memory: u64,
     threads: usize,
     temp: &Path,
@@ -167,6 +172,18 @@ where
     I: Iterator<Item = Result<Operation, E>>,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    if eras.len() > MAX_ERAS {
+        return Err(CheckError::Usage(format!("{} eras: at most {MAX_ERAS} can be checked together", eras.len())));
+    }
+    if let Some(k) = eras.iter().position(Vec::is_empty) {
+        return Err(CheckError::Usage(format!("era {k} has no sources")));
+    }
+    let era_count = eras.len();
+    let sources: Vec<(u8, Source<I>)> =
+        eras.into_iter().enumerate().flat_map(|(k, era)| era.into_iter().map(move |s| (k as u8, s))).collect();
+    if sources.is_empty() {
+        return Err(CheckError::Usage("no sources given".into()));
+    }
     if sources.len() > u16::MAX as usize {
         return Err(CheckError::Usage(format!(
             "{} sources: at most {} can be checked together",
@@ -174,7 +191,7 @@ where
             u16::MAX
         )));
     }
-    let hinted: u64 = sources.iter().map(|s| s.ops.size_hint().0 as u64).sum();
+    let hinted: u64 = sources.iter().map(|(_, s)| s.ops.size_hint().0 as u64).sum();
     let threads = threads.max(1) as u64;
     let budget_ops = (memory / BYTES_PER_OP).max(1);
     let mut sink = if hinted <= budget_ops {
@@ -188,16 +205,16 @@ where
         s.spill(hinted, memory, threads, temp)?;
         s
     };
-    let files: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let files: Vec<String> = sources.iter().map(|(_, s)| s.name.clone()).collect();
     let (mut ops, mut skipped) = (0u64, 0u64);
-    for (fi, source) in sources.into_iter().enumerate() {
+    for (fi, (era, source)) in sources.into_iter().enumerate() {
         for (position, item) in source.ops.enumerate() {
             let position = position as u64;
             let operation =
                 item.map_err(|e| CheckError::Source { source_name: source.name.clone(), position, error: e.into() })?;
             match Op::from_operation(&operation, fi as u16, position) {
                 Ok(Some(op)) => {
-                    sink.push(op)?;
+                    sink.push(op.with_era(era))?;
                     ops += 1;
                     if ops > budget_ops && matches!(sink, Sink::Memory(_)) {
                         sink.spill(hinted.max(2 * ops), memory, threads, temp)?;
@@ -214,6 +231,7 @@ where
         Sink::Memory(buckets) => Ok(Partition {
             buckets: buckets.into_iter().map(Bucket::Memory).collect(),
             files,
+            eras: era_count,
             ops,
             skipped,
             _dir: None,
@@ -224,7 +242,7 @@ where
                 w.flush().map_err(|source| CheckError::Io { what: path.display().to_string(), source })?;
                 buckets.push(Bucket::File { path, ops: count });
             }
-            Ok(Partition { buckets, files, ops, skipped, _dir: Some(dir) })
+            Ok(Partition { buckets, files, eras: era_count, ops, skipped, _dir: Some(dir) })
         }
     }
 }

@@ -50,6 +50,15 @@
 //! cluster's predecessor edges finds a cycle; if one of its edges has a
 //! reverse edge, the witness is that 2-cycle, else the whole cycle.
 //! O(n log n).
+//!
+//! **Eras** (a run, then the run after a restart): every operation of an
+//! earlier era completed before every operation of a later one began, an
+//! unanswered write too. That is one more clock, common to all files, on
+//! which an operation of era `k` is invoked at `k` and responds at `k`:
+//! when a key's operations span eras, each cluster gets one more entry
+//! on it (`f` its earliest era, `s` its latest), and the files' argument
+//! above holds with that clock among them. The check of (2) uses the same
+//! order ([`Op::precedes`]). A key within one era gets no such entry.
 
 use super::op::{BAD_READ, Kind, MINUS_INFINITY, NEVER, NOT_FOUND, Op, Time, Values};
 use super::witness::{self, Cluster, Witness};
@@ -93,6 +102,10 @@ struct Entry {
 
 /// No operation (the initial value's write).
 const NONE: u32 = u32::MAX;
+
+/// The file id of the era clock (sources are numbered below it): on it,
+/// an operation of era `k` is invoked at `k` and responds at `k`.
+const ERA_CLOCK: u16 = u16::MAX;
 
 /// Checks one key's operations (any order; all of one key). Keys with a
 /// DELETE go to the bounded search ([`super::search`]).
@@ -182,6 +195,8 @@ pub(crate) fn check_spans(ops: &[Op], spans: &[Span], values: &Values) -> Result
     let mut ranges: Vec<(u32, u32)> = vec![(0, 0); spans.len()];
     let mut files: Vec<u16> = Vec::new();
     let mut initial = None;
+    // Eras are one more clock, shared by every file (see the module docs).
+    let several_eras = ops.first().is_some_and(|a| ops.iter().any(|o| o.era() != a.era()));
     for (c, sp) in spans.iter().enumerate() {
         let ops_of = &ops[sp.start as usize..sp.end as usize];
         // An unanswered write nobody read may never have happened: no constraint.
@@ -218,6 +233,26 @@ pub(crate) fn check_spans(ops: &[Op], spans: &[Span], values: &Values) -> Result
             if o.invoke > e.s {
                 (e.s, e.sy) = (o.invoke, at);
             }
+        }
+        if several_eras {
+            // On the era clock an operation spans its era, from start to end
+            // (an unanswered write too: it took effect before the restart or
+            // never).
+            let mut e =
+                Entry { f: NEVER, s: MINUS_INFINITY, fx: sp.start, sy: sp.start, cluster: c as u32, file: ERA_CLOCK };
+            for (k, o) in ops_of.iter().enumerate() {
+                let (era, at) = (Time::from(o.era()), sp.start + k as u32);
+                if era < e.f {
+                    (e.f, e.fx) = (era, at);
+                }
+                if era > e.s {
+                    (e.s, e.sy) = (era, at);
+                }
+            }
+            if !files.contains(&ERA_CLOCK) {
+                files.push(ERA_CLOCK);
+            }
+            entries.push(e);
         }
         if !sp.write {
             // The initial write completed at −∞, before everything.

@@ -5,10 +5,11 @@
 //! 1. **Guess and certify.** Map each NOT_FOUND read to a likely DELETE
 //!    (the latest one of its own file invoked before the read returned; if
 //!    there is none, the initial absence — unless its file had already
-//!    written or seen a value of the key, or the key was loaded: then a
-//!    DELETE of another file), make each DELETE a cluster of its own, and
-//!    run the near-linear zone check ([`super::register`]). If it passes,
-//!    the mapping is a certificate: the key is linearizable.
+//!    written or seen a value of the key, an earlier era had, or the key
+//!    was loaded: then a DELETE of another file, of its own era if there
+//!    is one, else of the latest earlier era), make each DELETE a cluster
+//!    of its own, and run the near-linear zone check ([`super::register`]).
+//!    If it passes, the mapping is a certificate: the key is linearizable.
 //! 2. **Search.** Otherwise, an exhaustive search for a linearization
 //!    (Wing & Gong's algorithm with Lowe's memoisation of (linearized set,
 //!    register value) states), bounded by `--timeout-per-key` and a state
@@ -17,6 +18,12 @@
 //!    and PUTs together with their reads, are dropped while the rest still
 //!    has no linearization (dropping those keeps a linearizable history
 //!    linearizable, so what remains is still a proof).
+//!
+//! With eras (restarts), the search linearizes era after era: an operation
+//! may go next only if it is of the earliest era with operations left;
+//! once only unanswered writes are left in that era, it may also move on
+//! to the next era, leaving them out for good (they were lost in the
+//! restart). Reads are closed greedily only within the current era.
 //!
 //! The search also serves the tests as an independent oracle for the zone
 //! check, on small histories with or without DELETEs.
@@ -59,12 +66,17 @@ pub fn check_with_deletes(ops: &mut [Op], values: &Values, timeout: Duration) ->
     let deletes: Vec<Op> = ops.iter().filter(|o| o.kind() == Kind::Delete).copied().collect();
     // Per file, the earliest response of an operation that wrote or saw a
     // value: a NOT_FOUND read of that file invoked after it cannot be the
-    // initial absence.
+    // initial absence; nor can one of a later era than such an operation
+    // (an answered one: an unanswered write may never have happened).
     let mut first_value: Vec<(u16, i64)> = Vec::new();
+    let mut first_value_era = u8::MAX;
     for o in ops.iter().filter(|o| o.kind() != Kind::Delete && o.value != NOT_FOUND) {
         match first_value.iter_mut().find(|(f, _)| *f == o.file()) {
             Some((_, t)) => *t = (*t).min(o.response),
             None => first_value.push((o.file(), o.response)),
+        }
+        if o.response != NEVER {
+            first_value_era = first_value_era.min(o.era());
         }
     }
     let mut mapped: Vec<Vec<Op>> = vec![Vec::new(); deletes.len() + 1]; // last: the initial absence
@@ -75,11 +87,18 @@ pub fn check_with_deletes(ops: &mut [Op], values: &Values, timeout: Duration) ->
             .filter(|(_, d)| d.file() == r.file() && d.invoke <= r.response)
             .max_by_key(|(_, d)| d.invoke)
             .map(|(i, _)| i);
-        let after_a_value = first_value.iter().any(|&(f, t)| f == r.file() && t < r.invoke);
+        let after_a_value =
+            first_value_era < r.era() || first_value.iter().any(|&(f, t)| f == r.file() && t < r.invoke);
         // No DELETE of its own file explains it: one of another file's (whose
-        // times cannot be compared with the read's) — the first, a guess the
-        // zone check then certifies or not.
-        let foreign = || deletes.iter().position(|d| d.file() != r.file());
+        // times cannot be compared with the read's) — the first of its own
+        // era, else the latest of the latest earlier era: a guess the zone
+        // check then certifies or not.
+        let foreign = || {
+            deletes.iter().position(|d| d.file() != r.file() && d.era() == r.era()).or_else(|| {
+                let earlier = deletes.iter().enumerate().filter(|(_, d)| d.era() < r.era());
+                earlier.max_by_key(|(_, d)| (d.era(), d.invoke)).map(|(i, _)| i)
+            })
+        };
         let slot = match own {
             Some(i) => i,
             None if loaded || after_a_value => foreign().unwrap_or(0),
@@ -152,12 +171,27 @@ pub fn search(ops: &[Op], initial: u64, deadline: Instant) -> Found {
     s.run(deadline)
 }
 
+/// A choice that is not a write: move on to the next era, leaving out the
+/// current era's unanswered writes.
+const NEXT_ERA: u32 = u32::MAX;
+
+/// How the search got to a frame.
+enum Step {
+    /// The start.
+    Start,
+    /// Linearized this write, which replaced this value.
+    Write(u32, u64),
+    /// Moved on to the next era, leaving out these unanswered writes.
+    NextEra(Vec<u32>),
+}
+
 struct Frame {
-    /// Writes that may go next, and how many have been tried.
+    /// Writes that may go next (or [`NEXT_ERA`]), and how many have been
+    /// tried.
     choices: Vec<u32>,
     next: usize,
-    /// The write that led here and the value before it.
-    entered_by: Option<(u32, u64)>,
+    /// What led here.
+    entered_by: Step,
     /// Reads linearized on arrival here.
     reads: Vec<u32>,
 }
@@ -209,16 +243,27 @@ impl Search {
         }
     }
 
-    /// Per file, the earliest response among operations not yet linearized:
-    /// an operation may go next only if it began no later than that.
-    fn horizon(&self) -> Vec<i64> {
+    /// Per file, the earliest response among operations not yet linearized
+    /// (an operation may go next only if it began no later than that), and
+    /// the current era: the earliest with operations left.
+    fn horizon(&self) -> (Vec<i64>, u8) {
         let mut h = vec![NEVER; self.files];
+        let mut era = u8::MAX;
         for (i, o) in self.ops.iter().enumerate() {
-            if !self.is_done(i) && o.response < h[self.file[i]] {
-                h[self.file[i]] = o.response;
+            if !self.is_done(i) {
+                era = era.min(o.era());
+                if o.response < h[self.file[i]] {
+                    h[self.file[i]] = o.response;
+                }
             }
         }
-        h
+        (h, era)
+    }
+
+    /// Whether operation `i` (not yet linearized) may go next.
+    fn may_go(&self, i: usize, (h, era): &(Vec<i64>, u8)) -> bool {
+        let o = &self.ops[i];
+        o.era() == *era && o.invoke <= h[self.file[i]]
     }
 
     /// Linearizes every read that may go next and returns the current
@@ -231,7 +276,7 @@ impl Search {
             let before = taken.len();
             for i in 0..self.ops.len() {
                 let o = self.ops[i];
-                if !self.is_done(i) && o.kind() == Kind::Get && o.value == self.value && o.invoke <= h[self.file[i]] {
+                if !self.is_done(i) && o.kind() == Kind::Get && o.value == self.value && self.may_go(i, &h) {
                     self.flip(i);
                     taken.push(i as u32);
                 }
@@ -244,10 +289,28 @@ impl Search {
 
     fn choices(&self) -> Vec<u32> {
         let h = self.horizon();
-        (0..self.ops.len())
-            .filter(|&i| !self.is_done(i) && self.ops[i].is_write() && self.ops[i].invoke <= h[self.file[i]])
+        let mut choices: Vec<u32> = (0..self.ops.len())
+            .filter(|&i| !self.is_done(i) && self.ops[i].is_write() && self.may_go(i, &h))
             .map(|i| i as u32)
-            .collect()
+            .collect();
+        // Only unanswered writes left in this era, and a later era to go to.
+        let left_here = |i: usize| !self.is_done(i) && self.ops[i].era() == h.1;
+        let answered_here = (0..self.ops.len()).any(|i| left_here(i) && self.ops[i].response != NEVER);
+        if !answered_here && (0..self.ops.len()).any(|i| !self.is_done(i) && self.ops[i].era() > h.1) {
+            choices.push(NEXT_ERA);
+        }
+        choices
+    }
+
+    /// Leaves out the current era's remaining (unanswered) writes.
+    fn next_era(&mut self) -> Vec<u32> {
+        let (_, era) = self.horizon();
+        let left: Vec<u32> =
+            (0..self.ops.len()).filter(|&i| !self.is_done(i) && self.ops[i].era() == era).map(|i| i as u32).collect();
+        for &i in &left {
+            self.flip(i as usize);
+        }
+        left
     }
 
     /// Remembers the current state; false if it was seen before.
@@ -261,6 +324,18 @@ impl Search {
         }
     }
 
+    /// Undoes `step`.
+    fn back(&mut self, step: Step) {
+        match step {
+            Step::Start => {}
+            Step::Write(w, before) => {
+                self.flip(w as usize);
+                self.value = before;
+            }
+            Step::NextEra(left) => self.undo(&left),
+        }
+    }
+
     fn run(&mut self, deadline: Instant) -> Found {
         let budget = STATE_WORDS / (self.done.len() + 4);
         let reads = self.close_reads();
@@ -268,7 +343,7 @@ impl Search {
             return Found::Linearizable;
         }
         self.remember();
-        let mut stack = vec![Frame { choices: self.choices(), next: 0, entered_by: None, reads }];
+        let mut stack = vec![Frame { choices: self.choices(), next: 0, entered_by: Step::Start, reads }];
         let mut steps = 0u64;
         while let Some(top) = stack.last_mut() {
             steps += 1;
@@ -276,30 +351,32 @@ impl Search {
                 return Found::GaveUp;
             }
             if top.next < top.choices.len() {
-                let w = top.choices[top.next] as usize;
+                let choice = top.choices[top.next];
                 top.next += 1;
-                let before = self.value;
-                self.flip(w);
-                self.value = if self.ops[w].kind() == Kind::Delete { NOT_FOUND } else { self.ops[w].value };
+                let step = if choice == NEXT_ERA {
+                    Step::NextEra(self.next_era())
+                } else {
+                    let w = choice as usize;
+                    let before = self.value;
+                    self.flip(w);
+                    self.value = if self.ops[w].kind() == Kind::Delete { NOT_FOUND } else { self.ops[w].value };
+                    Step::Write(choice, before)
+                };
                 let reads = self.close_reads();
                 if self.left == 0 {
                     return Found::Linearizable;
                 }
                 if self.remember() {
                     let choices = self.choices();
-                    stack.push(Frame { choices, next: 0, entered_by: Some((w as u32, before)), reads });
+                    stack.push(Frame { choices, next: 0, entered_by: step, reads });
                 } else {
                     self.undo(&reads);
-                    self.flip(w);
-                    self.value = before;
+                    self.back(step);
                 }
             } else {
                 let Some(f) = stack.pop() else { break };
                 self.undo(&f.reads);
-                if let Some((w, before)) = f.entered_by {
-                    self.flip(w as usize);
-                    self.value = before;
-                }
+                self.back(f.entered_by);
             }
         }
         Found::Violation
@@ -339,6 +416,34 @@ mod tests {
         }
         // Without the stale read the history is fine.
         assert_eq!(search(&ops[..6], NOT_FOUND, far), Found::Linearizable);
+    }
+
+    #[test]
+    fn eras_are_linearized_one_after_the_other() {
+        let far = Instant::now() + Duration::from_secs(10);
+        // Era 0 (file 0): PUT 11 answered, a PUT 12 and a DELETE never
+        // answered; era 1 (file 1) reads.
+        let put = op(0, Kind::Put, 11, 0, 10, 0);
+        let pending = op(1, Kind::Put, 12, 20, NEVER, 1);
+        let del = op(2, Kind::Delete, 0, 20, NEVER, 2);
+        let read =
+            |value: u64, at: i64, position: u64| Op::new(1, Kind::Get, 0, value, at, at + 1, 1, position).with_era(1);
+        // The DELETE may be left out for good (and must be, for 11).
+        for value in [11, 12, NOT_FOUND] {
+            assert_eq!(search(&[put, pending, del, read(value, 5, 0)], NOT_FOUND, far), Found::Linearizable);
+        }
+        // NOT_FOUND then 11: the DELETE cannot take effect after the restart.
+        let h = [put, del, read(NOT_FOUND, 5, 0), read(11, 7, 1)];
+        assert_eq!(search(&h, NOT_FOUND, far), Found::Violation);
+        // 12 then NOT_FOUND: the same (whatever reads go first).
+        let h = [put, pending, del, read(12, 5, 0), read(NOT_FOUND, 7, 1)];
+        assert_eq!(search(&h, NOT_FOUND, far), Found::Violation);
+        // In one era, both are fine: the DELETE may come last.
+        let flat = h.map(|o| o.with_era(0));
+        assert_eq!(search(&flat, NOT_FOUND, far), Found::Linearizable);
+        // A read of era 0 of a value written only in era 1.
+        let h = [op(0, Kind::Get, 11, 0, 10, 0), Op::new(1, Kind::Put, 0, 11, 0, 1, 1, 0).with_era(1)];
+        assert_eq!(search(&h, NOT_FOUND, far), Found::Violation);
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Witnesses: the handful of operations that prove a key is not
 //! linearizable, and the one sentence that says why — how they are built
 //! from the conflicts the algorithms find, and how they are printed.
+//!
+//! Times are shown in their own file's clock. Across eras no time is
+//! compared: a sentence says "in era 0, before era 1 began" instead, and a
+//! read after a restart of a value overwritten before it is a lost write.
 
-use super::op::{Kind, Op, Time, Values, show_time};
+use super::op::{Kind, NEVER, Op, Time, Values, show_time};
 use serde_json::json;
 
 /// What kind of proof a witness is.
@@ -16,6 +20,10 @@ pub enum Proof {
     FutureRead,
     /// A GET of an overwritten value (the classic stale read).
     StaleRead,
+    /// A GET after a restart (a later era) of a value overwritten before
+    /// it, or of the initial value: a write that had taken effect (was
+    /// acknowledged, or read) was lost.
+    LostWrite,
     /// A GET of the key's initial value after a later value was current.
     StaleInitial,
     /// NOT_FOUND and the load value both observed with no DELETE between.
@@ -36,6 +44,7 @@ impl Proof {
             Proof::NeverWritten => "never-written",
             Proof::FutureRead => "read-from-future",
             Proof::StaleRead => "stale-read",
+            Proof::LostWrite => "lost-write",
             Proof::StaleInitial => "stale-initial-value",
             Proof::AbsentAndLoaded => "absent-and-loaded",
             Proof::Crossed => "crossed-values",
@@ -106,6 +115,20 @@ fn t(x: Time) -> String {
     show_time(x)
 }
 
+/// How `x` ended before `y` began, `y` named `y_label`: on one clock
+/// "completed at T before Y began at T'", across a restart "completed at
+/// T in era 0, before era 1 where Y began" (or "never answered in era 0,
+/// …": it took effect before the restart, or never).
+fn ended_before(x: &Op, y: &Op, y_label: &str) -> String {
+    if x.era() < y.era() {
+        let ended =
+            if x.response == NEVER { "never answered".into() } else { format!("completed at {}", t(x.response)) };
+        format!("{ended} in era {}, before era {} where {y_label} began", x.era(), y.era())
+    } else {
+        format!("completed at {} before {y_label} began at {}", t(x.response), t(y.invoke))
+    }
+}
+
 /// A GET that failed verification.
 pub(crate) fn bad_read(values: &Values, r: &Op) -> Witness {
     let b = Builder::new(values, r.key(), &[*r]);
@@ -134,6 +157,18 @@ pub(crate) fn never_written(values: &Values, r: &Op) -> Witness {
 /// A GET that ended before its write began.
 pub(crate) fn future_read(values: &Values, w: &Op, r: &Op) -> Witness {
     let b = Builder::new(values, r.key(), &[*w, *r]);
+    if r.era() < w.era() {
+        let e = format!(
+            "{} GET returned {} in era {}, but {} PUT of that value began only in era {}, after the restart: \
+             a read from the future.",
+            b.l(r),
+            b.v(r.value),
+            r.era(),
+            b.l(w),
+            w.era()
+        );
+        return b.finish(Proof::FutureRead, e);
+    }
     let e = format!(
         "{} GET returned {} and completed at {}, but {} PUT of that value began only at {}: a read from the future.",
         b.l(r),
@@ -197,6 +232,15 @@ pub(crate) fn crossed(values: &Values, a: Cluster, b: Cluster, x_a: Option<Op>, 
     ops.extend(b.write());
     let bl = Builder::new(values, key, &ops);
     match x_a {
+        None if x_b.era() < y_a.era() => {
+            let e = format!(
+                "{} returned the initial value {va}, but {vb} was current before it began: {} ({vb}) {}.",
+                bl.d(&y_a),
+                bl.d(&x_b),
+                ended_before(&x_b, &y_a, &bl.l(&y_a))
+            );
+            bl.finish(Proof::LostWrite, e)
+        }
         None => {
             let e = format!(
                 "{} returned the initial value {va}, but {vb} was current before it began: {} ({vb}) completed \
@@ -211,17 +255,12 @@ pub(crate) fn crossed(values: &Values, a: Cluster, b: Cluster, x_a: Option<Op>, 
         }
         Some(x_a) => {
             let e = format!(
-                "{va} and {vb} cannot be ordered: {} ({va}) completed at {} before {} ({vb}) began at {}, \
-                 and {} ({vb}) completed at {} before {} ({va}) began at {}; each value is written once, \
+                "{va} and {vb} cannot be ordered: {} ({va}) {}, and {} ({vb}) {}; each value is written once, \
                  so whichever was written first would have to be current again after the other.",
                 bl.d(&x_a),
-                t(x_a.response),
-                bl.d(&y_b),
-                t(y_b.invoke),
+                ended_before(&x_a, &y_b, &format!("{} ({vb})", bl.d(&y_b))),
                 bl.d(&x_b),
-                t(x_b.response),
-                bl.d(&y_a),
-                t(y_a.invoke)
+                ended_before(&x_b, &y_a, &format!("{} ({va})", bl.d(&y_a)))
             );
             bl.finish(Proof::Crossed, e)
         }
@@ -234,6 +273,9 @@ pub(crate) fn crossed(values: &Values, a: Cluster, b: Cluster, x_a: Option<Op>, 
 fn stale(values: &Values, r: Cluster, o: Cluster) -> Option<Witness> {
     let w_o = o.write()?;
     let read = *r.ops.iter().filter(|g| g.kind() == Kind::Get && w_o.precedes(g)).min_by_key(|g| g.invoke)?;
+    if w_o.era() < read.era() {
+        return lost(values, r, o, w_o, read);
+    }
     let key = read.key();
     let v = values.show(r.value());
     match r.write() {
@@ -256,14 +298,12 @@ fn stale(values: &Values, r: Cluster, o: Cluster) -> Option<Witness> {
             };
             let bl = Builder::new(values, key, &[w_r, x, w_o, read]);
             let e = format!(
-                "{} GET returned {v}, but {} overwrote it before that GET began: {} completed at {} before \
-                 {} began at {}, and {} completed at {} before the GET began at {}.",
+                "{} GET returned {v}, but {} overwrote it before that GET began: {} {}, and {} completed at {} \
+                 before the GET began at {}.",
                 bl.l(&read),
                 bl.d(&w_o),
                 bl.d(&x),
-                t(x.response),
-                bl.l(&w_o),
-                t(w_o.invoke),
+                ended_before(&x, &w_o, &bl.l(&w_o)),
                 bl.l(&w_o),
                 t(w_o.response),
                 t(read.invoke)
@@ -271,6 +311,54 @@ fn stale(values: &Values, r: Cluster, o: Cluster) -> Option<Witness> {
             Some(bl.finish(Proof::StaleRead, e))
         }
     }
+}
+
+/// A stale read after a restart: `read` (of `r`'s value, in a later era)
+/// began after `w_o` (of `o`, in an earlier era) took effect, and `r`'s
+/// value was current before `w_o` began. `w_o` took effect if it was
+/// acknowledged or if a GET read its value (then that GET is part of the
+/// proof); otherwise `None`.
+fn lost(values: &Values, r: Cluster, o: Cluster, w_o: Op, read: Op) -> Option<Witness> {
+    let key = read.key();
+    let (v, vo) = (values.show(r.value()), values.show(o.value()));
+    let seen = if w_o.response == NEVER {
+        Some(*o.ops.iter().filter(|g| g.kind() == Kind::Get).min_by_key(|g| (g.era(), g.file(), g.invoke))?)
+    } else {
+        None
+    };
+    // Before w_o, r's value was current: its write or one of its operations
+    // ended before w_o began (none needed for the initial value).
+    let x = match r.write() {
+        None => None,
+        Some(w_r) if w_r.precedes(&w_o) => Some(w_r),
+        Some(_) => Some(*r.ops.iter().filter(|g| g.precedes(&w_o)).min_by_key(|g| (g.era(), g.response))?),
+    };
+    let mut ops = vec![w_o, read];
+    ops.extend(seen);
+    ops.extend(x);
+    ops.extend(r.write());
+    let bl = Builder::new(values, key, &ops);
+    let (took, lost) = match seen {
+        None => (format!("was acknowledged at {} in era {}", t(w_o.response), w_o.era()), "an acknowledged write"),
+        Some(g) => (
+            format!("took effect in era {} (never answered, but {} GET read {vo})", w_o.era(), bl.l(&g)),
+            "a write that had taken effect",
+        ),
+    };
+    let current = match (r.write(), x) {
+        (Some(_), Some(x)) => format!(" ({} {})", bl.d(&x), ended_before(&x, &w_o, &bl.l(&w_o))),
+        _ => String::new(),
+    };
+    let what = if r.write().is_none() { format!("the initial value {v}") } else { v };
+    let e = format!(
+        "{} GET returned {what} in era {}, but {} had overwritten it{current} and {took}, before era {} began: \
+         {lost} was lost across the restart.",
+        bl.l(&read),
+        read.era(),
+        bl.d(&w_o),
+        read.era()
+    );
+    Some(bl.finish(Proof::LostWrite, e))
 }
 
 /// A cycle of constraints: in each edge `(x, y)`, `x` completed before `y`
@@ -284,13 +372,10 @@ pub(crate) fn cycle(values: &Values, key: u64, edges: &[(Op, Op)], writes: &[Op]
         .iter()
         .map(|(x, y)| {
             format!(
-                "{} ({}) completed at {} before {} ({}) began at {}",
+                "{} ({}) {}",
                 bl.d(x),
                 bl.v(x.value),
-                t(x.response),
-                bl.d(y),
-                bl.v(y.value),
-                t(y.invoke)
+                ended_before(x, y, &format!("{} ({})", bl.d(y), bl.v(y.value)))
             )
         })
         .collect();
@@ -305,9 +390,14 @@ pub(crate) fn cycle(values: &Values, key: u64, edges: &[(Op, Op)], writes: &[Op]
 /// A set of operations exhaustive search found no legal order for.
 pub(crate) fn search(values: &Values, key: u64, ops: &[Op]) -> Witness {
     let bl = Builder::new(values, key, ops);
+    let eras = if ops.iter().any(|o| o.era() != ops[0].era()) {
+        " (and the eras': each began after every operation of the one before ended)"
+    } else {
+        ""
+    };
     let e = format!(
         "no order of these {} operations on key {} is a legal register history that respects their real-time \
-         order (found by exhaustive search: DELETEs make NOT_FOUND ambiguous).",
+         order{eras} (found by exhaustive search: DELETEs make NOT_FOUND ambiguous).",
         bl.ops.len(),
         key
     );
@@ -320,9 +410,13 @@ impl Witness {
     pub fn render(&self, files: &[String], values: &Values) -> String {
         let mut out = format!("  {}\n", self.explanation);
         let many = files.len() > 1;
+        let eras = self.ops.iter().any(|o| o.era() > 0);
         for (i, o) in self.ops.iter().enumerate() {
             let file = files.get(o.file() as usize).map(String::as_str).unwrap_or("?");
-            let origin = if many { format!("{file} #{}", o.position()) } else { format!("#{}", o.position()) };
+            let mut origin = if many { format!("{file} #{}", o.position()) } else { format!("#{}", o.position()) };
+            if eras {
+                origin.push_str(&format!(", era {}", o.era()));
+            }
             out.push_str(&format!(
                 "  [{}] {:<3} key {} {:<12} client {:<3} invoke {} response {}  ({origin})\n",
                 i + 1,
@@ -337,8 +431,9 @@ impl Witness {
         out
     }
 
-    /// The witness as JSON (times in ns; `response_ns` null if never
-    /// answered); `files` names the sources, `values` shows the values.
+    /// The witness as JSON (times in ns of the operation's file; `response_ns`
+    /// null if never answered; `era` 0 unless checked in eras); `files`
+    /// names the sources, `values` shows the values.
     pub fn to_json(&self, files: &[String], values: &Values) -> serde_json::Value {
         let ops: Vec<serde_json::Value> = self
             .ops
@@ -349,6 +444,7 @@ impl Witness {
                     "label": i + 1,
                     "file": files.get(o.file() as usize),
                     "position": o.position(),
+                    "era": o.era(),
                     "client": o.client(),
                     "kind": o.kind().name(),
                     "key": o.key(),
