@@ -295,6 +295,70 @@ fn across_files_only_each_files_own_order_and_the_data_count() {
     assert_eq!(check(&dir, &[same], &[]).0, 1);
 }
 
+/// A run killed mid-way (A), then a read-only pass after the restart (B),
+/// checked as two eras: what A saw acknowledged must survive into B.
+#[test]
+fn then_checks_a_run_after_a_restart() {
+    let dir = Dir::new("then");
+    // Key 1: w0#1 then w0#2 acknowledged. Key 2: w0#1 acknowledged, then
+    // w1#1 sent but never answered (the server was killed).
+    let a = dir.history(
+        "A.hist",
+        &[
+            (0, PUT, 1, v(0, 1), 0, 10),
+            (0, PUT, 1, v(0, 2), 20, 30),
+            (0, PUT, 2, v(0, 3), 40, 50),
+            (1, PUT, 2, v(1, 1), 60, NO_RESPONSE),
+        ],
+    );
+    let b_path = |name: &str, ops: &[H]| dir.history(name, ops).display().to_string();
+    let run = |b: &str| check(&dir, std::slice::from_ref(&a), &["--then", b]);
+    // The newest acknowledged value survived; the unanswered one did or not.
+    for key2 in [v(0, 3), v(1, 1)] {
+        let b = b_path("B.hist", &[(0, GET, 1, v(0, 2), 5, 6), (0, GET, 2, key2, 7, 8)]);
+        let (code, out, err, json) = run(&b);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.starts_with("linearizable: 6 ops, 2 keys"), "{out}");
+        assert!(out.contains("checked 2 file(s) of 2 eras"), "{out}");
+        assert_eq!(json["eras"], 2);
+    }
+    // The acknowledged w0#2 is lost: B reads w0#1.
+    let b = b_path("B.hist", &[(0, GET, 1, v(0, 1), 5, 6), (0, GET, 2, v(0, 3), 7, 8)]);
+    let (code, out, err, json) = run(&b);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("VIOLATION: key 1 is not linearizable"), "{out}");
+    assert!(out.contains("[3] GET returned w0#1 in era 1, but [2] PUT w0#2 had overwritten it"), "{out}");
+    assert!(out.contains("an acknowledged write was lost across the restart"), "{out}");
+    assert!(
+        out.contains(&format!("({} #1, era 0)", a.display())) && out.contains(&format!("({b} #0, era 1)")),
+        "{out}"
+    );
+    let w = &json["violations"][0];
+    assert_eq!((w["proof"].as_str(), w["ops"].as_array().map(Vec::len)), (Some("lost-write"), Some(3)), "{out}");
+    assert_eq!(w["ops"][2]["era"], 1);
+    // The same two files without --then: no order between them, so fine.
+    let (code, out, err, _) = check(&dir, &[a.clone(), PathBuf::from(&b)], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    // NOT_FOUND after the restart for an acknowledged key: lost as well.
+    let b = b_path("B.hist", &[(0, GET, 1, v(0, 2), 5, 6), (0, GET, 2, NOT_FOUND, 7, 8)]);
+    let (code, out, err, _) = run(&b);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("VIOLATION: key 2 "), "{out}");
+    assert!(out.contains("GET returned the initial value NOT_FOUND in era 1"), "{out}");
+    // Three eras: A, B (writes key 3), then C, which finds key 3 absent.
+    let b = b_path("B.hist", &[(0, PUT, 3, v(2, 1), 5, 6)]);
+    let c = b_path("C.hist", &[(0, GET, 3, NOT_FOUND, 5, 6)]);
+    let (code, out, err, json) = check(&dir, std::slice::from_ref(&a), &["--then", &b, "--then", &c]);
+    assert_eq!((code, json["eras"].as_u64()), (1, Some(3)), "{out}{err}");
+    assert!(out.starts_with("VIOLATION: key 3 "), "{out}");
+    // Several files in one group are one era, each with its own clock.
+    let (code, out, err, json) = check(&dir, std::slice::from_ref(&a), &["--then", &b, &c]);
+    assert_eq!((code, json["eras"].as_u64()), (0, Some(2)), "B and C have their own clocks: {out}{err}");
+    // `--then` needs a file.
+    let (code, _, err, _) = check(&dir, std::slice::from_ref(&a), &["--then"]);
+    assert_eq!(code, 2, "{err}");
+}
+
 #[test]
 fn many_keys_are_checked_independently() {
     let mut h = Vec::new();

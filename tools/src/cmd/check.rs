@@ -5,12 +5,24 @@
 //! prints or writes the outcome.
 //!
 //! ```text
-//! percore check FILE... [--json OUT] [--threads N] [--timeout-per-key MS] [--memory MIB] [--temp-dir DIR]
+//! percore check FILE... [--then FILE...]... [--json OUT] [--threads N] [--timeout-per-key MS] [--memory MIB] [--temp-dir DIR]
 //! percore check --synthesize N FILE [--keys K] [--clients C] [--reads F] [--seed S] [--writer-base W]
 //! ```
 //!
 //! What is checked, the algorithm and its limits: the [`check`] crate's
 //! documentation.
+//!
+//! # Across a restart: `--then`
+//!
+//! `percore check A.hist --then B.hist` checks a run that was killed (A)
+//! with the run after the server restarted (B): each `--then` group is an
+//! *era* ([`check::check_eras`]), and every operation of a group began
+//! after every operation of the groups before it ended. A PUT that A
+//! recorded without a reply took effect before the restart or never; one
+//! A saw acknowledged must be seen by B (or overwritten), else B's read is
+//! a violation: an acknowledged write was lost. Within a group, files keep
+//! their own clocks as usual. `A1.hist A2.hist --then B.hist --then
+//! C.hist`: two nodes' files, then two restarts.
 //!
 //! # Output and exit codes
 //!
@@ -23,7 +35,7 @@
 //!
 //! A last line gives the size and speed: files, bytes, seconds, ops/s, peak
 //! resident memory (VmHWM). `--json FILE` writes all of it, with up to 100
-//! witnesses, for scripts (`verdict`, `line`, `ops`, `keys`, `seconds`,
+//! witnesses, for scripts (`verdict`, `line`, `ops`, `keys`, `eras`, `seconds`,
 //! `ops_per_s`, `peak_rss_bytes`, `violations[]`, `unknown[]`, …).
 //!
 //! `--synthesize N FILE` writes a linearizable synthetic history of N
@@ -99,15 +111,26 @@ impl Iterator for Records {
 /// Checks the history files `paths` (one per load generator process):
 /// `opts` as given, but with percore's [`VALUES`].
 pub fn check_files(paths: &[PathBuf], opts: &Options) -> Result<Outcome, Error> {
-    let mut sources = Vec::with_capacity(paths.len());
+    check_era_files(&[paths.to_vec()], opts)
+}
+
+/// Checks the history files of several eras (`eras[k]`: the files of era
+/// `k`, a run after `k` restarts; see [`check::check_eras`]): `opts` as
+/// given, but with percore's [`VALUES`].
+pub fn check_era_files(eras: &[Vec<PathBuf>], opts: &Options) -> Result<Outcome, Error> {
+    let mut sources = Vec::with_capacity(eras.len());
     let mut bytes = 0;
-    for p in paths {
-        let reader = HistoryReader::open(p)?;
-        bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        sources.push(Source { name: p.display().to_string(), ops: Records(reader) });
+    for paths in eras {
+        let mut era = Vec::with_capacity(paths.len());
+        for p in paths {
+            let reader = HistoryReader::open(p)?;
+            bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            era.push(Source { name: p.display().to_string(), ops: Records(reader) });
+        }
+        sources.push(era);
     }
     let opts = Options { values: VALUES, ..opts.clone() };
-    let mut outcome = check::check(sources, &opts).map_err(|e| match e {
+    let mut outcome = check::check_eras(sources, &opts).map_err(|e| match e {
         // A file that fails mid-way says so in its own words (with its path).
         CheckError::Source { error, source_name, position } => match error.downcast::<HistoryError>() {
             Ok(h) => Error::History(*h),
@@ -125,6 +148,9 @@ pub struct CheckArgs {
     /// History files, one per load generator process (with --synthesize: the file to write).
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+    /// `--then FILE...`, repeated: the files of each later era.
+    #[command(flatten)]
+    pub then: Then,
     /// Also write the whole result as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -163,6 +189,47 @@ pub struct CheckArgs {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// The `--then FILE...` groups, in order: `0[k]` are the files of era
+/// `k + 1`. (Written out because clap's derive cannot yet group an
+/// option's values by occurrence.)
+#[derive(Debug, Clone, Default)]
+pub struct Then(pub Vec<Vec<PathBuf>>);
+
+impl clap::FromArgMatches for Then {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let groups = m.get_occurrences::<PathBuf>("then").map(|o| o.map(|g| g.cloned().collect()).collect());
+        Ok(Then(groups.unwrap_or_default()))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Then::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for Then {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.arg(
+            clap::Arg::new("then")
+                .long("then")
+                .value_name("FILE")
+                .num_args(1..)
+                .action(clap::ArgAction::Append)
+                .value_parser(clap::value_parser!(PathBuf))
+                .conflicts_with("synthesize")
+                .help(
+                    "History files recorded after a restart: every operation in them began after every \
+                     operation of the files before ended (a PUT left unanswered before took effect then or \
+                     never). Repeat for each restart: A.hist --then B.hist --then C.hist",
+                ),
+        )
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Then::augment_args(cmd)
+    }
 }
 
 /// Runs `percore check`; the process exit code (0, 1, 3; 2 on errors).
@@ -209,10 +276,13 @@ fn run(args: &CheckArgs) -> Result<u8, Error> {
         temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
         values: VALUES,
     };
+    let eras: Vec<Vec<PathBuf>> = std::iter::once(args.files.clone()).chain(args.then.0.iter().cloned()).collect();
     if !args.quiet {
-        eprintln!("percore check: checking {} file(s) on {} thread(s)…", args.files.len(), opts.threads);
+        let files: usize = eras.iter().map(Vec::len).sum();
+        let of = if eras.len() > 1 { format!(" of {} eras", eras.len()) } else { String::new() };
+        eprintln!("percore check: checking {files} file(s){of} on {} thread(s)…", opts.threads);
     }
-    let outcome = check_files(&args.files, &opts)?;
+    let outcome = check_era_files(&eras, &opts)?;
     print!("{}", outcome.text());
     if let Some(path) = &args.json {
         write_json(path, &outcome.to_json())?;
