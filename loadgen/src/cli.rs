@@ -2,9 +2,17 @@
 //! `percore bench`.
 //!
 //! ```text
-//! percore-loadgen load  [target] [options]          insert every record
-//! percore-loadgen run   [target] [options] [--load] run a workload (after loading, with --load)
+//! percore-loadgen load   [target] [options]          insert every record
+//! percore-loadgen run    [target] [options] [--load] run a workload (after loading, with --load)
+//! percore-loadgen verify [target] [options]          read every record once (--history FILE records it)
 //! ```
+//!
+//! `verify` reads keys `0 … --records − 1`, each exactly once (load thread
+//! `i` of `t` reads `i, i + t, …`), checks every value it finds, and counts
+//! what it does not find as misses (not an error: a store may hold fewer
+//! records). With `--history` the reads are recorded for `percore check`,
+//! e.g. as the era after a restart (`percore check run.hist --then
+//! verify.hist`): every key's state, read once.
 //!
 //! The target is `--server HOST:PORT` (the cluster is discovered through the
 //! handshake) or `--config FILE` (optionally `--client NAME` to take this
@@ -40,6 +48,9 @@ pub enum Command {
     Load(CommonArgs),
     /// Run a workload (YCSB's transaction phase).
     Run(RunArgs),
+    /// Read every record once, checking each value (misses are counted, not
+    /// errors); with --history, record the reads for `percore check`.
+    Verify(VerifyArgs),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -180,6 +191,17 @@ pub struct RunArgs {
     /// Load every record first.
     #[arg(long)]
     pub load: bool,
+}
+
+/// Options of `verify`.
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// Options shared with `load` (`--records` says which keys are read).
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Record every read to this file (see `percore check`).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 /// Resolved target: topology, threads' CPUs, writer base, node name.
@@ -365,9 +387,10 @@ pub fn stop_on_signals() -> Arc<AtomicBool> {
 /// reads or misrouted operations, 2 could not start).
 pub fn main(cli: Cli) -> ExitCode {
     let stop = stop_on_signals();
-    let (common, run) = match &cli.command {
-        Command::Load(c) => (c.clone(), None),
-        Command::Run(r) => (r.common.clone(), Some(r)),
+    let (common, run, verify) = match &cli.command {
+        Command::Load(c) => (c.clone(), None, None),
+        Command::Run(r) => (r.common.clone(), Some(r), None),
+        Command::Verify(v) => (v.common.clone(), None, Some(v)),
     };
     let target = match common.target.resolve(Duration::from_secs(5)) {
         Ok(t) => t,
@@ -378,23 +401,27 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let mut ok = true;
     let no_files = OutputArgs { quiet: common.output.quiet, ..OutputArgs::default() };
-    if run.is_none_or(|r| r.load) {
-        let cfg = common.shape.config(PhaseSpec::Load, &target, &common.output);
-        match execute(&target.topology, &cfg, stop.clone()) {
-            // With --load the files describe the run phase.
-            Ok(report) => ok &= emit(&report, if run.is_some() { &no_files } else { &common.output }),
-            Err(e) => {
-                eprintln!("percore-loadgen: {e}");
-                return ExitCode::from(2);
-            }
+    let phases: Vec<(RunConfig, &OutputArgs)> = match (run, verify) {
+        (_, Some(v)) => {
+            let mut cfg = common.shape.config(PhaseSpec::Verify, &target, &common.output);
+            cfg.history.clone_from(&v.history);
+            vec![(cfg, &common.output)]
         }
-    }
-    if let Some(r) = run
-        && ok
-    {
-        let cfg = r.workload.config(&common.shape, &target, &common.output);
-        match execute(&target.topology, &cfg, stop) {
-            Ok(report) => ok &= emit(&report, &common.output),
+        (Some(r), None) => {
+            let run_cfg = r.workload.config(&common.shape, &target, &common.output);
+            let load_cfg = common.shape.config(PhaseSpec::Load, &target, &common.output);
+            // With --load the files describe the run phase.
+            let load = r.load.then_some((load_cfg, &no_files));
+            load.into_iter().chain([(run_cfg, &common.output)]).collect()
+        }
+        (None, None) => vec![(common.shape.config(PhaseSpec::Load, &target, &common.output), &common.output)],
+    };
+    for (cfg, output) in phases {
+        if !ok {
+            break;
+        }
+        match execute(&target.topology, &cfg, stop.clone()) {
+            Ok(report) => ok &= emit(&report, output),
             Err(e) => {
                 eprintln!("percore-loadgen: {e}");
                 return ExitCode::from(2);

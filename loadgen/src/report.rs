@@ -8,7 +8,7 @@
 //!
 //! | key | meaning |
 //! |---|---|
-//! | `phase` | `"load"` or `"run"` |
+//! | `phase` | `"load"`, `"run"` or `"verify"` |
 //! | `throughput_ops_s` | operations completed in the measured window ÷ its length |
 //! | `ops`, `duration_s` | operations completed in the window, and its length |
 //! | `latency_us.get` / `.put` / `.all` | `count, mean, p50, p90, p99, p99_9, p99_99, max` (absent if no such op) |
@@ -220,7 +220,7 @@ impl RunConfigReport {
         let mut nodes: Vec<&str> = topo.shards().iter().map(|s| s.node.as_str()).collect();
         nodes.dedup();
         let (workload, distribution, theta, rate) = match &cfg.phase {
-            PhaseSpec::Load => (None, None, None, None),
+            PhaseSpec::Load | PhaseSpec::Verify => (None, None, None, None),
             PhaseSpec::Run { workload, dist, theta, rate, .. } => (
                 Some(workload.letter().to_string()),
                 Some(format!("{dist:?}").to_lowercase()),
@@ -241,11 +241,11 @@ impl RunConfigReport {
             threads: cfg.cores.len(),
             cores: cfg.cores.clone(),
             duration_s: match &cfg.phase {
-                PhaseSpec::Load => None,
+                PhaseSpec::Load | PhaseSpec::Verify => None,
                 _ => cfg.duration.map(|d| d.as_secs_f64()),
             },
             warmup_s: match &cfg.phase {
-                PhaseSpec::Load => 0.0,
+                PhaseSpec::Load | PhaseSpec::Verify => 0.0,
                 _ => cfg.warmup.as_secs_f64(),
             },
             seed: cfg.seed,
@@ -401,6 +401,7 @@ impl Report {
                 let rate = c.rate_ops_s.map(|r| format!(", open loop at {} ops/s", fmt_rate(r))).unwrap_or_default();
                 format!("YCSB-{w}, {d}{theta}{rate}")
             }
+            _ if self.phase == "verify" => "every record read once".to_string(),
             _ => "load".to_string(),
         };
         let _ = writeln!(t, "== percore {} — {what}", self.phase);

@@ -208,6 +208,10 @@ fn plain_limits() -> Limits {
 pub enum PhaseSpec {
     /// Insert every record once.
     Load,
+    /// Read every record once (`percore loadgen verify`): what a store
+    /// holds, e.g. after a restart, each value checked and, with a
+    /// history, recorded for `percore check`.
+    Verify,
     /// Run a workload.
     Run {
         /// YCSB mix.
@@ -468,7 +472,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         None => None,
     };
     let (warmup, end) = match &cfg.phase {
-        PhaseSpec::Load => (Duration::ZERO, None),
+        PhaseSpec::Load | PhaseSpec::Verify => (Duration::ZERO, None),
         PhaseSpec::Run { ops: Some(_), .. } => (cfg.warmup, cfg.duration.map(|d| cfg.warmup + d)),
         PhaseSpec::Run { ops: None, .. } => {
             (cfg.warmup, Some(cfg.warmup + cfg.duration.unwrap_or(Duration::from_secs(10))))
@@ -479,7 +483,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         PhaseSpec::Run { dist, theta, .. } => {
             Some(crate::zipf::KeyDist::new(*dist, cfg.records, *theta).map_err(RunError::Config)?)
         }
-        PhaseSpec::Load => None,
+        PhaseSpec::Load | PhaseSpec::Verify => None,
     };
     let (tx, rx) = mpsc::channel::<Msg>();
     let epoch = Instant::now();
@@ -492,6 +496,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
                 rate: rate.map(|r| r / threads as f64),
                 ops: ops.map(|n| n / threads as u64 + u64::from((i as u64) < n % threads as u64)),
             },
+            (PhaseSpec::Verify, _) => Phase::Verify { records: cfg.records },
             _ => Phase::Load { records: cfg.records },
         };
         let spec = WorkerSpec {
@@ -615,6 +620,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
     let report = Report {
         phase: match cfg.phase {
             PhaseSpec::Load => "load".into(),
+            PhaseSpec::Verify => "verify".into(),
             PhaseSpec::Run { .. } => "run".into(),
         },
         throughput_ops_s: s.ops as f64 / window_s,

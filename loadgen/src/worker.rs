@@ -74,6 +74,12 @@ pub enum Phase {
         /// Records in the data set.
         records: u64,
     },
+    /// Read records `index, index + threads, …` below `records`, once each
+    /// (so the threads together read every record exactly once).
+    Verify {
+        /// Records in the data set.
+        records: u64,
+    },
     /// Run a workload.
     Run {
         /// Fraction of reads.
@@ -411,7 +417,7 @@ struct Worker<P> {
     opgen: Option<OpGen>,
     keys: KeyBuf,
     tally: Tally,
-    /// The next record to load (load phase).
+    /// The next record to load or read (load and verify phases).
     next_load: u64,
     /// Next sequence number of this writer.
     seq: u64,
@@ -478,7 +484,7 @@ impl<P: Protocol> Worker<P> {
             });
         }
         let (opgen, arrivals) = match &spec.phase {
-            Phase::Load { .. } => (None, None),
+            Phase::Load { .. } | Phase::Verify { .. } => (None, None),
             Phase::Run { read_fraction, dist, rate, .. } => {
                 let opgen = OpGen::new(*read_fraction, dist.clone(), spec.seed);
                 let arrivals = match rate {
@@ -554,7 +560,7 @@ impl<P: Protocol> Worker<P> {
             return false;
         }
         match &self.spec.phase {
-            Phase::Load { records } => self.held.is_some() || self.next_load < *records,
+            Phase::Load { records } | Phase::Verify { records } => self.held.is_some() || self.next_load < *records,
             Phase::Run { ops, .. } => self.held.is_some() || ops.is_none_or(|n| self.issued < n),
         }
     }
@@ -697,13 +703,14 @@ impl<P: Protocol> Worker<P> {
     #[inline]
     fn draw(&mut self, stamp: u64) -> Option<(OpKind, u64, u64)> {
         match &self.spec.phase {
-            Phase::Load { records } => {
+            Phase::Load { records } | Phase::Verify { records } => {
                 if self.next_load >= *records {
                     return None;
                 }
                 let r = self.next_load;
                 self.next_load += self.spec.threads as u64;
-                Some((OpKind::Put, r, stamp))
+                let kind = if matches!(self.spec.phase, Phase::Load { .. }) { OpKind::Put } else { OpKind::Get };
+                Some((kind, r, stamp))
             }
             Phase::Run { ops, .. } => {
                 if ops.is_some_and(|n| self.issued >= n) {
@@ -994,4 +1001,68 @@ fn record_run(s: &mut IntervalStats, (kind, lat, n): (OpKind, u64, u64)) {
 
 fn describe_bad(bad: BadRead, record: u64) -> String {
     format!("GET of key {record:?}: {bad}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::percore::Percore;
+    use wire::msg::{ShardInfo, SlotRange};
+
+    /// A worker of `threads` with no connections: enough to draw operations.
+    fn worker(phase: Phase, index: usize, threads: usize) -> Worker<Percore> {
+        let shard = ShardInfo {
+            id: 0,
+            node: "n".into(),
+            addr: "127.0.0.1".into(),
+            port: 1,
+            cpu: 0,
+            slots: vec![SlotRange { start: 0, end: (wire::slot::SLOTS - 1) as u16 }],
+        };
+        let (tx, _) = std::sync::mpsc::channel();
+        let spec = WorkerSpec {
+            index,
+            threads,
+            writer: 0,
+            cpu: None,
+            seed: 1,
+            phase,
+            batch: 16,
+            pipeline: 1,
+            flush: Duration::from_micros(100),
+            value_size: 64,
+            max_frame: 1 << 20,
+            epoch: Instant::now(),
+            warmup_end: Duration::ZERO,
+            end: None,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            stop: Arc::new(AtomicBool::new(false)),
+            tx,
+            map: Arc::new(ShardMap::new(vec![shard]).expect("one shard owns every slot")),
+            history: None,
+            self_stall: None,
+        };
+        Worker::new(spec, Vec::new()).expect("a worker without connections")
+    }
+
+    #[test]
+    fn verify_threads_read_every_record_exactly_once() {
+        for threads in [1, 3, 4] {
+            let mut seen = vec![0u32; 10];
+            for index in 0..threads {
+                let mut w = worker(Phase::Verify { records: 10 }, index, threads);
+                while let Some((kind, record, _)) = w.draw(7) {
+                    assert_eq!(kind, OpKind::Get, "verify only reads");
+                    seen[record as usize] += 1;
+                }
+                assert!(!w.generating(0), "nothing left once every record is drawn");
+            }
+            assert_eq!(seen, vec![1; 10], "{threads} thread(s): each record read once");
+        }
+        // The load phase walks the same records, writing.
+        let mut w = worker(Phase::Load { records: 3 }, 0, 1);
+        let drawn: Vec<_> = std::iter::from_fn(|| w.draw(0)).collect();
+        assert_eq!(drawn, vec![(OpKind::Put, 0, 0), (OpKind::Put, 1, 0), (OpKind::Put, 2, 0)]);
+    }
 }
