@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tools::cmd::{attack, check, cluster, kv, stats};
+use tools::cmd::{attack, check, cluster, kv, lost, stats};
 
 /// percore: a thread-per-core, shared-nothing key-value store and its tools.
 #[derive(Parser)]
@@ -29,6 +29,9 @@ enum Command {
     Bench(Box<tools::bench::BenchArgs>),
     /// Check recorded histories for linearizability (exit 0 linearizable, 1 violation, 3 unknown, 2 error).
     Check(check::CheckArgs),
+    /// Acknowledged writes of a run that the reads after a restart did not
+    /// see (exit 0 none, 1 lost or unexplained, 2 error).
+    Lost(lost::LostArgs),
     /// Run a server node (same as `percore-server`).
     Server(engine::cli::ServerArgs),
     /// Generate load (same as `percore-loadgen`).
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Ping(a) => stats::ping(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Bench(a) => ExitCode::from(tools::bench::bench(&a)),
         Command::Check(a) => ExitCode::from(check::main(&a)),
+        Command::Lost(a) => ExitCode::from(lost::main(&a)),
         Command::Server(a) => engine::cli::main(a),
         Command::Loadgen(c) => loadgen::cli::main(loadgen::cli::Cli { command: c }),
         Command::Cluster(c) => cluster::run(&c).map_or_else(fail, |_| ExitCode::SUCCESS),

@@ -11,6 +11,9 @@
 //! - [`check`]: `check` — the linearizability check of recorded histories,
 //!   a thin command over the `percore-check` crate (also run by `bench
 //!   --check`).
+//! - [`lost`]: `lost` — the acknowledged writes a crash lost, from the
+//!   history of a run and of the reads after the restart
+//!   (`tools/crash-test.sh`).
 //! - [`attack`]: `attack` — hostile traffic for the soak test
 //!   (`tools/soak.sh`).
 
@@ -18,6 +21,7 @@ pub mod attack;
 pub mod check;
 pub mod cluster;
 pub mod kv;
+pub mod lost;
 pub mod manifest;
 pub mod stats;
 pub mod target;
