@@ -81,7 +81,6 @@ fn verify_reads_every_key_once() {
 }
 
 #[test]
-#[ignore = "needs `percore check --then` (the eras check, branch then-era): remove once it is merged"]
 fn always_mode_crashes_lose_nothing() {
     let dir = TempDir::new("crash");
     let out = crash_test(dir.path(), &["3", "--fsync", "always"]);
@@ -111,7 +110,6 @@ fn always_mode_crashes_lose_nothing() {
 }
 
 #[test]
-#[ignore = "needs `percore check --then` (the eras check, branch then-era): remove once it is merged"]
 fn a_node_that_forgot_is_caught() {
     // The data directory deleted between the kill and the restart: the
     // restarted node serves an empty store, and what the run saw
