@@ -94,13 +94,12 @@ pub struct ServerArgs {
     /// io_uring registered memory per executor, KiB.
     #[arg(long, value_name = "KIB", default_value_t = 512)]
     pub io_memory_kib: usize,
-    /// glommio preemption timer, microseconds [default: 100000; with
-    /// --data-dir 1000, so that log writes complete on a busy core]. Keep it
-    /// long otherwise: with timers of a millisecond or less, glommio 0.9
-    /// executors were seen to stop running tasks for seconds under CPU
-    /// contention.
-    #[arg(long, value_name = "US")]
-    pub preempt_us: Option<u64>,
+    /// glommio preemption timer, microseconds. Keep it long: with timers of
+    /// a millisecond or less, glommio 0.9 executors were seen to stop running
+    /// tasks for seconds under CPU contention (durable nodes too: see the
+    /// log module on how the log's I/O avoids waiting behind connections).
+    #[arg(long, value_name = "US", default_value_t = 100_000)]
+    pub preempt_us: u64,
     /// Keep a durable log in DIR (one directory per shard) and recover from
     /// it at start [default: the cluster file's `data_dir`, else in memory only].
     #[arg(long, value_name = "DIR")]
@@ -206,7 +205,6 @@ impl ServerArgs {
             }
             None => None,
         };
-        let preempt_us = self.preempt_us.unwrap_or(if durability.is_some() { 1000 } else { 100_000 });
         let requirepass = self.requirepass.clone().or_else(|| cluster.requirepass.clone()).filter(|p| !p.is_empty());
         let file_port = cluster.server(node).map(|s| s.metrics_port).unwrap_or(0);
         let metrics_port = Some(self.metrics_port.unwrap_or(file_port)).filter(|&p| p > 0);
@@ -217,7 +215,7 @@ impl ServerArgs {
             stats_interval: (self.stats_interval_ms > 0).then(|| Duration::from_millis(self.stats_interval_ms)),
             capacity: self.capacity,
             io_memory: self.io_memory_kib << 10,
-            preempt_timer: Duration::from_micros(preempt_us.max(1)),
+            preempt_timer: Duration::from_micros(self.preempt_us.max(1)),
             spin_before_park: (self.spin_us > 0).then(|| Duration::from_micros(self.spin_us)),
             #[cfg(feature = "faults")]
             fault: self.fault.unwrap_or_default(),

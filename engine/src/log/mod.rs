@@ -36,6 +36,20 @@
 //! - `no`: the writer writes continuously and never syncs (the kernel and
 //!   the disk decide).
 //!
+//! # The log's I/O on a busy core
+//!
+//! glommio reaps io_uring completions only when its task queue is preempted
+//! (the node's `--preempt-us`, 100 ms) or runs out of runnable tasks. In
+//! `always` mode every reply waits for the commit in flight, so the
+//! connections park and the commit's completion is reaped at once. In
+//! `everysec` and `no` a connection that always has input keeps its queue
+//! busy, and a commit may complete up to one preempt period late: that
+//! delays durability (the `everysec` window grows by as much), never a
+//! reply. A shorter timer would shorten it, but glommio 0.9 executors with
+//! timers of a millisecond or less were seen to stop for seconds under CPU
+//! contention (durable nodes included, in this crate's tests), so the
+//! default stays.
+//!
 //! # Recovery (see [`recover`])
 //!
 //! Replay runs from the first record to the first record that is not the

@@ -213,6 +213,8 @@ pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool
                     out.records += 1;
                     out.replayed_bytes += n as u64;
                     at += n;
+                    // Only a prefix of the segment is skipped.
+                    skip = 0;
                 }
                 Ok((r, n)) if r.seq == skip && r.seq < expected => {
                     skip += 1;
