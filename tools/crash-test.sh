@@ -26,6 +26,7 @@
 #
 #   tools/crash-test.sh [N] [--fsync always|everysec] [--percore BIN]
 #                       [--records R] [--seed S] [--dir DIR] [--keep] [--forget]
+#                       [-- SERVER OPTIONS]
 #
 #   N           iterations (default 5)
 #   --percore   the binary (default: $PERCORE_BIN, else the release build,
@@ -37,6 +38,8 @@
 #   --keep      keep every iteration's files (histories, logs, data dir)
 #   --forget    self-test: delete the data directory between the kill and
 #               the restart (a node that forgot); the test must fail
+#   -- …        more options for both server starts, e.g.
+#               `-- --snapshot-after 1mb` to crash among snapshots
 #
 # Prints one line per iteration and a summary on stdout; exit 0 passed,
 # 1 failed (files kept, their place printed), 2 could not run.
@@ -51,6 +54,7 @@ seed=
 base=${TMPDIR:-/tmp}
 keep=0
 forget=0
+server_args=()
 while [ $# -gt 0 ]; do
     case $1 in
         --fsync) fsync=${2:?--fsync needs always or everysec}; shift 2 ;;
@@ -61,6 +65,7 @@ while [ $# -gt 0 ]; do
         --keep) keep=1; shift ;;
         --forget) forget=1; shift ;;
         -h|--help) usage ;;
+        --) shift; server_args=("$@"); break ;;
         [0-9]*) iterations=$1; shift ;;
         *) echo "crash-test: unknown argument $1" >&2; usage ;;
     esac
@@ -108,7 +113,7 @@ secs() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
 start_server() {
     local err=$it/$1.err
     "$bin" server --cores 0 --port 0 --stats-interval-ms 0 --data-dir "$data" --fsync "$fsync" \
-        >"$it/$1.out" 2>"$err" &
+        ${server_args[@]+"${server_args[@]}"} >"$it/$1.out" 2>"$err" &
     server=$!
     addr=
     for _ in $(seq 1 300); do
@@ -157,7 +162,10 @@ for i in $(seq 1 "$iterations"); do
         rm -rf "$data"
     fi
     start_server server2
-    recovered=$(sed -n 's/.*recovered \([0-9]*\) records.*/\1/p' "$it/server2.err" | head -n 1)
+    # What the restart replayed (for the summary line only): a snapshot
+    # and the log records after it, or the log alone.
+    recovered=$(sed -n -e 's/.*recovered .*a snapshot of \([0-9]*\) records.*then \([0-9]*\) log records.*/\1 snapshot + \2 log/p' \
+        -e 's/.*recovered \([0-9]*\) records.*/\1/p' "$it/server2.err" | head -n 1)
     rc=0
     "$bin" loadgen verify --server "$addr" --records "$records" -q --history "$it/B.hist" \
         >"$it/verify.out" 2>"$it/verify.err" || rc=$?
