@@ -935,6 +935,26 @@ impl Store {
         Ok(store)
     }
 
+    /// Makes room in the table for `additional` more keys at once (a
+    /// recovery that knows how many it will insert saves the rehashes of
+    /// growing step by step). A hint: when the byte limit or the allocator
+    /// refuses, nothing changes and the table grows as it goes.
+    pub fn reserve(&mut self, additional: usize) {
+        let want = self.table.len().saturating_add(additional);
+        if want <= self.table.capacity() {
+            return;
+        }
+        let buckets = (want.max(15) * 8 / 7).next_power_of_two();
+        let used = self.slab.total_words * 8 + self.table.allocation_size();
+        if check_room(self.max_bytes, used, table_bytes_for(buckets)).is_err() {
+            return;
+        }
+        let Store { table, slab, hasher, layout, .. } = self;
+        *layout = layout.wrapping_add(1);
+        let _ = table.try_reserve(additional, |&h| hasher.hash_one(slab.key(h)));
+        self.lines = None;
+    }
+
     /// An empty store with the same hasher, limits and clock: given the
     /// same operations it makes the same decisions (the model tests compare
     /// a grouped execution with a sequential one this way).

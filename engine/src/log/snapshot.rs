@@ -111,6 +111,7 @@ pub fn load(dir: &Path, shard: u32, store: &mut Store) -> Result<Loaded, LogErro
     let end = (BLOCK as u64).checked_add(h.bytes).filter(|&e| e <= bytes.len() as u64).ok_or_else(|| {
         bad(format!("its header says {} bytes of records, the file has {}", h.bytes, bytes.len().saturating_sub(BLOCK)))
     })? as usize;
+    store.reserve(usize::try_from(h.records).unwrap_or(0));
     let mut at = BLOCK;
     let mut n = 0u64;
     while at < end {
