@@ -14,7 +14,7 @@
 //! | `latency_us.get` / `.put` / `.all` | `count, mean, p50, p90, p99, p99_9, p99_99, max` (absent if no such op) |
 //! | `hits`, `misses`, `puts` | GETs that found a value, GETs that found none, PUTs done |
 //! | `bad_reads`, `first_bad_read` | GET values that failed verification (0 in a correct run), and the first one described |
-//! | `errors`, `error_detail` | refused operations (`wrong_shard`, `too_large`, `out_of_memory`, `other`) plus 1 if a connection failed (`connection`: the message) |
+//! | `errors`, `error_detail` | refused operations (`wrong_shard`, `too_large`, `out_of_memory`, `not_durable`, `other`) plus 1 if a connection failed (`connection`: the message); a refused operation took no effect and is not in the history |
 //! | `per_server[]` | `node`, `ops_s`, `shards[]` (`shard`, `addr`, `ops_s`) |
 //! | `timeline[]` | per interval: `t_s` (end of interval), `ops_s`, `get_p99_us`, `put_p99_us`, `lag_p99_us`, `busy` |
 //! | `client_cpu_ns_per_op` | load threads' CPU time ÷ operations issued |
@@ -109,6 +109,9 @@ pub struct ErrorDetail {
     pub too_large: u64,
     /// Writes refused for lack of memory (percore's OutOfMemory, Redis's OOM).
     pub out_of_memory: u64,
+    /// Writes that could not be made durable (percore's NotDurable: the
+    /// node's log disk is full or failing); nothing was written.
+    pub not_durable: u64,
     /// Other refusals.
     pub other: u64,
     /// The connection failure that stopped the run, if any.
@@ -457,11 +460,12 @@ impl Report {
         let e = &self.error_detail;
         let _ = writeln!(
             t,
-            "errors      {} (wrong shard {}, too large {}, out of memory {}, other {}{})",
+            "errors      {} (wrong shard {}, too large {}, out of memory {}, not durable {}, other {}{})",
             self.errors,
             e.wrong_shard,
             e.too_large,
             e.out_of_memory,
+            e.not_durable,
             e.other,
             e.connection.as_ref().map(|m| format!(", connection: {m}")).unwrap_or_default()
         );

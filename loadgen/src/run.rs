@@ -323,6 +323,7 @@ impl Agg {
         t.wrong_shard += s.wrong_shard;
         t.too_large += s.too_large;
         t.out_of_memory += s.out_of_memory;
+        t.not_durable += s.not_durable;
         t.other_errors += s.other_errors;
         for (a, b) in t.per_shard.iter_mut().zip(&s.per_shard) {
             *a += b;
@@ -616,7 +617,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
     let cpu: Duration = summaries.iter().map(|s| s.cpu).sum();
     let issued: u64 = summaries.iter().map(|s| s.issued).sum();
     let s = &total.stats;
-    let errors = s.wrong_shard + s.too_large + s.out_of_memory + s.other_errors + u64::from(error.is_some());
+    let errors = s.refused() + u64::from(error.is_some());
     let report = Report {
         phase: match cfg.phase {
             PhaseSpec::Load => "load".into(),
@@ -638,6 +639,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
             wrong_shard: s.wrong_shard,
             too_large: s.too_large,
             out_of_memory: s.out_of_memory,
+            not_durable: s.not_durable,
             other: s.other_errors,
             connection: error.as_ref().map(|e| e.to_string()),
         },
@@ -738,7 +740,7 @@ impl Live {
             p99(&a.stats.get),
             p99(&a.stats.put),
             s.bad_reads,
-            s.wrong_shard + s.too_large + s.out_of_memory + s.other_errors
+            s.refused()
         );
         match &self.bar {
             Some(bar) => bar.println(line),

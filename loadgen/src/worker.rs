@@ -179,6 +179,8 @@ pub struct IntervalStats {
     pub too_large: u64,
     /// Writes refused for lack of memory.
     pub out_of_memory: u64,
+    /// Writes refused because they could not be made durable.
+    pub not_durable: u64,
     /// Other refusals.
     pub other_errors: u64,
     /// Completed operations per shard.
@@ -215,6 +217,7 @@ impl IntervalStats {
             wrong_shard: 0,
             too_large: 0,
             out_of_memory: 0,
+            not_durable: 0,
             other_errors: 0,
             per_shard: vec![0; shards],
             first_bad: None,
@@ -223,6 +226,11 @@ impl IntervalStats {
             span_ns: 0,
             busy_ns: 0,
         }
+    }
+
+    /// Operations refused, whatever the reason.
+    pub fn refused(&self) -> u64 {
+        self.wrong_shard + self.too_large + self.out_of_memory + self.not_durable + self.other_errors
     }
 }
 
@@ -911,6 +919,7 @@ impl<P: Protocol> Worker<P> {
                 (_, Reply::Refused(RefusedBy::WrongShard)) => s.wrong_shard += 1,
                 (_, Reply::Refused(RefusedBy::TooLarge)) => s.too_large += 1,
                 (_, Reply::Refused(RefusedBy::OutOfMemory)) => s.out_of_memory += 1,
+                (_, Reply::Refused(RefusedBy::NotDurable)) => s.not_durable += 1,
                 (_, Reply::Refused(RefusedBy::Other)) => s.other_errors += 1,
                 (kind, other) => {
                     failure = Some(format!("{kind:?} of record {} answered with {other:?}", p.record));

@@ -67,6 +67,29 @@ fn get_put_del_and_exit_codes() {
     assert!(err.contains(&dead) && err.lines().count() == 1, "{err}");
 }
 
+/// A write the node cannot make durable (its log disk full or failing, as a
+/// fake node answers every write here) exits 2 with one line naming the
+/// node and saying so; a GET is still answered.
+#[test]
+fn a_write_refused_as_not_durable_says_why_and_exits_2() {
+    let node = testkit::FakeNode::start(OpError::NotDurable);
+    let addr = node.addr();
+    for args in [&["put", "greeting", "hello"][..], &["del", "greeting"]] {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--server", addr]);
+        let (code, out, err) = percore(&all);
+        assert_eq!((code, out.as_str()), (2, ""), "{args:?}: {err}");
+        assert!(
+            err.contains(addr)
+                && err.contains("not durable: the node's log disk is full or failing; nothing was written")
+                && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(node.refused(), 2, "the PUT and the DELETE reached the node");
+    assert_eq!(percore(&["get", "greeting", "--server", addr]).0, 1, "GETs go on (this node finds nothing)");
+}
+
 #[test]
 fn the_cli_passes_a_protected_nodes_secret_from_the_environment_the_flag_or_the_cluster_file() {
     let s = server(&["--cores", "0", "--port", "0", "--stats-interval-ms", "0", "--requirepass", "s3cret"]);

@@ -58,8 +58,9 @@ pub enum Error {
         /// What was unexpected.
         message: String,
     },
-    /// A single operation was refused with a per-operation error.
-    #[error("{addr}: operation refused: {code}")]
+    /// A single operation was refused with a per-operation error; the
+    /// message says what the code means ([`OpError::meaning`]).
+    #[error("{addr}: operation refused ({code}): {}", code.meaning())]
     Op {
         /// The server.
         addr: String,

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic  b"PCOR"
-//!      4     1  protocol version (2)
+//!      4     1  protocol version ([`PROTOCOL_VERSION`], 4)
 //!      5     1  frame kind (see [`Kind`])
 //!      6     2  flags, must be zero
 //!      8     4  body length in bytes (little-endian), the exact rkyv archive length
@@ -41,7 +41,15 @@ pub const MAGIC: [u8; 4] = *b"PCOR";
 /// secret, so a version 2 peer is refused with `UnsupportedVersion` (the
 /// pinned version 2 fixtures show it, and that every other body kept its
 /// layout).
-pub const PROTOCOL_VERSION: u8 = 3;
+///
+/// Version 4 added the `NotDurable` operation result (code 3): a node that
+/// keeps a durable log answers a PUT or DELETE it cannot make durable
+/// (its log disk full or failing) with it, and changes nothing. Every body
+/// kept its layout, but a version 3 client cannot read a response that
+/// carries the new code (the whole frame fails validation), so a version 3
+/// peer is refused with `UnsupportedVersion` (the pinned version 3
+/// fixtures show both facts).
+pub const PROTOCOL_VERSION: u8 = 4;
 /// Length of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Every frame's total length is a multiple of this, and bodies start at a

@@ -88,6 +88,10 @@ pub enum OpError {
     /// what the shard can address); nothing was done, the key keeps its old
     /// value. GETs and DELETEs still work; deleting frees room. (Protocol 2.)
     OutOfMemory = 2,
+    /// The PUT or DELETE could not be made durable: the node keeps a
+    /// durable log and its disk is full or failing. Nothing was done; GETs
+    /// still work. (Protocol 4.)
+    NotDurable = 3,
 }
 
 impl OpError {
@@ -97,6 +101,18 @@ impl OpError {
             OpError::WrongShard => "WrongShard",
             OpError::TooLarge => "TooLarge",
             OpError::OutOfMemory => "OutOfMemory",
+            OpError::NotDurable => "NotDurable",
+        }
+    }
+
+    /// What the refusal means, for a person: why, and that nothing changed
+    /// (what `percore put|get|del` print after the address).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            OpError::WrongShard => "wrong shard: the key's slot is not this shard's; nothing was done",
+            OpError::TooLarge => "too large: the value does not fit in a reply frame; nothing was done",
+            OpError::OutOfMemory => "out of memory: the shard's share of maxmemory is used up; nothing was written",
+            OpError::NotDurable => "not durable: the node's log disk is full or failing; nothing was written",
         }
     }
 }
@@ -108,6 +124,7 @@ impl ArchivedOpError {
             ArchivedOpError::WrongShard => OpError::WrongShard,
             ArchivedOpError::TooLarge => OpError::TooLarge,
             ArchivedOpError::OutOfMemory => OpError::OutOfMemory,
+            ArchivedOpError::NotDurable => OpError::NotDurable,
         }
     }
 }

@@ -31,15 +31,25 @@
 //!   `UnsupportedVersion`. Every other body kept its layout: the version 2
 //!   request, response, hello reply, error and stats fixtures still decode
 //!   to the values they carried.
+//! - **Version 4** (issue 13, "a durable per-core log"): a node whose log
+//!   disk is full or failing must answer a PUT or DELETE it cannot make
+//!   durable with a per-operation error and change nothing, so operation
+//!   results gained `NotDurable` (result error code 3, pinned alone in
+//!   `response_not_durable_v4.bin`). Every body kept its layout (the
+//!   version 3 bodies are byte-equal to the version 4 ones but for the
+//!   protocol number the handshake carries), but a version 3 client fails
+//!   to validate a whole response that carries code 3, so every frame's
+//!   header now says 4 and a version 3 frame is refused with
+//!   `UnsupportedVersion`.
 
 use std::path::PathBuf;
 use wire::Limits;
 use wire::buf::RecvBuf;
-use wire::codec::{RequestEncoder, ResponseEncoder, decode_request, encode};
+use wire::codec::{RESPONSE_ENTRY_LEN, RequestEncoder, ResponseEncoder, decode_request, encode};
 use wire::frame::{FrameError, HEADER_LEN, Kind, Next, next_frame, parse_header};
 use wire::msg::{
     ArchivedErrorBody, ArchivedHello, ArchivedHelloReply, ArchivedStatsReply, ErrorBody, ErrorCode, Hello, HelloReply,
-    Op, OpError, Request, ShardCounters, ShardInfo, SlotRange, StatsReply,
+    Op, OpError, OpResult, Request, Response, ShardCounters, ShardInfo, SlotRange, StatsReply,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -69,10 +79,10 @@ fn request_frame_is_pinned() {
     enc.delete(&mut out, b"{tag}x");
     enc.get(&mut out, b"");
     enc.finish(&mut out);
-    check("request_v3.bin", &out);
+    check("request_v4.bin", &out);
 
     // And today's decoder still reads the pinned bytes.
-    let pinned = std::fs::read(fixture("request_v3.bin")).expect("fixture");
+    let pinned = std::fs::read(fixture("request_v4.bin")).expect("fixture");
     let mut buf = RecvBuf::new(64, 1 << 20);
     buf.extend_from_slice(&pinned);
     let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };
@@ -145,7 +155,7 @@ fn version_2_frames_are_refused_but_their_bodies_other_than_the_hello_still_read
 
     let buf = body_of("response_v2.bin");
     let v2 = wire::codec::decode_response(buf.filled()).expect("v2 response body");
-    assert_eq!(buf.filled(), body_of("response_v3.bin").filled(), "the response body kept its bytes");
+    assert_eq!(buf.filled(), body_of("response_v4.bin").filled(), "the response body kept its bytes");
     assert_eq!(v2.results.len(), 6);
 
     let buf = body_of("hello_reply_v2.bin");
@@ -171,6 +181,61 @@ fn version_2_frames_are_refused_but_their_bodies_other_than_the_hello_still_read
     );
 }
 
+/// Version 3 frames: their headers are refused by name, and every body
+/// still decodes to the values it carried: version 4 changed no layout,
+/// only added an operation error code a version 3 peer cannot read.
+#[test]
+fn version_3_frames_are_refused_but_their_bodies_still_read() {
+    let v3 = [
+        "request_v3.bin",
+        "response_v3.bin",
+        "hello_v3.bin",
+        "hello_nopass_v3.bin",
+        "hello_reply_v3.bin",
+        "error_v3.bin",
+        "stats_reply_v3.bin",
+    ];
+    for name in v3 {
+        let bytes = std::fs::read(fixture(name)).expect("version 3 fixture kept");
+        let head: &[u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("header");
+        assert_eq!(parse_header(head, &Limits::default()), Err(FrameError::UnsupportedVersion { found: 3 }), "{name}");
+    }
+    // The bodies that carry no protocol number kept their bytes.
+    for name in ["request", "response", "error", "stats_reply"] {
+        let (old, new) = (body_of(&format!("{name}_v3.bin")), body_of(&format!("{name}_v4.bin")));
+        assert_eq!(old.filled(), new.filled(), "the {name} body kept its bytes");
+    }
+
+    let buf = body_of("request_v3.bin");
+    let req = decode_request(buf.filled(), &Limits::default()).expect("v3 request body validates");
+    assert_eq!(rkyv::deserialize::<Request, rkyv::rancor::Error>(req).expect("deserializes"), fixture_request());
+
+    let buf = body_of("response_v3.bin");
+    assert_eq!(wire::codec::decode_response(buf.filled()).expect("v3 response body").results.len(), 6);
+
+    for (name, password) in [("hello_v3.bin", Some("s3cret")), ("hello_nopass_v3.bin", None)] {
+        let buf = body_of(name);
+        let a = wire::codec::decode::<ArchivedHello>(Kind::Hello, buf.filled()).expect("v3 hello body");
+        let back = rkyv::deserialize::<Hello, rkyv::rancor::Error>(a).expect("deserializes");
+        assert_eq!(back, fixture_hello(3, password), "{name}");
+    }
+
+    let buf = body_of("hello_reply_v3.bin");
+    let a = wire::codec::decode::<ArchivedHelloReply>(Kind::HelloReply, buf.filled()).expect("v3 hello reply body");
+    let back = rkyv::deserialize::<HelloReply, rkyv::rancor::Error>(a).expect("deserializes");
+    assert_eq!(back, HelloReply { protocol: 3, ..fixture_hello_reply() });
+
+    let buf = body_of("error_v3.bin");
+    let a = wire::codec::decode::<ArchivedErrorBody>(Kind::Error, buf.filled()).expect("v3 error body");
+    let back = rkyv::deserialize::<ErrorBody, rkyv::rancor::Error>(a).expect("deserializes");
+    assert_eq!(back, ErrorBody { code: ErrorCode::AuthFailed, message: "wrong password".into() });
+
+    let buf = body_of("stats_reply_v3.bin");
+    let a = wire::codec::decode::<ArchivedStatsReply>(Kind::StatsReply, buf.filled()).expect("v3 stats body");
+    let back = rkyv::deserialize::<StatsReply, rkyv::rancor::Error>(a).expect("deserializes");
+    assert_eq!(back, fixture_stats_reply());
+}
+
 #[test]
 fn response_frame_is_pinned() {
     let mut out = Vec::new();
@@ -183,20 +248,57 @@ fn response_frame_is_pinned() {
     enc.error(OpError::WrongShard);
     enc.error(OpError::OutOfMemory);
     enc.finish(&mut out);
-    check("response_v3.bin", &out);
+    check("response_v4.bin", &out);
+}
+
+/// Every per-operation error code, `NotDurable` (3, protocol 4) last: the
+/// codes are bytes on the wire, and a peer that does not know one fails to
+/// validate the whole response (which is why protocol 4 refuses version 3
+/// peers).
+#[test]
+fn response_with_every_error_code_is_pinned() {
+    let codes = [OpError::WrongShard, OpError::TooLarge, OpError::OutOfMemory, OpError::NotDurable];
+    let mut out = Vec::new();
+    let mut enc = ResponseEncoder::new();
+    enc.begin(&mut out, 0x0102_0304_0506_0708, codes.len());
+    for code in codes {
+        enc.error(code);
+    }
+    enc.finish(&mut out);
+    check("response_not_durable_v4.bin", &out);
+
+    // The pinned bytes read back to the same codes...
+    let buf = body_of("response_not_durable_v4.bin");
+    let a = wire::codec::decode_response(buf.filled()).expect("validates");
+    let back = rkyv::deserialize::<Response, rkyv::rancor::Error>(a).expect("deserializes");
+    let expected: Vec<OpResult> = codes.iter().map(|&c| OpResult::Error(c)).collect();
+    assert_eq!(back, Response { batch_id: 0x0102_0304_0506_0708, results: expected });
+
+    // ...and each code is its byte: with no value in the response, the
+    // 12-byte results start the body, a result's second byte its code.
+    let body = buf.filled();
+    for (i, code) in codes.iter().enumerate() {
+        assert_eq!(body[i * RESPONSE_ENTRY_LEN + 1], i as u8, "{code}");
+    }
+    assert_eq!(body[3 * RESPONSE_ENTRY_LEN + 1], 3, "NotDurable is code 3");
+
+    // A code past the last one fails the whole response: what a version 3
+    // peer makes of code 3.
+    let mut unknown = RecvBuf::new(64, 1 << 20);
+    let mut bytes = body.to_vec();
+    bytes[3 * RESPONSE_ENTRY_LEN + 1] = 4;
+    unknown.extend_from_slice(&bytes);
+    assert!(
+        wire::codec::decode_response(unknown.filled()).is_err(),
+        "an unknown operation error code must not validate"
+    );
 }
 
 #[test]
 fn handshake_frames_are_pinned() {
-    for (name, password) in [("hello_v3.bin", Some("s3cret")), ("hello_nopass_v3.bin", None)] {
+    for (name, password) in [("hello_v4.bin", Some("s3cret")), ("hello_nopass_v4.bin", None)] {
         let mut out = Vec::new();
-        let hello = Hello {
-            protocol: 3,
-            shard: Some(1),
-            total_shards: Some(2),
-            client: "fixture".into(),
-            password: password.map(str::to_string),
-        };
+        let hello = fixture_hello(4, password);
         encode(Kind::Hello, &hello, &mut out).expect("encode");
         check(name, &out);
 
@@ -208,12 +310,22 @@ fn handshake_frames_are_pinned() {
 
     let mut out = Vec::new();
     encode(Kind::HelloReply, &fixture_hello_reply(), &mut out).expect("encode");
-    check("hello_reply_v3.bin", &out);
+    check("hello_reply_v4.bin", &out);
+}
+
+fn fixture_hello(protocol: u8, password: Option<&str>) -> Hello {
+    Hello {
+        protocol,
+        shard: Some(1),
+        total_shards: Some(2),
+        client: "fixture".into(),
+        password: password.map(str::to_string),
+    }
 }
 
 fn fixture_hello_reply() -> HelloReply {
     HelloReply {
-        protocol: 3,
+        protocol: 4,
         shard: 1,
         total_shards: 2,
         node: "node0".into(),
@@ -244,9 +356,9 @@ fn error_frame_is_pinned() {
     let mut out = Vec::new();
     let body = ErrorBody { code: ErrorCode::AuthFailed, message: "wrong password".into() };
     encode(Kind::Error, &body, &mut out).expect("encode");
-    check("error_v3.bin", &out);
+    check("error_v4.bin", &out);
 
-    let buf = body_of("error_v3.bin");
+    let buf = body_of("error_v4.bin");
     let a = wire::codec::decode::<ArchivedErrorBody>(Kind::Error, buf.filled()).expect("validates");
     assert_eq!(rkyv::deserialize::<ErrorBody, rkyv::rancor::Error>(a).expect("deserializes"), body);
 }
@@ -256,10 +368,10 @@ fn stats_reply_frame_is_pinned() {
     let reply = fixture_stats_reply();
     let mut out = Vec::new();
     encode(Kind::StatsReply, &reply, &mut out).expect("encode");
-    check("stats_reply_v3.bin", &out);
+    check("stats_reply_v4.bin", &out);
 
     // And today's decoder reads the pinned bytes back to the same values.
-    let pinned = std::fs::read(fixture("stats_reply_v3.bin")).expect("fixture");
+    let pinned = std::fs::read(fixture("stats_reply_v4.bin")).expect("fixture");
     let mut buf = RecvBuf::new(64, 1 << 20);
     buf.extend_from_slice(&pinned);
     let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };

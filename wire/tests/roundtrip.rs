@@ -28,6 +28,8 @@ fn result() -> impl Strategy<Value = OpResult> {
         Just(OpResult::Done),
         Just(OpResult::Error(OpError::WrongShard)),
         Just(OpResult::Error(OpError::TooLarge)),
+        Just(OpResult::Error(OpError::OutOfMemory)),
+        Just(OpResult::Error(OpError::NotDurable)),
     ]
 }
 

@@ -41,6 +41,9 @@ pub enum RefusedBy {
     /// The server has no memory for the write (percore's OutOfMemory,
     /// Redis's `-OOM`, memcached's "out of memory").
     OutOfMemory,
+    /// The server could not make the write durable (percore's NotDurable:
+    /// the node's log disk is full or failing); nothing was written.
+    NotDurable,
     /// Any other per-operation error the server reports.
     Other,
 }

@@ -100,6 +100,7 @@ impl Protocol for Percore {
                         OpError::WrongShard => RefusedBy::WrongShard,
                         OpError::TooLarge => RefusedBy::TooLarge,
                         OpError::OutOfMemory => RefusedBy::OutOfMemory,
+                        OpError::NotDurable => RefusedBy::NotDurable,
                     }),
                 });
             }
@@ -150,5 +151,38 @@ mod tests {
         let mut q = Percore::new("test:1", Limits::default());
         let e = q.decode(&response(1, 0), &mut |_| {}).expect_err("nothing was sent");
         assert_eq!(e, "a response to batch 1, which was never sent");
+    }
+
+    #[test]
+    fn each_operation_error_is_its_own_refusal() {
+        let codes = [
+            (OpError::WrongShard, RefusedBy::WrongShard),
+            (OpError::TooLarge, RefusedBy::TooLarge),
+            (OpError::OutOfMemory, RefusedBy::OutOfMemory),
+            (OpError::NotDurable, RefusedBy::NotDurable),
+        ];
+        let mut p = Percore::new("test:1", Limits::default());
+        let mut sent = Vec::new();
+        p.begin(&mut sent, 1);
+        for _ in codes {
+            p.put(&mut sent, b"k", 1, |v| v.fill(b'v'));
+        }
+        p.finish(&mut sent);
+        let (mut out, mut enc) = (Vec::new(), ResponseEncoder::new());
+        enc.begin(&mut out, 1, codes.len());
+        for (code, _) in codes {
+            enc.error(code);
+        }
+        enc.finish(&mut out);
+        let mut got = Vec::new();
+        let consumed = p.decode(&out, &mut |r| {
+            got.push(match r {
+                Reply::Refused(by) => Some(by),
+                _ => None,
+            })
+        });
+        assert_eq!(consumed, Ok(out.len()));
+        let expected: Vec<_> = codes.iter().map(|&(_, by)| Some(by)).collect();
+        assert_eq!(got, expected);
     }
 }

@@ -26,6 +26,10 @@
 //! CLI finds it (`--password`, `PERCORE_PASSWORD`, the file's
 //! `requirepass`), so its connections get as far as a client's would.
 //!
+//! A write a node refuses as `NotDurable` (its durable log's disk full or
+//! failing) changed nothing: the model keeps the key as it was, a refused
+//! hot delete is not recorded, and both are counted ("not durable").
+//!
 //! Exit 0 when every jumbo result matched the model and the server stayed
 //! reachable; 1 otherwise.
 
@@ -83,6 +87,9 @@ struct Tally {
     jumbo_frames: AtomicU64,
     jumbo_oom: AtomicU64,
     deletes: AtomicU64,
+    /// Writes (jumbo PUTs and DELETEs, hot deletes) refused as not durable:
+    /// a node with a durable log whose disk is full or failing.
+    not_durable: AtomicU64,
     /// Jumbo results that disagreed with the model.
     mismatches: AtomicU64,
     /// Times the server could not be reached.
@@ -138,8 +145,8 @@ fn run(args: &AttackArgs) -> Result<bool, String> {
     let t = &tally;
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     println!(
-        "attack: {:.0} s: garbage {} half-frame {} trickle {} churn {} jumbo frames {} (out of memory {}) hot deletes {}; \
-         model mismatches {} unreachable {}",
+        "attack: {:.0} s: garbage {} half-frame {} trickle {} churn {} jumbo frames {} (out of memory {}) hot deletes {} \
+         (not durable {}); model mismatches {} unreachable {}",
         args.duration.as_secs_f64(),
         n(&t.garbage),
         n(&t.half),
@@ -148,6 +155,7 @@ fn run(args: &AttackArgs) -> Result<bool, String> {
         n(&t.jumbo_frames),
         n(&t.jumbo_oom),
         n(&t.deletes),
+        n(&t.not_durable),
         n(&t.mismatches),
         n(&t.unreachable),
     );
@@ -376,9 +384,14 @@ fn jumbo(eps: &[String], end: Instant, tally: &Tally, args: &AttackArgs, seed: u
 }
 
 /// The expected result of `op` given the model, updating it; an
-/// OutOfMemory answer to a PUT is accepted (a node with `maxmemory`) and
-/// leaves the key as it was.
+/// OutOfMemory answer to a PUT is accepted (a node with `maxmemory`), and
+/// a NotDurable answer to a PUT or DELETE (a node whose log disk is full
+/// or failing): either leaves the key as it was.
 fn step(model: &mut HashMap<Vec<u8>, Vec<u8>>, op: &Op, got: &OpResult, tally: &Tally) -> OpResult {
+    if !matches!(op, Op::Get { .. }) && *got == OpResult::Error(OpError::NotDurable) {
+        bump(&tally.not_durable);
+        return got.clone();
+    }
     match op {
         Op::Get { key } => model.get(key.as_slice()).map_or(OpResult::NotFound, |v| OpResult::Value(v.clone())),
         Op::Put { key, value } => {
@@ -439,6 +452,12 @@ fn hot_deletes(args: &AttackArgs, end: Instant, tally: &Tally) -> Result<(), Str
         let done = client.delete(&key);
         let response = match done {
             Ok(()) => epoch.elapsed().as_nanos() as u64,
+            // Refused as not durable: nothing was deleted, so it is no
+            // history.
+            Err(wire::Error::Op { code: OpError::NotDurable, .. }) => {
+                bump(&tally.not_durable);
+                continue;
+            }
             Err(ref e) => {
                 eprintln!("percore attack: DELETE {r}: {e}");
                 bump(&tally.unreachable);
@@ -475,5 +494,23 @@ mod tests {
         let get = Op::Get { key: b"k".to_vec() };
         assert_eq!(step(&mut model, &get, &OpResult::NotFound, &tally), OpResult::Value(b"v1".to_vec()));
         assert_eq!(tally.jumbo_oom.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_jumbo_model_accepts_not_durable_writes_and_keeps_the_old_value() {
+        let tally = Tally::default();
+        let mut model = HashMap::new();
+        let put = Op::Put { key: b"k".to_vec(), value: b"v1".to_vec() };
+        assert_eq!(step(&mut model, &put, &OpResult::Done, &tally), OpResult::Done);
+        let refused = OpResult::Error(OpError::NotDurable);
+        let again = Op::Put { key: b"k".to_vec(), value: b"v2".to_vec() };
+        assert_eq!(step(&mut model, &again, &refused, &tally), refused);
+        let del = Op::Delete { key: b"k".to_vec() };
+        assert_eq!(step(&mut model, &del, &refused, &tally), refused);
+        let get = Op::Get { key: b"k".to_vec() };
+        assert_eq!(step(&mut model, &get, &OpResult::NotFound, &tally), OpResult::Value(b"v1".to_vec()));
+        // A GET is never refused as not durable: the model expects its value.
+        assert_eq!(step(&mut model, &get, &refused, &tally), OpResult::Value(b"v1".to_vec()));
+        assert_eq!(tally.not_durable.load(Ordering::Relaxed), 2);
     }
 }

@@ -1,6 +1,9 @@
 //! `percore get|put|del`: the first thing a new user types.
 //!
-//! Exit codes: 0 done, 1 key not found (`get`), 2 error.
+//! Exit codes: 0 done, 1 key not found (`get`), 2 error. An operation the
+//! node refuses is an error whose one line says what the refusal means
+//! (`wire::msg::OpError::meaning`), e.g. "not durable: the node's log disk
+//! is full or failing; nothing was written".
 
 use crate::cmd::target::TargetArgs;
 use clap::Args;

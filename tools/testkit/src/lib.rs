@@ -5,14 +5,18 @@
 //! - [`server`]: a real percore server process on loopback (started from
 //!   the binary a test names), and a raw connection for sending bytes a
 //!   well-behaved client never would.
+//! - [`fake`]: a fake one-shard percore node that refuses every write with
+//!   a chosen per-operation error (`NotDurable`, `OutOfMemory`, …).
 //! - [`resp`]: a blocking RESP2/RESP3 client that reads replies into values.
 //! - [`TempDir`]: a private temporary directory, removed when dropped.
 //! - [`measure()`]: the timing loop of the `cargo bench` targets.
 
+pub mod fake;
 pub mod measure;
 pub mod resp;
 pub mod server;
 
+pub use fake::FakeNode;
 pub use measure::measure;
 pub use server::{Raw, Server, error_of, hello_frame, raise_fd_limit, request};
 
