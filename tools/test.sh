@@ -22,7 +22,8 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v ip >/dev/null || need+=(iproute2)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v valgrind >/dev/null || need+=(valgrind)
-command -v taskset >/dev/null || need+=(util-linux)
+command -v taskset >/dev/null && command -v mount >/dev/null || need+=(util-linux)
+command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "test: installing ${need[*]}" >&2

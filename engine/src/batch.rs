@@ -32,6 +32,8 @@ pub struct BatchCounts {
     pub wrong_shard: u64,
     /// PUTs refused with OutOfMemory.
     pub out_of_memory: u64,
+    /// PUTs and DELETEs refused with NotDurable (the log's disk is full).
+    pub not_durable: u64,
 }
 
 impl BatchCounts {
@@ -251,6 +253,11 @@ pub fn run<'a, T>(
             if !mine[j] {
                 n.wrong_shard += 1;
                 results.error(g * GROUP + j, OpError::WrongShard);
+                continue;
+            }
+            if store.writes_refused() && !matches!(op, Op::Get(_)) {
+                n.not_durable += 1;
+                results.error(g * GROUP + j, OpError::NotDurable);
                 continue;
             }
             match op {

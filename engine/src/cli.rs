@@ -175,7 +175,12 @@ impl ServerArgs {
     /// `metrics_port`, `data_dir`, `fsync`); a flag wins over the file.
     pub fn options(&self, limits: ServerLimits, cluster: &Cluster, node: &str) -> Result<ServerOptions, StartError> {
         let invalid = |message: String| wire::cluster::ConfigError::Invalid { path: "(command line)".into(), message };
-        let data_dir = self.data_dir.clone().or_else(|| cluster.data_dir.as_ref().map(PathBuf::from));
+        // Absolute: the log opens its directory by path from the executors.
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or_else(|| cluster.data_dir.as_ref().map(PathBuf::from))
+            .map(|d| std::path::absolute(&d).unwrap_or(d));
         let durability = match data_dir {
             Some(data_dir) => {
                 let max_frame = u64::from(cluster.limits.max_frame_bytes);

@@ -248,6 +248,13 @@ impl Conn<'_> {
                 // before running more writes.
                 log.room(|| self.shard.store.borrow().journal_pending()).await.map_err(|_| Close::Gone)?;
             }
+            if let Some(log) = &self.shard.log {
+                // Writes are refused before they run while the log's disk
+                // is full (NotDurable; RESP -MISCONF); reads go on.
+                let mut store = self.shard.store.borrow_mut();
+                let pending = store.journal_pending();
+                store.refuse_writes(log.refuses_writes(pending));
+            }
             let step = self.answer_buffered().map_err(Close::Refuse)?;
             if let Step::Penalty = step {
                 glommio::timer::sleep(AUTH_DELAY).await;
@@ -382,12 +389,14 @@ impl Conn<'_> {
         }
     }
 
-    /// In `fsync always` mode, waits until every change the replies in
-    /// `wbuf` could have observed — everything the store has journaled so
-    /// far, this connection's or another's — is durable: no reply shows
-    /// what a crash can take back. In the other modes it only wakes the
-    /// writer. If the log has failed, nothing more is acknowledged: the
-    /// connection closes without these replies (the node said why).
+    /// Waits until every change the replies in `wbuf` could have observed
+    /// — everything the store has journaled so far, this connection's or
+    /// another's — is as safe as the mode promises: durable in `fsync
+    /// always` (no reply shows what a crash can take back), written to the
+    /// device in `everysec` and `no` (a crash of the process alone loses
+    /// nothing acknowledged; the machine's may lose what was not synced).
+    /// If the log has failed, nothing more is acknowledged: the connection
+    /// closes without these replies (the node said why).
     async fn hold_for_log(&self) -> Result<(), Close> {
         let Some(log) = &self.shard.log else { return Ok(()) };
         let need = self.shard.store.borrow().journal_last_seq();
@@ -396,7 +405,7 @@ impl Conn<'_> {
                 log.durable_at(need).await.map_err(|_| Close::Gone)?;
             }
         } else if need > log.written() {
-            log.kick();
+            log.written_at(need).await.map_err(|_| Close::Gone)?;
         }
         Ok(())
     }

@@ -293,6 +293,12 @@ impl Shard {
                     .map_err(|e| e.to_string())?;
                 store.attach_journal(Journal::new(r.next_seq));
                 let log = LogState::new(d.fsync, r.next_seq - 1);
+                // Room kept back: two of the largest inputs one pass of a
+                // connection can turn into records (a frame or a RESP
+                // command, and a record header per operation or argument).
+                let input = (setup.limits.max_frame_bytes as u64).max(setup.resp.limits.max_command_bytes as u64);
+                let items = u64::from(setup.limits.max_ops_per_frame).max(setup.resp.limits.max_multibulk_len as u64);
+                log.set_margin(2 * (input + items * (crate::log::record::HEADER as u64 + 8)));
                 log.adopt(r.chain.clone(), r.spare.clone(), r.replayed_bytes);
                 (Some(log), Some(r))
             }

@@ -785,6 +785,9 @@ pub struct Store {
     /// A durable shard's journal: every change is appended to it as a log
     /// record ([`crate::log::record`]); `None` in memory-only mode.
     journal: Option<Journal>,
+    /// Set while the shard's log cannot take more records (its disk is
+    /// full or failing): the executor refuses writes before they run.
+    writes_refused: bool,
 }
 
 /// Bits of a [`Store::scan`] cursor that hold the next bucket index (a
@@ -922,6 +925,7 @@ impl Store {
             layout: 0,
             slots: slot_counts()?,
             journal: None,
+            writes_refused: false,
         };
         if keys > 0 {
             let buckets = (keys.max(15) * 8 / 7).next_power_of_two();
@@ -974,6 +978,7 @@ impl Store {
             layout: 0,
             slots: slot_counts()?,
             journal: None,
+            writes_refused: false,
         })
     }
 
@@ -1539,6 +1544,18 @@ impl Store {
     #[inline]
     pub fn journal_last_seq(&self) -> u64 {
         self.journal.as_ref().map_or(0, Journal::last_seq)
+    }
+
+    /// Marks whether writes are refused now (the log's disk is full or
+    /// failing): the executor answers them `NotDurable` without running them.
+    pub fn refuse_writes(&mut self, refused: bool) {
+        self.writes_refused = refused;
+    }
+
+    /// True while writes are refused ([`Store::refuse_writes`]).
+    #[inline]
+    pub fn writes_refused(&self) -> bool {
+        self.writes_refused
     }
 
     /// Journaled bytes the writer has not taken yet.

@@ -311,3 +311,88 @@ fn a_snapshot_taken_while_writes_run_restored_alone_is_one_point_in_time() {
     );
     assert!(seq > KEYS, "the snapshot began after the load");
 }
+
+/// A small ext4 file system on a loop device, unmounted on drop.
+struct SmallDisk {
+    mnt: PathBuf,
+}
+
+impl SmallDisk {
+    /// `None` (and why, on stderr) where this process may not mount.
+    fn new(dir: &TempDir, mib: u64) -> Option<SmallDisk> {
+        let img = dir.join("disk.img");
+        let mnt = dir.join("mnt");
+        std::fs::File::create(&img).and_then(|f| f.set_len(mib << 20)).expect("image");
+        std::fs::create_dir_all(&mnt).expect("mount point");
+        let ok = |c: &mut Command| c.output().map(|o| o.status.success()).unwrap_or(false);
+        if !ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img)) {
+            eprintln!("skipped: mkfs.ext4 failed");
+            return None;
+        }
+        if !ok(Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&mnt)) {
+            eprintln!("skipped: cannot mount a loop device here (needs root)");
+            return None;
+        }
+        Some(SmallDisk { mnt })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
+    let dir = TempDir::new("durable-full");
+    let Some(disk) = SmallDisk::new(&dir, 40) else { return };
+    let data = disk.mnt.join("data");
+    let args = ["--fsync", "always", "--log-segment-size", "9mb", "--snapshot-after", "0"];
+    let mut s = start(&data, &args);
+    let mut r = Resp::connect(s.addr());
+    let value = |i: usize| format!("{i:0>1000}");
+    let mut acked = std::collections::HashMap::new();
+    let mut refused = None;
+    'fill: for batch in 0..200 {
+        let mut out = Vec::new();
+        for i in batch * 200..(batch + 1) * 200 {
+            out.extend_from_slice(&multibulk(&[b"SET", format!("k{i}").as_bytes(), value(i).as_bytes()]));
+        }
+        r.send(&out);
+        for i in batch * 200..(batch + 1) * 200 {
+            match r.read() {
+                Some(Value::Simple(ok)) if ok == "OK" => {
+                    acked.insert(i, value(i));
+                }
+                Some(Value::Error(e)) => {
+                    assert!(e.starts_with("MISCONF"), "{e}");
+                    refused.get_or_insert(i);
+                }
+                other => panic!("SET k{i}: {other:?}"),
+            }
+        }
+        if refused.is_some() {
+            break 'fill;
+        }
+    }
+    let first = refused.unwrap_or_else(|| panic!("a 40 MiB disk took 40 MB of writes; stderr:\n{}", s.stderr()));
+    assert!(s.stderr().contains("no room for the next log segment"), "{}", s.stderr());
+    // Reads go on; a refused write changed nothing; deletes are refused too.
+    assert_eq!(get(&mut r, "k0").as_deref(), Some(value(0).as_str()));
+    assert_eq!(get(&mut r, &format!("k{first}")), None);
+    assert!(r.cmd(&["DEL", "k0"]).error().is_some_and(|e| e.starts_with("MISCONF")));
+    assert_eq!(get(&mut r, "k0").as_deref(), Some(value(0).as_str()));
+    // Every acknowledged write survives a kill -9 and a restart on the full disk.
+    kill9(&mut s);
+    let s = start(&data, &args);
+    let mut r = Resp::connect(s.addr());
+    assert!(acked.len() > 1000, "only {} writes fitted", acked.len());
+    for (i, v) in &acked {
+        assert_eq!(get(&mut r, &format!("k{i}")).as_deref(), Some(v.as_str()), "k{i} after the restart");
+    }
+    assert_eq!(get(&mut r, &format!("k{first}")), None);
+    drop(r);
+    drop(s);
+    drop(disk);
+}

@@ -31,24 +31,26 @@
 //!   sequence number, and no reply — to a read or a write — leaves while it
 //!   could have observed a record above it (see `conn`): a GET never shows
 //!   a value a crash can take back.
-//! - `everysec`: replies leave at once; the writer writes continuously and
-//!   `fdatasync`s once a second.
-//! - `no`: the writer writes continuously and never syncs (the kernel and
-//!   the disk decide).
+//! - `everysec`: a reply waits until what it could have observed is
+//!   *written* (the O_DIRECT write completed, not synced), as Redis writes
+//!   its AOF to the kernel before it replies: a crash of the process loses
+//!   nothing acknowledged; the writer `fdatasync`s once a second, so a
+//!   crash of the machine may lose up to that second.
+//! - `no`: as `everysec`, but never synced by percore (the disk decides).
 //!
 //! # The log's I/O on a busy core
 //!
 //! glommio reaps io_uring completions only when its task queue is preempted
-//! (the node's `--preempt-us`, 100 ms) or runs out of runnable tasks. In
-//! `always` mode every reply waits for the commit in flight, so the
-//! connections park and the commit's completion is reaped at once. In
-//! `everysec` and `no` a connection that always has input keeps its queue
-//! busy, and a commit may complete up to one preempt period late: that
-//! delays durability (the `everysec` window grows by as much), never a
-//! reply. A shorter timer would shorten it, but glommio 0.9 executors with
-//! timers of a millisecond or less were seen to stop for seconds under CPU
-//! contention (durable nodes included, in this crate's tests), so the
-//! default stays.
+//! (the node's `--preempt-us`, 100 ms) or runs out of runnable tasks. Every
+//! reply of a durable shard waits for the commit that holds what it could
+//! have observed, so connections with replies to send park, and the
+//! commit's completion is reaped as soon as no connection has work left
+//! (before, when `everysec` replied at once, a `kill -9` test lost writes
+//! acknowledged up to ~100 ms earlier: commits waited a preempt period
+//! behind busy connections). A shorter timer is not the fix: glommio 0.9
+//! executors with timers of a millisecond or less were seen to stop for
+//! seconds under CPU contention (a durable node in this crate's tests
+//! once did not start within 30 s with a 1 ms timer).
 //!
 //! # Recovery (see [`recover`])
 //!

@@ -61,6 +61,19 @@ pub struct LogState {
     spare: RefCell<Vec<PathBuf>>,
     /// Log bytes written since the last snapshot.
     since_snapshot: Cell<u64>,
+    /// Bytes the log can still take without creating a file: what is left
+    /// of the open segment and the spare segments.
+    room: Cell<u64>,
+    /// Set while no spare segment could be made (the disk is full): then
+    /// writes are refused once `room` runs low, before they run.
+    no_space: RefCell<Option<String>>,
+    /// Bytes of room kept back (two of the largest batches: records of
+    /// batches already run, not yet taken by the writer, come on top of
+    /// the journal's pending bytes).
+    margin: Cell<u64>,
+    /// Bytes of the commit in flight (taken from the journal, not yet in
+    /// the segment).
+    inflight: Cell<u64>,
 }
 
 impl LogState {
@@ -70,6 +83,26 @@ impl LogState {
         s.written.set(recovered);
         s.durable.set(recovered);
         s
+    }
+
+    /// True while writes must be refused: the log has failed, or its disk
+    /// is full and the room left (less `pending` journaled bytes) is
+    /// within the margin.
+    #[inline]
+    pub fn refuses_writes(&self, pending: usize) -> bool {
+        (self.no_space.borrow().is_some() && self.room.get() < pending as u64 + self.inflight.get() + self.margin.get())
+            || self.failed.borrow().is_some()
+    }
+
+    /// Why the log has no room, if it has none.
+    pub fn no_space(&self) -> Option<String> {
+        self.no_space.borrow().clone()
+    }
+
+    /// Sets the room kept back for batches already run (two of the
+    /// largest frames).
+    pub fn set_margin(&self, bytes: u64) {
+        self.margin.set(bytes);
     }
 
     /// Takes what recovery found: the segments in use and the spare ones.
@@ -143,8 +176,20 @@ impl LogState {
     /// Waits until records up to `seq` are durable (`Ok`), or the log has
     /// failed (`Err`, with what failed).
     pub async fn durable_at(&self, seq: u64) -> Result<(), String> {
+        self.wait_for(seq, &self.durable).await
+    }
+
+    /// Waits until records up to `seq` are written to the device (not yet
+    /// synced), or the log has failed: what `everysec` and `no` hold a
+    /// reply for, so that a crash of the process alone loses nothing
+    /// acknowledged (as Redis writes its AOF to the kernel before replying).
+    pub async fn written_at(&self, seq: u64) -> Result<(), String> {
+        self.wait_for(seq, &self.written).await
+    }
+
+    async fn wait_for(&self, seq: u64, mark: &Cell<u64>) -> Result<(), String> {
         std::future::poll_fn(|cx| {
-            if self.durable.get() >= seq {
+            if mark.get() >= seq {
                 return std::task::Poll::Ready(Ok(()));
             }
             if let Some(f) = self.failed.borrow().as_ref() {
@@ -215,6 +260,13 @@ pub struct Writer {
     /// Highest sequence number written since the last sync.
     unsynced: u64,
     last_sync: Instant,
+    /// When a spare segment was last tried for.
+    last_try: Instant,
+    /// A new spare segment being filled with zeroes, and how far: the
+    /// writer writes a chunk whenever it has no records to commit, so
+    /// that later `O_DSYNC` writes land on written blocks (fallocated,
+    /// unwritten ones make each write a metadata change too).
+    filling: Option<(DmaFile, PathBuf, u64)>,
 }
 
 fn open_options(mode: Fsync) -> OpenOptions {
@@ -249,6 +301,8 @@ impl Writer {
             group: Vec::new(),
             unsynced: 0,
             last_sync: Instant::now(),
+            last_try: Instant::now(),
+            filling: None,
         })
     }
 
@@ -369,6 +423,96 @@ impl Writer {
         Ok(())
     }
 
+    /// Keeps a spare segment ready before the open one fills: when none is
+    /// spare and the open segment is half used (or none is open), creates
+    /// and pre-allocates one. If the disk has no room for it, says so once
+    /// and marks the log short of space (writes are then refused before the
+    /// room left runs out; retried at most once a second). Updates `room`.
+    async fn keep_room(&mut self, state: &LogState) {
+        let left = self.open.as_ref().map_or(0, |o| self.segment_bytes.saturating_sub(o.offset));
+        let spares = state.spare.borrow().len() as u64 + self.filling.is_some() as u64;
+        state.room.set(left + spares * self.segment_bytes);
+        if spares > 0 {
+            if state.no_space.borrow_mut().take().is_some() {
+                eprintln!("percore-server: shard {}: the log has room again: writes are accepted", self.shard);
+            }
+            return;
+        }
+        let short = state.no_space.borrow().is_some();
+        if (!short && self.open.is_some() && left > self.segment_bytes / 2)
+            || (short && self.last_try.elapsed() < EVERYSEC)
+        {
+            return;
+        }
+        self.last_try = Instant::now();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = self.dir.join(format!("free-{nanos}.seg"));
+        let made = async {
+            let file = open_options(Fsync::No).dma_open(&path).await?;
+            match file.pre_allocate(self.segment_bytes, false).await {
+                Ok(()) => Ok(file),
+                Err(e) => {
+                    let _ = file.close().await;
+                    Err(e)
+                }
+            }
+        }
+        .await;
+        match made {
+            Ok(file) => {
+                self.filling = Some((file, path, 0));
+                state.room.set(left + self.segment_bytes);
+                if state.no_space.borrow_mut().take().is_some() {
+                    eprintln!("percore-server: shard {}: the log has room again: writes are accepted", self.shard);
+                }
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                let why = format!(
+                    "{}: no room for the next log segment ({} bytes): {e}",
+                    self.dir.display(),
+                    self.segment_bytes
+                );
+                if !short {
+                    eprintln!(
+                        "percore-server: shard {}: {why}; writes will be refused (NotDurable, RESP -MISCONF) before the open segment is full; reads go on",
+                        self.shard
+                    );
+                }
+                *state.no_space.borrow_mut() = Some(why);
+            }
+        }
+    }
+
+    /// Writes the next chunk of zeroes into the spare segment being
+    /// filled; when it is full, syncs it and hands it to the spares. True
+    /// if there was something to do. A failure drops the file (the room
+    /// is looked for again).
+    async fn fill_some(&mut self, state: &LogState) -> bool {
+        const CHUNK: u64 = 1 << 20;
+        let Some((file, path, at)) = self.filling.take() else { return false };
+        let n = CHUNK.min(self.segment_bytes - at) as usize;
+        let mut buf = file.alloc_dma_buffer(n);
+        buf.as_bytes_mut().fill(0);
+        match file.write_at(buf, at).await {
+            Ok(w) if w == n && at + (n as u64) < self.segment_bytes => self.filling = Some((file, path, at + n as u64)),
+            Ok(w) if w == n => {
+                let synced = file.fdatasync().await;
+                let _ = file.close().await;
+                if synced.is_ok() {
+                    state.spare.borrow_mut().push(path);
+                } else {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            _ => {
+                let _ = file.close().await;
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        true
+    }
+
     async fn sync(&mut self) -> Result<(), LogError> {
         if let Some(o) = &self.open {
             let path = segment_path(&self.dir, o.base);
@@ -383,17 +527,20 @@ impl Writer {
 /// whenever it holds something, until `state.stop()`; then commits the
 /// rest, syncs, and ends.
 pub async fn run(mut w: Writer, state: &LogState, mut take: impl FnMut(&mut Vec<u8>) -> Option<(u64, u64)>) {
+    w.keep_room(state).await;
     loop {
         let mut group = std::mem::take(&mut w.group);
         let taken = take(&mut group);
         w.group = group;
         if let Some((first, last)) = taken {
+            state.inflight.set(w.group.len() as u64);
             let t = Instant::now();
             if let Err(e) = w.commit(first, state).await {
                 eprintln!("percore-server: shard {}: the durable log failed: {e}", w.shard);
                 state.fail(&e);
                 return;
             }
+            state.inflight.set(0);
             state.written.set(last);
             w.unsynced = last;
             if w.mode == Fsync::Always {
@@ -404,6 +551,7 @@ pub async fn run(mut w: Writer, state: &LogState, mut take: impl FnMut(&mut Vec<
             state.commit_ns.set(state.commit_ns.get() + ns);
             state.commit_max_ns.set(state.commit_max_ns.get().max(ns));
             state.wake_all();
+            w.keep_room(state).await;
         }
         let due = w.mode == Fsync::Everysec && w.unsynced > state.durable.get() && w.last_sync.elapsed() >= EVERYSEC;
         if due {
@@ -416,7 +564,9 @@ pub async fn run(mut w: Writer, state: &LogState, mut take: impl FnMut(&mut Vec<
             state.durable.set(upto);
             state.wake_all();
         }
-        if taken.is_some() || due {
+        // Idle: zero the next chunk of a spare segment, if one is filling.
+        let filled = taken.is_none() && !due && !state.stopping.get() && w.fill_some(state).await;
+        if taken.is_some() || due || filled {
             // Records may have come in during the awaits: take again
             // before waiting (the wait below is registered with no await
             // between the empty take and it).
@@ -446,6 +596,11 @@ pub async fn run(mut w: Writer, state: &LogState, mut take: impl FnMut(&mut Vec<
         if w.mode == Fsync::Everysec && w.unsynced > state.durable.get() {
             let left = EVERYSEC.saturating_sub(w.last_sync.elapsed());
             futures_lite::future::or(wait, glommio::timer::sleep(left)).await;
+        } else if state.no_space.borrow().is_some() {
+            // Short of space: look again in a second (a snapshot or the
+            // operator may have made room).
+            futures_lite::future::or(wait, glommio::timer::sleep(EVERYSEC)).await;
+            w.keep_room(state).await;
         } else {
             wait.await;
         }

@@ -202,6 +202,7 @@ impl Results for Replies<'_> {
                 err(self.out, &format!("MOVED {slot} {}:{}", info.addr, info.port));
             }
             OpError::OutOfMemory => err(self.out, keys::OOM),
+            OpError::NotDurable => err(self.out, MISCONF),
             other => err(self.out, &format!("ERR {other:?}")),
         }
     }
@@ -224,6 +225,10 @@ pub(crate) struct Counts {
     pub out_of_memory: u64,
     pub protocol_errors: u64,
 }
+
+/// A write refused because the log's disk is full or failing (Redis's
+/// answer when its AOF cannot be written).
+pub const MISCONF: &str = "MISCONF Errors writing to the log: its disk is full or failing; writes are refused, reads go on (see the server's messages)";
 
 /// Why the RESP loop stopped answering.
 pub(crate) enum Outcome {
@@ -513,6 +518,10 @@ impl Cx<'_> {
         }
         if !spec.arity_ok(argv.len()) {
             err(self.out, &format!("ERR wrong number of arguments for '{}' command", spec.name));
+            return After::Next;
+        }
+        if self.shard.store.borrow().writes_refused() && spec.flags.contains(&"write") {
+            err(self.out, MISCONF);
             return After::Next;
         }
         if spec.first > 0 {
