@@ -167,6 +167,12 @@ mod tests {
                 n
             })
         };
+        // Read while the writer runs: from its first snapshot on (on a
+        // busy machine the reader could otherwise finish before the writer
+        // was first scheduled).
+        while to_array(&p.load())[0] == 0 {
+            std::thread::yield_now();
+        }
         let mut last = 0;
         for _ in 0..200_000 {
             let a = to_array(&p.load());
