@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tools::cmd::{attack, check, cluster, kv, lost, stats};
+use tools::cmd::{attack, check, cluster, kv, lost, save, stats};
 
 /// percore: a thread-per-core, shared-nothing key-value store and its tools.
 #[derive(Parser)]
@@ -23,6 +23,9 @@ enum Command {
     Del(kv::DelArgs),
     /// Every shard's counters.
     Stats(stats::StatsArgs),
+    /// Snapshot every shard of a durable cluster now (RESP SAVE to each),
+    /// each durable before the command returns.
+    Save(save::SaveArgs),
     /// Check that every shard answers its handshake (optionally waiting).
     Ping(stats::PingArgs),
     /// Benchmark this machine: start a server, load, run YCSB, report, stop.
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Put(a) => kv::put(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Del(a) => kv::del(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Stats(a) => stats::stats(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
+        Command::Save(a) => save::save(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Ping(a) => stats::ping(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Bench(a) => ExitCode::from(tools::bench::bench(&a)),
         Command::Check(a) => ExitCode::from(check::main(&a)),

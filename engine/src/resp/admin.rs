@@ -329,7 +329,7 @@ impl Cx<'_> {
 
     /// INFO [section…]: server, clients, memory, stats, keyspace, cluster.
     fn info(&mut self, a: &[&[u8]]) {
-        const ALL: [&str; 6] = ["server", "clients", "memory", "stats", "keyspace", "cluster"];
+        const ALL: [&str; 7] = ["server", "clients", "memory", "persistence", "stats", "keyspace", "cluster"];
         let wanted = |s: &str| {
             a.len() == 1
                 || a[1..].iter().any(|w| {
@@ -386,6 +386,7 @@ impl Cx<'_> {
                     c.misses,
                     c.wrong_shard + c.out_of_memory,
                 ),
+                "persistence" => self.persistence(),
                 "keyspace" if c.keys > 0 => {
                     format!("# Keyspace\r\ndb0:keys={},expires={volatile},avg_ttl=0\r\n", c.keys)
                 }
@@ -395,6 +396,35 @@ impl Cx<'_> {
             text.push_str(&body);
         }
         resp::verbatim(self.out, "txt", text.as_bytes(), self.sess.proto);
+    }
+
+    /// INFO's persistence section: the durable log's mode and marks, its
+    /// commits (count, mean and longest time from take to completion), and
+    /// the last snapshot.
+    fn persistence(&self) -> String {
+        let s = self.shard;
+        let Some(log) = &s.log else {
+            return "# Persistence\r\naof_enabled:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:0\r\n"
+                .to_string();
+        };
+        let (commits, mean_ns, max_ns) = log.commit_stats();
+        let (segments, spare) = log.segments();
+        format!(
+            "# Persistence\r\naof_enabled:1\r\npercore_fsync:{}\r\npercore_log_written_seq:{}\r\npercore_log_durable_seq:{}\r\n\
+             percore_log_commits:{commits}\r\npercore_log_commit_mean_us:{:.1}\r\npercore_log_commit_max_us:{:.1}\r\n\
+             percore_log_segments:{segments}\r\npercore_log_spare_segments:{spare}\r\npercore_log_bytes_since_snapshot:{}\r\n\
+             percore_log_no_space:{}\r\npercore_log_failed:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n",
+            log.mode,
+            log.written(),
+            log.durable(),
+            mean_ns as f64 / 1e3,
+            max_ns as f64 / 1e3,
+            log.since_snapshot(),
+            log.no_space().is_some() as u8,
+            log.failure().is_some() as u8,
+            s.snapshots.running() as u8,
+            s.snapshots.last_ok(),
+        )
     }
 
     /// CONFIG GET pattern…; other subcommands are refused.

@@ -14,6 +14,7 @@
 //! - [`lost`]: `lost` — the acknowledged writes a crash lost, from the
 //!   history of a run and of the reads after the restart
 //!   (`tools/crash-test.sh`).
+//! - [`save`]: `save` — a durable snapshot of every shard now (RESP `SAVE`).
 //! - [`attack`]: `attack` — hostile traffic for the soak test
 //!   (`tools/soak.sh`).
 
@@ -23,5 +24,6 @@ pub mod cluster;
 pub mod kv;
 pub mod lost;
 pub mod manifest;
+pub mod save;
 pub mod stats;
 pub mod target;
