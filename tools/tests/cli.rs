@@ -233,3 +233,24 @@ fn two_node_cluster_routes_every_key_to_its_owner() {
     let get = [Op::Get { key: put[0].key().to_vec() }];
     assert_eq!(right_conn.execute(&get).expect("get"), vec![OpResult::NotFound]);
 }
+
+#[test]
+fn save_snapshots_every_shard_of_a_durable_node_and_says_so_otherwise() {
+    let dir = TempDir::new("cli-save");
+    let data = dir.join("data");
+    let s =
+        server(&["--cores", "0,1", "--port", "0", "--data-dir", data.to_str().expect("utf8"), "--snapshot-after", "0"]);
+    let (code, _, err) = percore(&["put", "--server", s.addr(), "k", "v"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = percore(&["save", "--server", s.addr()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().filter(|l| l.contains(": saved in ")).count(), 2, "{out}");
+    for shard in ["shard-0", "shard-1"] {
+        assert!(data.join(shard).join("snapshot").exists(), "{shard} has a snapshot");
+    }
+    // A node in memory only refuses, and the command says which shard.
+    let mem = server(&["--cores", "0", "--port", "0"]);
+    let (code, _, err) = percore(&["save", "--server", mem.addr()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("shard 0") && err.contains("--data-dir"), "{err}");
+}
