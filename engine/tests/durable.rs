@@ -120,17 +120,24 @@ fn acknowledged_writes_survive_kill_9_and_restarts_in_every_mode() {
     }
 }
 
+/// An `always` node in `data` acknowledges SET k0..k19 = v-0..v-19 and is
+/// killed; returns its one segment's path and bytes.
+fn twenty_sets_then_kill(data: &Path) -> (PathBuf, Vec<u8>) {
+    let mut s = start(data, &["--fsync", "always"]);
+    let mut r = Resp::connect(s.addr());
+    set_all(&mut r, 20, "v");
+    kill9(&mut s);
+    let seg = segment(data);
+    let bytes = std::fs::read(&seg).expect("read");
+    (seg, bytes)
+}
+
 #[test]
 fn a_torn_tail_is_dropped_and_the_log_goes_on() {
     let dir = TempDir::new("durable-torn");
     let data = dir.join("d");
-    let mut s = start(&data, &["--fsync", "always"]);
-    let mut r = Resp::connect(s.addr());
-    set_all(&mut r, 20, "v");
-    kill9(&mut s);
     // The last record loses its end, as a crash mid-write would leave it.
-    let seg = segment(&data);
-    let mut bytes = std::fs::read(&seg).expect("read");
+    let (seg, mut bytes) = twenty_sets_then_kill(&data);
     let recs = records(&bytes);
     assert_eq!(recs.len(), 20);
     let (at, _, _) = recs[19];
@@ -157,12 +164,7 @@ fn a_torn_tail_is_dropped_and_the_log_goes_on() {
 fn a_corrupt_record_before_valid_ones_refuses_the_start_unless_truncated() {
     let dir = TempDir::new("durable-corrupt");
     let data = dir.join("d");
-    let mut s = start(&data, &["--fsync", "always"]);
-    let mut r = Resp::connect(s.addr());
-    set_all(&mut r, 20, "v");
-    kill9(&mut s);
-    let seg = segment(&data);
-    let mut bytes = std::fs::read(&seg).expect("read");
+    let (seg, mut bytes) = twenty_sets_then_kill(&data);
     let (at, seq, _) = records(&bytes)[9];
     bytes[at + record::HEADER + 1] ^= 0x40;
     std::fs::write(&seg, &bytes).expect("write");

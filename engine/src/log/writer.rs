@@ -188,25 +188,20 @@ impl LogState {
     }
 
     async fn wait_for(&self, seq: u64, mark: &Cell<u64>) -> Result<(), String> {
-        std::future::poll_fn(|cx| {
-            if mark.get() >= seq {
-                return std::task::Poll::Ready(Ok(()));
-            }
-            if let Some(f) = self.failed.borrow().as_ref() {
-                return std::task::Poll::Ready(Err(f.clone()));
-            }
-            self.kick();
-            self.waiters.borrow_mut().push(cx.waker().clone());
-            std::task::Poll::Pending
-        })
-        .await
+        self.wait_until(|| mark.get() >= seq).await
     }
 
     /// Waits until the writer has taken the journal below [`MAX_PENDING`]
     /// (`pending` reads it), or the log has failed.
     pub async fn room(&self, pending: impl Fn() -> usize) -> Result<(), String> {
+        self.wait_until(|| pending() < MAX_PENDING).await
+    }
+
+    /// Waits, with the writer kicked, until `done` holds (`Ok`) or the log
+    /// has failed (`Err`, with what failed); woken after every commit.
+    async fn wait_until(&self, done: impl Fn() -> bool) -> Result<(), String> {
         std::future::poll_fn(|cx| {
-            if pending() < MAX_PENDING {
+            if done() {
                 return std::task::Poll::Ready(Ok(()));
             }
             if let Some(f) = self.failed.borrow().as_ref() {
