@@ -35,6 +35,20 @@ fn refused(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// True once the server's stderr holds `text`: lines printed after the
+/// ready line reach the test through a reader thread, so they are waited
+/// for (at most 10 s).
+fn said(s: &Server, text: &str) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !s.stderr().contains(text) {
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
+
 fn kill9(s: &mut Server) {
     s.signal(libc::SIGKILL);
     s.wait_exit(std::time::Duration::from_secs(10)).expect("killed");
@@ -99,7 +113,7 @@ fn acknowledged_writes_survive_kill_9_and_restarts_in_every_mode() {
     assert!((990..=1000).contains(&ttl), "the expiry came back: {ttl}");
     // An orderly stop snapshots; the next start loads it, then an empty log.
     assert!(s.terminate().success());
-    assert!(s.stderr().contains("snapshot at sequence number 305"), "{}", s.stderr());
+    assert!(said(&s, "snapshot at sequence number 305"), "{}", s.stderr());
     let s = start(&data, &["--fsync", "always"]);
     assert!(s.stderr().contains("a snapshot of 302 records up to sequence number 305"), "{}", s.stderr());
     let mut r = Resp::connect(s.addr());
@@ -377,7 +391,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged() {
         }
     }
     let first = refused.unwrap_or_else(|| panic!("a 40 MiB disk took 40 MB of writes; stderr:\n{}", s.stderr()));
-    assert!(s.stderr().contains("no room for the next log segment"), "{}", s.stderr());
+    assert!(said(&s, "no room for the next log segment"), "{}", s.stderr());
     // Reads go on; a refused write changed nothing; deletes are refused too.
     assert_eq!(get(&mut r, "k0").as_deref(), Some(value(0).as_str()));
     assert_eq!(get(&mut r, &format!("k{first}")), None);
