@@ -227,6 +227,8 @@ pub fn run<'a, T>(
     results: &mut impl Results,
 ) -> BatchCounts {
     let mut n = BatchCounts::default();
+    // Read once: nothing in a batch changes it.
+    let writes_refused = store.writes_refused();
     let mut groups = ops.chunks(GROUP).enumerate();
     let mut next = groups.next().map(|(g, ops)| (g, ops, route(store, owned, ops, &view)));
     while let Some((g, group, Routed { mine, get, hashes })) = next.take() {
@@ -255,7 +257,7 @@ pub fn run<'a, T>(
                 results.error(g * GROUP + j, OpError::WrongShard);
                 continue;
             }
-            if store.writes_refused() && !matches!(op, Op::Get(_)) {
+            if writes_refused && !matches!(op, Op::Get(_)) {
                 n.not_durable += 1;
                 results.error(g * GROUP + j, OpError::NotDurable);
                 continue;

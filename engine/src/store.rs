@@ -1489,8 +1489,7 @@ impl Store {
                 let chunk = &self.slab.chunks[c];
                 if chunk.is_empty() {
                     0
-                } else if let Some((bc, off)) = bump_chunk.filter(|&(bc, _)| bc == c) {
-                    let _ = bc;
+                } else if let Some((_, off)) = bump_chunk.filter(|&(bc, _)| bc == c) {
                     off as u32
                 } else if ((chunk[0] >> 16) & 0xFF) as u8 == JUMBO_CLASS {
                     JUMBO_END
