@@ -321,3 +321,21 @@ fn requirepass_guards_the_door() {
     big.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n");
     assert!(big.read().and_then(|v| v.error().map(str::to_string)).is_some_and(|m| m.contains("authenticated")));
 }
+
+/// A RESP client that sends only GETs and SETs (the pipelined fast path)
+/// has passed the door's handshake with its first command: it is not cut
+/// off when `handshake_timeout` has passed since its accept.
+#[test]
+fn a_get_and_set_only_client_outlives_the_handshake_timeout() {
+    let server = start(&["--cores", "0", "--handshake-timeout", "300ms"]);
+    let mut r = Resp::connect(server.addr());
+    assert_eq!(r.cmd(&["SET", "k", "v"]), ok());
+    let until = Instant::now() + Duration::from_millis(900);
+    let mut n = 0u64;
+    while Instant::now() < until {
+        assert_eq!(r.cmd(&["GET", "k"]), bulk("v"), "GET number {n}");
+        n += 1;
+    }
+    assert_eq!(r.cmd(&["SET", "k", "w"]), ok());
+    assert_eq!(r.cmd(&["GET", "k"]), bulk("w"));
+}

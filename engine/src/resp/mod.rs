@@ -388,6 +388,11 @@ impl Session {
         let mut counts = Counts::default();
         let result = loop {
             if self.authed && self.pipeline(shard, rbuf, out, &mut counts) {
+                // A client that sends only GETs and SETs has passed the
+                // door with its first one, as with any other command.
+                if !slot.handshaken() {
+                    shard.handshake_done(slot);
+                }
                 if out.len() >= flush_at {
                     break Ok(Outcome::Flush);
                 }
