@@ -22,6 +22,16 @@
 //! - a batch of replies must be written within `write_timeout` of the
 //!   flush's start.
 //!
+//! # Durable shards
+//!
+//! On a shard with a log, a reply may leave only once what it could have
+//! observed is safe (see [`Conn::hold_for_log`]). Each reply range in the
+//! reply buffer is tagged with the sequence number it needs; the
+//! connection goes on reading and executing its next frames while earlier
+//! replies wait for a commit, and writes each range, in order, as the log's
+//! mark passes it. A commit's latency thus does not idle the connection:
+//! frames that arrive during one commit run and go into the next.
+//!
 //! Bad input ends the connection, never the shard: the peer gets an error
 //! frame (after the replies to its earlier good frames), the write side is
 //! shut, and the socket is drained for at most [`LINGER`] so the error is
@@ -141,6 +151,10 @@ struct Conn<'a> {
     consumed: bool,
     /// The protocol, once known.
     door: Door,
+    /// Durable shards: the reply buffer's ranges not yet written, as (end
+    /// offset in `wbuf`, sequence number that must be safe before the
+    /// range may leave), in order; the last one ends at `wbuf.len()`.
+    held: std::collections::VecDeque<(usize, u64)>,
 }
 
 /// Serves one admitted connection until it closes.
@@ -159,6 +173,7 @@ pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream, slot: Rc<Conn
         partial_since: None,
         consumed: false,
         door: Door::Unknown,
+        held: std::collections::VecDeque::new(),
     };
     let result = conn.run(&mut stream).await;
     if !slot.evicted() {
@@ -241,14 +256,12 @@ impl Conn<'_> {
     async fn run(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
         let mut turns = 0u32;
         loop {
-            if let Some(log) = &self.shard.log
-                && self.shard.store.borrow().journal_pending() >= crate::log::writer::MAX_PENDING
-            {
-                // The disk is behind the clients: wait for the writer
-                // before running more writes.
-                log.room(|| self.shard.store.borrow().journal_pending()).await.map_err(|_| Close::Gone)?;
-            }
             if let Some(log) = &self.shard.log {
+                if self.shard.store.borrow().journal_pending() >= crate::log::writer::MAX_PENDING {
+                    // The disk is behind the clients: wait for the writer
+                    // before running more writes.
+                    log.room(|| self.shard.store.borrow().journal_pending()).await.map_err(|_| Close::Gone)?;
+                }
                 // Writes are refused before they run while the log's disk
                 // is full (NotDurable; RESP -MISCONF); reads go on.
                 let mut store = self.shard.store.borrow_mut();
@@ -267,13 +280,25 @@ impl Conn<'_> {
                     Err(e) => wire::resp::reply::error(&mut self.wbuf, &format!("ERR snapshot failed: {e}")),
                 }
             }
-            if !self.wbuf.is_empty() {
-                self.hold_for_log().await?;
-                self.flush(stream).await?;
+            if self.shard.log.is_none() {
+                if !self.wbuf.is_empty() {
+                    self.flush(stream).await?;
+                }
+            } else {
+                self.mark();
+                self.release(stream).await?;
+                if let Step::Flush = step
+                    && self.wbuf.len() >= FLUSH_AT
+                {
+                    // The reply buffer is full of replies waiting for a
+                    // commit: no more frames run until some leave.
+                    self.wait_for_front().await?;
+                    self.release(stream).await?;
+                }
             }
             let frame_len = match step {
                 Step::Flush | Step::Penalty | Step::Save => continue,
-                Step::Quit => return Ok(()),
+                Step::Quit => return self.drain_held(stream).await,
                 Step::Read(frame_len) => frame_len,
             };
             if self.rbuf.is_empty() {
@@ -284,9 +309,24 @@ impl Conn<'_> {
             }
             self.consumed = false;
             if self.shard.stopping.get() && self.rbuf.is_empty() {
-                return Ok(());
+                return self.drain_held(stream).await;
             }
-            self.read(stream, frame_len).await?;
+            let read = if self.held.is_empty() {
+                self.read(stream, frame_len).await
+            } else {
+                // Replies wait for a commit: read the next frames meanwhile,
+                // and come back to write them as soon as the log moves.
+                match self.read_or_log(stream, frame_len).await {
+                    Some(read) => read,
+                    None => continue,
+                }
+            };
+            match read {
+                Ok(()) => {}
+                // The peer closed its side: it may still read what it is owed.
+                Err(Close::Gone) if !self.wbuf.is_empty() => return self.drain_held(stream).await,
+                Err(e) => return Err(e),
+            }
             // Let the shard's other connections run now and then: a client
             // that always has frames waiting would otherwise keep this task
             // running (glommio does not preempt a running task).
@@ -295,6 +335,103 @@ impl Conn<'_> {
                 futures_lite::future::yield_now().await;
             }
         }
+    }
+
+    /// Durable shards: tags the replies appended since the last mark with
+    /// the sequence number they need (everything journaled so far, this
+    /// connection's or another's), and wakes the writer if that is not yet
+    /// written.
+    fn mark(&mut self) {
+        let (Some(log), end) = (&self.shard.log, self.wbuf.len()) else { return };
+        if end == 0 || self.held.back().is_some_and(|&(e, _)| e == end) {
+            return;
+        }
+        let need = self.shard.store.borrow().journal_last_seq();
+        match self.held.back_mut() {
+            Some(last) if last.1 == need => last.0 = end,
+            _ => self.held.push_back((end, need)),
+        }
+        if need > log.written() {
+            log.kick();
+        }
+    }
+
+    /// The log's mark that held replies wait for: durable in `always`,
+    /// written otherwise (see [`Conn::hold_for_log`]).
+    fn safe_upto(log: &crate::log::writer::LogState) -> u64 {
+        if log.mode == crate::log::Fsync::Always { log.durable() } else { log.written() }
+    }
+
+    /// Writes the held replies whose sequence number is safe, in order.
+    async fn release(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
+        let Some(log) = &self.shard.log else { return Ok(()) };
+        let safe = Self::safe_upto(log);
+        let mut end = 0;
+        while let Some(&(e, need)) = self.held.front() {
+            if need > safe {
+                break;
+            }
+            end = e;
+            self.held.pop_front();
+        }
+        if end == 0 {
+            if !self.held.is_empty() && log.failure().is_some() {
+                // Nothing more is acknowledged once the log failed (the
+                // node said what failed): the connection closes without
+                // these replies.
+                return Err(Close::Gone);
+            }
+            return Ok(());
+        }
+        write_within(stream, &self.wbuf[..end], self.shard.setup.opts.limits.write_timeout).await?;
+        self.shard.count(|c| c.bytes_out += end as u64);
+        self.wbuf.drain(..end);
+        for h in &mut self.held {
+            h.0 -= end;
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_REPLY {
+            self.wbuf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Waits until the first held reply range may leave (or the log failed).
+    async fn wait_for_front(&self) -> Result<(), Close> {
+        let (Some(log), Some(&(_, need))) = (&self.shard.log, self.held.front()) else { return Ok(()) };
+        let waited =
+            if log.mode == crate::log::Fsync::Always { log.durable_at(need).await } else { log.written_at(need).await };
+        waited.map_err(|_| Close::Gone)
+    }
+
+    /// Reads once, unless the first held reply range may leave first:
+    /// `None` then (nothing was read; the read's deadline is untouched).
+    async fn read_or_log(&mut self, stream: &mut TcpStream, frame_len: Option<usize>) -> Option<Result<(), Close>> {
+        let shard = self.shard;
+        let (Some(log), Some(&(_, need))) = (&shard.log, self.held.front()) else {
+            return Some(self.read(stream, frame_len).await);
+        };
+        let logged = async move {
+            // A failed log is answered by `release` on the next turn.
+            let _ = if log.mode == crate::log::Fsync::Always {
+                log.durable_at(need).await
+            } else {
+                log.written_at(need).await
+            };
+            None
+        };
+        // A glommio socket read is a readiness wait and then a recv: when the
+        // log wins, the dropped read has taken no bytes.
+        futures_lite::future::or(async { Some(self.read(stream, frame_len).await) }, logged).await
+    }
+
+    /// Writes every held reply once it may leave (before a close).
+    async fn drain_held(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.hold_for_log().await?;
+        self.held.clear();
+        self.flush(stream).await
     }
 
     /// The earliest deadline the next read runs against, if any.
@@ -311,7 +448,10 @@ impl Conn<'_> {
         }
         match (self.partial_since, limits.idle_timeout) {
             (Some(since), _) => consider(since + limits.frame_timeout, Wait::Frame),
-            (None, Some(idle)) if self.slot.handshaken() => consider(self.last_input + idle, Wait::Idle),
+            // A connection whose replies wait for the log is not idle.
+            (None, Some(idle)) if self.slot.handshaken() && self.held.is_empty() => {
+                consider(self.last_input + idle, Wait::Idle)
+            }
             _ => {}
         }
         best
@@ -523,6 +663,8 @@ impl Conn<'_> {
             }
             self.rbuf.consume(len);
             self.consumed = true;
+            // Each frame's replies wait only for what it could observe.
+            self.mark();
             if self.wbuf.len() >= FLUSH_AT {
                 return Ok(Step::Flush);
             }
