@@ -269,13 +269,7 @@ pub fn serve(
         let shard_stop = stop.clone();
         let (io_memory, preempt, spin) = (opts.io_memory, opts.preempt_timer, opts.spin_before_park);
         let spawned = std::thread::Builder::new().name(format!("percore-shard{id}")).spawn(move || {
-            let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu as usize))
-                .name(&format!("shard{id}"))
-                .io_memory(io_memory)
-                .preempt_timer(preempt);
-            if let Some(spin) = spin {
-                builder = builder.spin_before_park(spin);
-            }
+            let builder = shard_executor(id, cpu, io_memory, preempt, spin);
             match builder.make() {
                 Ok(executor) => {
                     let started = move |r: Result<(), String>| {
@@ -444,4 +438,58 @@ fn print_final(node: &str, report: &NodeReport, out: &mut dyn Write) {
     }
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+/// The executor builder of shard `id` on `cpu`: pinned there, with the
+/// node's io memory, preempt timer and spin; its blocking thread pool
+/// (where the log's syncs run, see `log::sync_off_core`) is left unpinned,
+/// so that a sync never waits for the shard's own busy CPU.
+fn shard_executor(
+    id: u32,
+    cpu: u32,
+    io_memory: usize,
+    preempt: std::time::Duration,
+    spin: Option<std::time::Duration>,
+) -> LocalExecutorBuilder {
+    let builder = LocalExecutorBuilder::new(Placement::Fixed(cpu as usize))
+        .name(&format!("shard{id}"))
+        .io_memory(io_memory)
+        .preempt_timer(preempt)
+        .blocking_thread_pool_placement(glommio::PoolPlacement::Unbound(1));
+    match spin {
+        Some(spin) => builder.spin_before_park(spin),
+        None => builder,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed_cpus() -> usize {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set, filled by the call.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set), 0);
+            libc::CPU_COUNT(&set) as usize
+        }
+    }
+
+    /// The log's syncs run on the blocking pool: it must not be pinned to
+    /// the shard's CPU (glommio's default pins it with the executor).
+    #[test]
+    fn a_shards_blocking_pool_is_not_pinned_to_its_cpu() {
+        let here = allowed_cpus();
+        if here < 2 {
+            eprintln!("skipped: this process may run on one CPU only");
+            return;
+        }
+        let ex = shard_executor(0, 0, 256 << 10, std::time::Duration::from_millis(100), None).make().expect("executor");
+        let (on_shard, on_pool) = ex.run(async {
+            let pool = glommio::executor().spawn_blocking(allowed_cpus).await;
+            (allowed_cpus(), pool)
+        });
+        assert_eq!(on_shard, 1, "the shard thread is pinned to its CPU");
+        assert!(on_pool > 1, "the blocking pool may run on {on_pool} CPU(s) only");
+    }
 }

@@ -162,7 +162,7 @@ pub struct Taken {
 /// them, and the file is synced and renamed into place. Fails if a
 /// snapshot is running already.
 pub async fn take(store: &std::cell::RefCell<Store>, dir: &Path, shard: u32) -> Result<Taken, LogError> {
-    use glommio::io::{Directory, OpenOptions};
+    use glommio::io::OpenOptions;
     let started = std::time::Instant::now();
     let seq = {
         let mut st = store.borrow_mut();
@@ -217,12 +217,10 @@ pub async fn take(store: &std::cell::RefCell<Store>, dir: &Path, shard: u32) -> 
         let mut buf = file.alloc_dma_buffer(BLOCK);
         buf.as_bytes_mut().copy_from_slice(&header.encode());
         file.write_at(buf, 0).await.map_err(|e| LogError::io(&tmp, "writing the snapshot header", e.into()))?;
-        file.fdatasync().await.map_err(|e| LogError::io(&tmp, "syncing the snapshot", e.into()))?;
+        super::sync_off_core(&file, &tmp, "syncing the snapshot").await?;
         let _ = file.close().await;
         std::fs::rename(&tmp, path(dir)).map_err(|e| LogError::io(&tmp, "renaming the snapshot into place", e))?;
-        let d = Directory::open(dir).await.map_err(|e| LogError::io(dir, "opening the shard directory", e.into()))?;
-        d.sync().await.map_err(|e| LogError::io(dir, "syncing the shard directory", e.into()))?;
-        let _ = d.close().await;
+        super::sync_dir_off_core(dir, "syncing the shard directory").await?;
         Ok(Taken { seq, records, bytes: at, ms: started.elapsed().as_millis() as u64 })
     }
     .await;

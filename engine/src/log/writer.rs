@@ -12,8 +12,8 @@
 
 use super::record;
 use super::recover::Resume;
-use super::{BLOCK, Durability, Fsync, LogError, segment_header, segment_path};
-use glommio::io::{Directory, DmaFile, OpenOptions};
+use super::{BLOCK, Durability, Fsync, LogError, segment_header, segment_path, sync_off_core};
+use glommio::io::{DmaFile, OpenOptions};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::task::Waker;
@@ -259,7 +259,7 @@ pub struct Writer {
     last_try: Instant,
     /// A new spare segment being filled with zeroes, and how far: the
     /// writer writes a chunk whenever it has no records to commit, so
-    /// that later `O_DSYNC` writes land on written blocks (fallocated,
+    /// that later synced writes land on written blocks (fallocated,
     /// unwritten ones make each write a metadata change too).
     filling: Option<(DmaFile, PathBuf, u64)>,
 }
@@ -267,9 +267,7 @@ pub struct Writer {
 fn open_options(mode: Fsync) -> OpenOptions {
     let mut o = OpenOptions::new();
     o.read(true).write(true).create(true);
-    if mode == Fsync::Always {
-        o.custom_flags(libc::O_DSYNC);
-    }
+    let _ = mode;
     o
 }
 
@@ -309,11 +307,11 @@ impl Writer {
         {
             // Everything in the old segment is synced before it is left.
             let path = segment_path(&self.dir, old.base);
-            old.file.fdatasync().await.map_err(|e| LogError::io(&path, "syncing the log", e.into()))?;
+            sync_off_core(&old.file, &path, "syncing the log").await?;
         }
         let path = segment_path(&self.dir, base);
         // Reuse spare space first: its blocks are written already, so
-        // O_DSYNC writes to it need no metadata change. Its old records are
+        // synced writes to it need no metadata change. Its old records are
         // older than any this segment will hold.
         let reused = state.spare.borrow_mut().pop();
         if let Some(old) = reused {
@@ -326,11 +324,7 @@ impl Writer {
         file.pre_allocate(self.segment_bytes, false)
             .await
             .map_err(|e| LogError::io(&path, "pre-allocating a log segment", e.into()))?;
-        let dir = Directory::open(&self.dir)
-            .await
-            .map_err(|e| LogError::io(&self.dir, "opening the log directory", e.into()))?;
-        dir.sync().await.map_err(|e| LogError::io(&self.dir, "syncing the log directory", e.into()))?;
-        let _ = dir.close().await;
+        super::sync_dir_off_core(&self.dir, "syncing the log directory").await?;
         self.open = Some(Open { file, base, offset: BLOCK as u64, tail: segment_header(self.shard, base).to_vec() });
         state.chain.borrow_mut().push_back((base, path));
         Ok(())
@@ -492,7 +486,7 @@ impl Writer {
         match file.write_at(buf, at).await {
             Ok(w) if w == n && at + (n as u64) < self.segment_bytes => self.filling = Some((file, path, at + n as u64)),
             Ok(w) if w == n => {
-                let synced = file.fdatasync().await;
+                let synced = sync_off_core(&file, &path, "syncing a spare log segment").await;
                 let _ = file.close().await;
                 if synced.is_ok() {
                     state.spare.borrow_mut().push(path);
@@ -511,7 +505,7 @@ impl Writer {
     async fn sync(&mut self) -> Result<(), LogError> {
         if let Some(o) = &self.open {
             let path = segment_path(&self.dir, o.base);
-            o.file.fdatasync().await.map_err(|e| LogError::io(&path, "syncing the log", e.into()))?;
+            sync_off_core(&o.file, &path, "syncing the log").await?;
         }
         self.last_sync = Instant::now();
         Ok(())
@@ -531,6 +525,13 @@ pub async fn run(mut w: Writer, state: &LogState, mut take: impl FnMut(&mut Vec<
             state.inflight.set(w.group.len() as u64);
             let t = Instant::now();
             if let Err(e) = w.commit(first, state).await {
+                eprintln!("percore-server: shard {}: the durable log failed: {e}", w.shard);
+                state.fail(&e);
+                return;
+            }
+            if w.mode == Fsync::Always
+                && let Err(e) = w.sync().await
+            {
                 eprintln!("percore-server: shard {}: the durable log failed: {e}", w.shard);
                 state.fail(&e);
                 return;
