@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/percore}
-sizes=${2:-1 2 4 7}
+read -ra sizes <<<"${2:-1 2 4 7}"
 dur=${DURATION:-5s}
 records=${RECORDS:-1000000}
 first=${FIRST_CPU:-1}
@@ -23,7 +23,7 @@ port=${PORT:-7980}
 [ -x "$bin" ] || { echo "bench/scaling.sh: no $bin (cargo build --release)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "bench/scaling.sh: python3 is missing" >&2; exit 1; }
 cpus=$(nproc)
-for n in $sizes; do
+for n in "${sizes[@]}"; do
     if [ $((first + n)) -gt "$cpus" ]; then
         echo "bench/scaling.sh: $n server cores from CPU $first need $((first + n)) CPUs; this machine has $cpus" >&2
         exit 1
@@ -40,8 +40,8 @@ stop() {
 }
 trap 'stop; rm -rf "$work"' EXIT
 
-echo "== sizes: $sizes server cores from CPU $first; load on CPUs $ccpus; $dur per run; $records records" >&2
-for n in $sizes; do
+echo "== sizes: ${sizes[*]} server cores from CPU $first; load on CPUs $ccpus; $dur per run; $records records" >&2
+for n in "${sizes[@]}"; do
     last=$((first + n - 1))
     "$bin" server --cores "$first-$last" --port "$port" --stats-interval-ms 0 --capacity "$records" \
         >"$work/server-$n.log" 2>&1 &
@@ -60,7 +60,7 @@ for n in $sizes; do
     stop
 done
 
-python3 - "$work" $sizes <<'PY'
+python3 - "$work" "${sizes[@]}" <<'PY'
 import json, sys
 work, sizes = sys.argv[1], sys.argv[2:]
 def pct(r, op, p):
