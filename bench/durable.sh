@@ -28,14 +28,8 @@ done
 [ -x "$bin" ] || { echo "bench/durable.sh: no $bin (cargo build --release)" >&2; exit 1; }
 work=$(mktemp -d)
 data=$(mktemp -d "${DATA_DIR:-/var/tmp}/percore-durable-bench.XXXXXX")
-spid=
-stop() {
-    if [ -n "$spid" ]; then
-        kill "$spid" 2>/dev/null || true
-        wait "$spid" 2>/dev/null || true
-        spid=
-    fi
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 trap 'stop; rm -rf "$work" "$data"' EXIT
 
 # start_server TARGET: one fresh server pinned to $scpu on $port.

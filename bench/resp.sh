@@ -28,14 +28,8 @@ for tool in redis-server redis-benchmark taskset; do
 done
 [ -x "$bin" ] || { echo "bench/resp.sh: no $bin (cargo build --release)" >&2; exit 1; }
 work=$(mktemp -d)
-spid=
-stop() {
-    if [ -n "$spid" ]; then
-        kill "$spid" 2>/dev/null || true
-        wait "$spid" 2>/dev/null || true
-        spid=
-    fi
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 trap 'stop; rm -rf "$work"' EXIT
 
 # start_server percore|redis: one server pinned to $scpu on $port.

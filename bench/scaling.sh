@@ -30,14 +30,8 @@ for n in "${sizes[@]}"; do
     fi
 done
 work=$(mktemp -d)
-spid=
-stop() {
-    if [ -n "$spid" ]; then
-        kill "$spid" 2>/dev/null || true
-        wait "$spid" 2>/dev/null || true
-        spid=
-    fi
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 trap 'stop; rm -rf "$work"' EXIT
 
 echo "== sizes: ${sizes[*]} server cores from CPU $first; load on CPUs $ccpus; $dur per run; $records records" >&2
