@@ -356,16 +356,10 @@ impl Conn<'_> {
         }
     }
 
-    /// The log's mark that held replies wait for: durable in `always`,
-    /// written otherwise (see [`Conn::hold_for_log`]).
-    fn safe_upto(log: &crate::log::writer::LogState) -> u64 {
-        if log.mode == crate::log::Fsync::Always { log.durable() } else { log.written() }
-    }
-
     /// Writes the held replies whose sequence number is safe, in order.
     async fn release(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
         let Some(log) = &self.shard.log else { return Ok(()) };
-        let safe = Self::safe_upto(log);
+        let safe = log.safe();
         let mut end = 0;
         while let Some(&(e, need)) = self.held.front() {
             if need > safe {
@@ -398,9 +392,7 @@ impl Conn<'_> {
     /// Waits until the first held reply range may leave (or the log failed).
     async fn wait_for_front(&self) -> Result<(), Close> {
         let (Some(log), Some(&(_, need))) = (&self.shard.log, self.held.front()) else { return Ok(()) };
-        let waited =
-            if log.mode == crate::log::Fsync::Always { log.durable_at(need).await } else { log.written_at(need).await };
-        waited.map_err(|_| Close::Gone)
+        log.safe_at(need).await.map_err(|_| Close::Gone)
     }
 
     /// Reads once, unless the first held reply range may leave first:
@@ -412,11 +404,7 @@ impl Conn<'_> {
         };
         let logged = async move {
             // A failed log is answered by `release` on the next turn.
-            let _ = if log.mode == crate::log::Fsync::Always {
-                log.durable_at(need).await
-            } else {
-                log.written_at(need).await
-            };
+            let _ = log.safe_at(need).await;
             None
         };
         // A glommio socket read is a readiness wait and then a recv: when the
@@ -540,14 +528,7 @@ impl Conn<'_> {
     async fn hold_for_log(&self) -> Result<(), Close> {
         let Some(log) = &self.shard.log else { return Ok(()) };
         let need = self.shard.store.borrow().journal_last_seq();
-        if log.mode == crate::log::Fsync::Always {
-            if need > log.durable() {
-                log.durable_at(need).await.map_err(|_| Close::Gone)?;
-            }
-        } else if need > log.written() {
-            log.written_at(need).await.map_err(|_| Close::Gone)?;
-        }
-        Ok(())
+        log.safe_at(need).await.map_err(|_| Close::Gone)
     }
 
     async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), Close> {

@@ -173,22 +173,24 @@ impl LogState {
         }
     }
 
-    /// Waits until records up to `seq` are durable (`Ok`), or the log has
-    /// failed (`Err`, with what failed).
-    pub async fn durable_at(&self, seq: u64) -> Result<(), String> {
-        self.wait_for(seq, &self.durable).await
+    /// The mark a reply waits for in this mode: durable in `always` (no
+    /// reply shows what a crash can take back), written in `everysec` and
+    /// `no` (a crash of the process alone loses nothing acknowledged, as
+    /// Redis writes its AOF to the kernel before replying).
+    #[inline]
+    pub fn safe(&self) -> u64 {
+        self.safe_mark().get()
     }
 
-    /// Waits until records up to `seq` are written to the device (not yet
-    /// synced), or the log has failed: what `everysec` and `no` hold a
-    /// reply for, so that a crash of the process alone loses nothing
-    /// acknowledged (as Redis writes its AOF to the kernel before replying).
-    pub async fn written_at(&self, seq: u64) -> Result<(), String> {
-        self.wait_for(seq, &self.written).await
-    }
-
-    async fn wait_for(&self, seq: u64, mark: &Cell<u64>) -> Result<(), String> {
+    /// Waits until records up to `seq` are [`LogState::safe`] (`Ok`), or the
+    /// log has failed (`Err`, with what failed).
+    pub async fn safe_at(&self, seq: u64) -> Result<(), String> {
+        let mark = self.safe_mark();
         self.wait_until(|| mark.get() >= seq).await
+    }
+
+    fn safe_mark(&self) -> &Cell<u64> {
+        if self.mode == Fsync::Always { &self.durable } else { &self.written }
     }
 
     /// Waits until the writer has taken the journal below [`MAX_PENDING`]
@@ -264,10 +266,9 @@ pub struct Writer {
     filling: Option<(DmaFile, PathBuf, u64)>,
 }
 
-fn open_options(mode: Fsync) -> OpenOptions {
+fn open_options() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.read(true).write(true).create(true);
-    let _ = mode;
     o
 }
 
@@ -277,7 +278,7 @@ impl Writer {
     pub async fn open(dir: &Path, shard: u32, d: &Durability, resume: Option<Resume>) -> Result<Writer, LogError> {
         let open = match resume {
             Some(r) => {
-                let file = open_options(d.fsync)
+                let file = open_options()
                     .dma_open(&r.path)
                     .await
                     .map_err(|e| LogError::io(&r.path, "opening the log segment", e.into()))?;
@@ -317,7 +318,7 @@ impl Writer {
         if let Some(old) = reused {
             std::fs::rename(&old, &path).map_err(|e| LogError::io(&old, "reusing a spare log segment", e))?;
         }
-        let file = open_options(self.mode)
+        let file = open_options()
             .dma_open(&path)
             .await
             .map_err(|e| LogError::io(&path, "creating a log segment", e.into()))?;
@@ -437,7 +438,7 @@ impl Writer {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let path = self.dir.join(format!("free-{nanos}.seg"));
         let made = async {
-            let file = open_options(Fsync::No).dma_open(&path).await?;
+            let file = open_options().dma_open(&path).await?;
             match file.pre_allocate(self.segment_bytes, false).await {
                 Ok(()) => Ok(file),
                 Err(e) => {

@@ -388,11 +388,6 @@ impl Session {
         let mut counts = Counts::default();
         let result = loop {
             if self.authed && self.pipeline(shard, rbuf, out, &mut counts) {
-                // A client that sends only GETs and SETs has passed the
-                // door with its first one, as with any other command.
-                if !slot.handshaken() {
-                    shard.handshake_done(slot);
-                }
                 if out.len() >= flush_at {
                     break Ok(Outcome::Flush);
                 }
@@ -441,9 +436,6 @@ impl Session {
             };
             rbuf.consume(len);
             counts.ops += 1;
-            if self.authed && !slot.handshaken() {
-                shard.handshake_done(slot);
-            }
             match after {
                 After::Quit => break Ok(Outcome::Quit),
                 After::Penalty => break Ok(Outcome::Penalty),
@@ -464,6 +456,11 @@ impl Session {
             c.out_of_memory += counts.out_of_memory;
             c.protocol_errors += counts.protocol_errors;
         });
+        // A client past AUTH (or on a node without a password) has passed
+        // the door with its first command, whichever path answered it.
+        if self.authed && counts.ops > 0 && !slot.handshaken() {
+            shard.handshake_done(slot);
+        }
         result
     }
 }
