@@ -89,6 +89,7 @@ pub mod metrics;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
 pub mod options;
+pub mod replica;
 mod resp;
 #[cfg(any(test, feature = "model"))]
 pub mod resp_model;

@@ -1,0 +1,9 @@
+//! Replication: each shard is one Raft group whose replicas are the same
+//! core index on other nodes, run by tikv's raft-rs inside the shard's own
+//! executor (no thread, lock or queue shared with other cores).
+//!
+//! raft-rs is the algorithm only. This module gives it what it leaves to
+//! its user:
+//!
+//! - [`storage`]: the [`raft::Storage`] raft-rs reads the stable log from.
+pub mod storage;

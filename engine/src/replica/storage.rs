@@ -1,0 +1,397 @@
+//! A shard's Raft log as raft-rs reads it: the entries not yet folded into
+//! a snapshot, the hard state (term, vote, commit), the membership, and the
+//! snapshot the shard last prepared for peers that fell behind.
+//!
+//! raft-rs asks its [`Storage`] only for what is *stable* (persisted);
+//! what it has not yet handed out in a `Ready` it keeps itself. The replica
+//! driver (`replica::node`) appends a `Ready`'s entries and hard state here
+//! when it persists them, and applies received snapshots here.
+//!
+//! Nothing here panics on a request raft-rs or a peer can make: an append
+//! that would leave a gap or rewrite compacted entries is refused with a
+//! [`LogGap`], and reads outside the log get raft-rs's own errors.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{Error, GetEntriesContext, RaftState, Result, Storage, StorageError};
+
+/// An append that does not continue the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("entries from index {first} do not continue a log holding {have_first}..={have_last}")]
+pub struct LogGap {
+    /// Index of the first entry offered.
+    pub first: u64,
+    /// First index the log holds (or would hold next).
+    pub have_first: u64,
+    /// Last index the log holds.
+    pub have_last: u64,
+}
+
+/// One replica's Raft log, in memory (see the module comment).
+#[derive(Debug, Default)]
+pub struct RaftLog {
+    hard: HardState,
+    conf: ConfState,
+    /// Index and term of the last entry folded into a snapshot (0, 0: none).
+    base: SnapshotMetadata,
+    /// Entries `base.index + 1 ..= last`.
+    entries: VecDeque<Entry>,
+    /// Bytes of the entries' data and context.
+    bytes: usize,
+    /// The snapshot offered to peers that need compacted entries.
+    offered: Option<Snapshot>,
+    /// The highest index a peer asked a snapshot for while none was
+    /// offered at or above it (0: none asked).
+    wanted: Cell<u64>,
+}
+
+impl RaftLog {
+    /// A new group's log: empty, with `voters` as its members. Every
+    /// replica of a group must start from the same voters.
+    pub fn new(voters: &[u64]) -> RaftLog {
+        RaftLog { conf: ConfState::from((voters.to_vec(), Vec::new())), ..RaftLog::default() }
+    }
+
+    /// First index a read can return.
+    pub fn first(&self) -> u64 {
+        self.base.index + 1
+    }
+
+    /// Index of the last entry (the snapshot's when no entry follows it).
+    pub fn last(&self) -> u64 {
+        self.base.index + self.entries.len() as u64
+    }
+
+    /// Bytes of the entries held (data and context).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The hard state last persisted.
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard
+    }
+
+    /// The membership.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf
+    }
+
+    /// The entry at `index`, if held.
+    pub fn entry(&self, index: u64) -> Option<&Entry> {
+        let at = index.checked_sub(self.first())?;
+        self.entries.get(usize::try_from(at).ok()?)
+    }
+
+    /// Appends `ents` (consecutive indices), first dropping every held entry
+    /// from `ents[0].index` on: a new leader's entries replace a deposed
+    /// one's uncommitted tail.
+    pub fn append(&mut self, ents: &[Entry]) -> std::result::Result<(), LogGap> {
+        let Some(head) = ents.first() else { return Ok(()) };
+        let gap = LogGap { first: head.index, have_first: self.first(), have_last: self.last() };
+        if head.index < self.first() || head.index > self.last() + 1 {
+            return Err(gap);
+        }
+        if ents.windows(2).any(|w| w[1].index != w[0].index + 1) {
+            return Err(gap);
+        }
+        let keep = (head.index - self.first()) as usize;
+        for dropped in self.entries.drain(keep..) {
+            self.bytes -= dropped.data.len() + dropped.context.len();
+        }
+        for e in ents {
+            self.bytes += e.data.len() + e.context.len();
+            self.entries.push_back(e.clone());
+        }
+        Ok(())
+    }
+
+    /// Records the hard state a `Ready` handed out.
+    pub fn set_hard_state(&mut self, hs: HardState) {
+        self.hard = hs;
+    }
+
+    /// Records a commit index a `LightReady` handed out.
+    pub fn set_commit(&mut self, commit: u64) {
+        self.hard.commit = commit;
+    }
+
+    /// Records a membership change applied at the state machine.
+    pub fn set_conf_state(&mut self, cs: ConfState) {
+        self.conf = cs;
+    }
+
+    /// Drops the entries before `index`, which the state machine must have
+    /// applied and a snapshot must cover (raft-rs answers requests for them
+    /// from [`Storage::snapshot`]). Indices at or before the first held
+    /// entry change nothing; an index past the log is limited to it.
+    pub fn compact(&mut self, index: u64) {
+        let index = index.min(self.last() + 1);
+        if index <= self.first() {
+            return;
+        }
+        let new_base = index - 1;
+        let term = self.entry(new_base).map(|e| e.term).unwrap_or(self.base.term);
+        for dropped in self.entries.drain(..(index - self.first()) as usize) {
+            self.bytes -= dropped.data.len() + dropped.context.len();
+        }
+        self.base.index = new_base;
+        self.base.term = term;
+    }
+
+    /// Replaces the log with a snapshot received from the leader: every
+    /// held entry goes, the membership and commit become the snapshot's.
+    /// A snapshot older than the log's first entry is refused.
+    pub fn apply_snapshot(&mut self, mut snap: Snapshot) -> Result<()> {
+        let mut meta = snap.take_metadata();
+        if meta.index < self.first() {
+            return Err(Error::Store(StorageError::SnapshotOutOfDate));
+        }
+        self.hard.term = self.hard.term.max(meta.term);
+        self.hard.commit = meta.index;
+        self.entries.clear();
+        self.bytes = 0;
+        self.conf = meta.take_conf_state();
+        self.base = meta;
+        Ok(())
+    }
+
+    /// Offers `snap` (data included) to peers that need entries it covers.
+    pub fn offer_snapshot(&mut self, snap: Snapshot) {
+        if snap.get_metadata().index >= self.wanted.get() {
+            self.wanted.set(0);
+        }
+        self.offered = Some(snap);
+    }
+
+    /// The highest index a peer asked a snapshot for that none offered
+    /// covers yet (0: none): the shard should prepare one.
+    pub fn snapshot_wanted(&self) -> u64 {
+        self.wanted.get()
+    }
+}
+
+impl Storage for RaftLog {
+    fn initial_state(&self) -> Result<RaftState> {
+        Ok(RaftState::new(self.hard.clone(), self.conf.clone()))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _: GetEntriesContext,
+    ) -> Result<Vec<Entry>> {
+        if low < self.first() {
+            return Err(Error::Store(StorageError::Compacted));
+        }
+        if high > self.last() + 1 || low > high {
+            return Err(Error::Store(StorageError::Unavailable));
+        }
+        let (lo, hi) = ((low - self.first()) as usize, (high - self.first()) as usize);
+        let mut ents: Vec<Entry> = self.entries.range(lo..hi).cloned().collect();
+        raft::util::limit_size(&mut ents, max_size.into());
+        Ok(ents)
+    }
+
+    fn term(&self, idx: u64) -> Result<u64> {
+        if idx == self.base.index {
+            return Ok(self.base.term);
+        }
+        if idx < self.first() {
+            return Err(Error::Store(StorageError::Compacted));
+        }
+        self.entry(idx).map(|e| e.term).ok_or(Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> Result<u64> {
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> Result<u64> {
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> Result<Snapshot> {
+        match &self.offered {
+            Some(s) if s.get_metadata().index >= request_index => Ok(s.clone()),
+            _ => {
+                self.wanted.set(self.wanted.get().max(request_index.max(1)));
+                Err(Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use raft::storage::MemStorage;
+
+    fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
+        Entry { index, term, data: data.to_vec().into(), ..Entry::default() }
+    }
+
+    /// An operation on both logs, as fractions of what the log holds, so
+    /// every generated operation is one MemStorage accepts (it panics on
+    /// the others, which `refuses_gaps_without_panicking` covers).
+    #[derive(Clone, Debug)]
+    enum Op {
+        Append { at: u8, n: u8, term: u64, size: u8 },
+        Compact { at: u8 },
+        Snapshot { ahead: u8, term: u64 },
+        Commit { at: u8 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (any::<u8>(), 1u8..6, 1u64..5, 0u8..40).prop_map(|(at, n, term, size)| Op::Append { at, n, term, size }),
+            1 => any::<u8>().prop_map(|at| Op::Compact { at }),
+            1 => (0u8..5, 1u64..9).prop_map(|(ahead, term)| Op::Snapshot { ahead, term }),
+            1 => any::<u8>().prop_map(|at| Op::Commit { at }),
+        ]
+    }
+
+    fn pick(lo: u64, hi: u64, at: u8) -> u64 {
+        lo + (hi - lo) * u64::from(at) / 255
+    }
+
+    proptest! {
+        /// The shard's storage answers every Storage query as raft-rs's own
+        /// MemStorage does after the same appends, compactions, snapshots
+        /// and commits: the contract raft-rs 0.7 was written against.
+        #[test]
+        fn answers_as_raft_rs_memstorage(ops in proptest::collection::vec(op(), 1..40)) {
+            let mem = MemStorage::new_with_conf_state((vec![1, 2, 3], vec![]));
+            let mut ours = RaftLog::new(&[1, 2, 3]);
+            let mut terms = std::collections::BTreeMap::new();
+            for op in ops {
+                let (first, last) = (ours.first(), ours.last());
+                match op {
+                    Op::Append { at, n, term, size } => {
+                        let start = pick(first, last + 1, at);
+                        let ents: Vec<Entry> = (0..u64::from(n))
+                            .map(|i| entry(start + i, term, &vec![b'x'; usize::from(size)]))
+                            .collect();
+                        mem.wl().append(&ents).unwrap();
+                        terms.split_off(&start);
+                        terms.extend(ents.iter().map(|e| (e.index, e.term)));
+                        ours.append(&ents).unwrap();
+                    }
+                    // (Compacting every entry loses MemStorage's first index,
+                    // which it derives from its first entry: the unit test
+                    // `compacting_everything_keeps_the_last_term` covers it.)
+                    Op::Compact { at } if last >= first => {
+                        let idx = pick(first, last, at);
+                        mem.wl().compact(idx).unwrap();
+                        ours.compact(idx);
+                    }
+                    Op::Compact { .. } => {}
+                    Op::Snapshot { ahead, term } => {
+                        let mut s = Snapshot::default();
+                        s.mut_metadata().index = last + u64::from(ahead);
+                        s.mut_metadata().term = term;
+                        s.mut_metadata().mut_conf_state().voters = vec![1, 2, 3, 4];
+                        let a = mem.wl().apply_snapshot(s.clone()).is_ok();
+                        prop_assert_eq!(a, ours.apply_snapshot(s).is_ok());
+                        if a {
+                            terms.clear();
+                            terms.insert(last + u64::from(ahead), term);
+                        }
+                    }
+                    Op::Commit { at } => {
+                        if last >= first {
+                            let idx = pick(first, last, at);
+                            mem.wl().commit_to(idx).unwrap();
+                            let term = ours.entry(idx).unwrap().term;
+                            ours.set_commit(idx);
+                            ours.hard.term = term;
+                        }
+                    }
+                }
+                let (first, last) = (ours.first(), ours.last());
+                prop_assert_eq!(mem.first_index().unwrap(), first);
+                prop_assert_eq!(mem.last_index().unwrap(), last);
+                let (m, o) = (mem.initial_state().unwrap(), ours.initial_state().unwrap());
+                prop_assert_eq!((m.hard_state, m.conf_state), (o.hard_state, o.conf_state));
+                for i in first..=last + 2 {
+                    let (m, o) = (mem.term(i), ours.term(i));
+                    prop_assert_eq!(format!("{m:?}"), format!("{o:?}"), "term({})", i);
+                }
+                // Below the first entry MemStorage forgets terms a compaction
+                // dropped; the contract (and raft-rs's log matching) needs
+                // the one just before it, which this log keeps.
+                prop_assert_eq!(ours.term(first - 1).ok(), Some(terms.get(&(first - 1)).copied().unwrap_or(0)));
+                for i in 0..first.saturating_sub(1) {
+                    prop_assert!(matches!(ours.term(i), Err(Error::Store(StorageError::Compacted))));
+                }
+                // (MemStorage indexes its first entry for any range it does
+                // not call compacted, so an empty log is asked nothing.)
+                let queried = first - 1..=last + 1;
+                for lo in queried.filter(|_| last >= first) {
+                    for hi in lo.max(first)..=last + 1 {
+                        for max in [None, Some(0), Some(30), Some(u64::MAX)] {
+                            let ctx = || GetEntriesContext::empty(false);
+                            let (m, o) = (mem.entries(lo, hi, max, ctx()), ours.entries(lo, hi, max, ctx()));
+                            prop_assert_eq!(format!("{m:?}"), format!("{o:?}"), "entries({}, {}, {:?})", lo, hi, max);
+                        }
+                    }
+                }
+                let held: usize = (first..=last).map(|i| ours.entry(i).unwrap().data.len()).sum();
+                prop_assert_eq!(ours.bytes(), held);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_gaps_without_panicking() {
+        let mut log = RaftLog::new(&[1]);
+        log.append(&[entry(1, 1, b"a"), entry(2, 1, b"b")]).unwrap();
+        assert_eq!(log.append(&[entry(4, 1, b"d")]), Err(LogGap { first: 4, have_first: 1, have_last: 2 }));
+        assert!(log.append(&[entry(3, 1, b"c"), entry(5, 1, b"e")]).is_err(), "a gap inside the entries");
+        log.compact(2);
+        assert!(log.append(&[entry(1, 2, b"z")]).is_err(), "rewrites a compacted entry");
+        assert_eq!(log.last(), 2);
+        assert!(matches!(
+            log.entries(1, 2, None, GetEntriesContext::empty(false)),
+            Err(Error::Store(StorageError::Compacted))
+        ));
+        assert!(matches!(
+            log.entries(2, 9, None, GetEntriesContext::empty(false)),
+            Err(Error::Store(StorageError::Unavailable))
+        ));
+    }
+
+    #[test]
+    fn compacting_everything_keeps_the_last_term() {
+        let mut log = RaftLog::new(&[1]);
+        log.append(&[entry(1, 1, b"a"), entry(2, 3, b"b")]).unwrap();
+        log.compact(99);
+        assert_eq!((log.first(), log.last(), log.bytes()), (3, 2, 0));
+        assert_eq!(log.term(2).unwrap(), 3, "the term before the first index stays known");
+        log.append(&[entry(3, 3, b"c")]).unwrap();
+        assert_eq!(log.entries(3, 4, None, GetEntriesContext::empty(false)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_peer_that_needs_compacted_entries_gets_the_offered_snapshot() {
+        let mut log = RaftLog::new(&[1, 2, 3]);
+        log.append(&(1..=10).map(|i| entry(i, 1, b"v")).collect::<Vec<_>>()).unwrap();
+        log.compact(8);
+        assert!(matches!(log.snapshot(7, 2), Err(Error::Store(StorageError::SnapshotTemporarilyUnavailable))));
+        assert_eq!(log.snapshot_wanted(), 7, "the shard is told to prepare one");
+        let mut s = Snapshot::default();
+        s.mut_metadata().index = 7;
+        s.mut_metadata().term = 1;
+        s.data = b"store at 7".to_vec().into();
+        log.offer_snapshot(s.clone());
+        assert_eq!(log.snapshot_wanted(), 0);
+        assert_eq!(log.snapshot(7, 2).unwrap(), s);
+        assert!(log.snapshot(9, 2).is_err(), "a snapshot older than asked is not served");
+        assert_eq!(log.snapshot_wanted(), 9);
+    }
+}
