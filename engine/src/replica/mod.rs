@@ -6,4 +6,9 @@
 //! its user:
 //!
 //! - [`storage`]: the [`raft::Storage`] raft-rs reads the stable log from.
+//! - [`peer`]: the connections between replicas, and their limits.
+//! - [`node`]: the loop that ticks raft-rs, steps peers' messages into it,
+//!   and persists, sends and applies what each `Ready` hands out.
+pub mod node;
+pub mod peer;
 pub mod storage;

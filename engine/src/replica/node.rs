@@ -1,0 +1,407 @@
+//! One replica of a shard's group, driven inside the shard's executor:
+//! raft-rs's `RawNode` with a timer that ticks it, the peer connections
+//! that feed it (`step`), and the loop that takes each `Ready`, persists it,
+//! sends its messages, applies what is committed, and `advance`s.
+//!
+//! # One `Ready`, in order
+//!
+//! 1. Messages that may leave before the entries are stable (a leader's
+//!    appends: the leader counts itself only once its own log has them).
+//! 2. A snapshot received from the leader replaces the log and the state.
+//! 3. Committed entries are applied, in index order.
+//! 4. New entries and the hard state are made stable in the [`RaftLog`].
+//! 5. Messages that must follow stability (votes, append answers) leave.
+//! 6. `advance`, then what it hands back: a commit index, more messages,
+//!    more committed entries.
+//!
+//! Every wait — a tick due, a message in, a proposal, a read — wakes the
+//! one loop; it never blocks the shard (the log and peer writes are tasks
+//! of their own).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::Duration;
+
+use glommio::net::TcpStream;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::{RawNode, ReadState, StateRole};
+
+use super::peer::{self, Link, PeerError};
+use super::storage::RaftLog;
+
+/// What a replica applies committed entries to (the shard's store).
+pub trait StateMachine {
+    /// Applies a committed entry's data (a client batch), in index order.
+    /// Every replica applies the same entries in the same order.
+    fn apply(&mut self, index: u64, term: u64, data: &[u8]);
+    /// A read index confirmed: reads asked with `ctx` may be served once
+    /// entries up to `index` are applied.
+    fn read_ready(&mut self, state: ReadState);
+    /// Replaces the state with a snapshot's (a replica far behind).
+    fn restore(&mut self, snapshot: &Snapshot);
+}
+
+/// A replica's settings.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// The group (the shard's index); every replica of it uses the same.
+    pub group: u32,
+    /// This replica's id within the group (not 0).
+    pub id: u64,
+    /// Every other member: its id and its peer address.
+    pub peers: Vec<(u64, SocketAddr)>,
+    /// Time between ticks.
+    pub tick: Duration,
+    /// Ticks without a leader's word before a follower stands for election
+    /// (raft-rs randomises it between this and twice this).
+    pub election_ticks: usize,
+    /// Ticks between a leader's heartbeats.
+    pub heartbeat_ticks: usize,
+    /// The last entry the state machine already holds (from a snapshot).
+    pub applied: u64,
+}
+
+/// Why a proposal was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// This replica is not the leader; `leader` is the one it knows of.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader's id, when known.
+        leader: Option<u64>,
+    },
+    /// The leader refused it (a leadership transfer is under way).
+    #[error("the leader is not taking proposals now")]
+    Dropped,
+}
+
+/// Where a proposal went: it succeeded if the entry applied at `index`
+/// has this `term`, and failed for good if another term's entry is applied
+/// there (a new leader replaced it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// The entry's index.
+    pub index: u64,
+    /// The term it was proposed in.
+    pub term: u64,
+}
+
+/// What the node's status shows of a replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// This replica's id.
+    pub id: u64,
+    /// The leader it knows of (0: none).
+    pub leader: u64,
+    /// The current term.
+    pub term: u64,
+    /// Whether it leads.
+    pub leading: bool,
+    /// Highest committed index it knows of.
+    pub commit: u64,
+    /// Highest index applied to its state machine.
+    pub applied: u64,
+}
+
+/// One replica (see the module comment). Clone-free: share it in an `Rc`.
+pub struct Replica {
+    group: u32,
+    id: u64,
+    tick: Duration,
+    raw: RefCell<RawNode<RaftLog>>,
+    links: HashMap<u64, Rc<Link>>,
+    members: Vec<u64>,
+    kicked: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+    stopping: Cell<bool>,
+    applied: Cell<u64>,
+    /// Sockets of the connections peers dialled, shut down by [`Replica::stop`].
+    inbound: RefCell<HashMap<u64, RawFd>>,
+    next_inbound: Cell<u64>,
+}
+
+/// Removes a served connection from [`Replica::stop`]'s list.
+struct Served<'a>(&'a Replica, u64);
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        self.0.inbound.borrow_mut().remove(&self.1);
+    }
+}
+
+impl Replica {
+    /// A replica over `log` (empty for a new group, or what was persisted).
+    pub fn new(cfg: &ReplicaConfig, log: RaftLog) -> raft::Result<Replica> {
+        let raft_cfg = raft::Config {
+            id: cfg.id,
+            election_tick: cfg.election_ticks,
+            heartbeat_tick: cfg.heartbeat_ticks,
+            applied: cfg.applied,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            // A leader cut off from a majority steps down after an election
+            // timeout; a partitioned replica does not disturb the others'
+            // term when it comes back (pre-vote).
+            check_quorum: true,
+            pre_vote: true,
+            // Reads are confirmed by a heartbeat round (ReadIndex), not by
+            // a lease that would rest on clocks.
+            read_only_option: raft::ReadOnlyOption::Safe,
+            ..raft::Config::default()
+        };
+        raft_cfg.validate()?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&raft_cfg, log, &logger)?;
+        let links = cfg.peers.iter().map(|&(id, addr)| (id, Rc::new(Link::new(id, addr)))).collect();
+        let mut members: Vec<u64> = cfg.peers.iter().map(|p| p.0).collect();
+        members.push(cfg.id);
+        Ok(Replica {
+            group: cfg.group,
+            id: cfg.id,
+            tick: cfg.tick,
+            raw: RefCell::new(raw),
+            links,
+            members,
+            kicked: Cell::new(false),
+            waker: RefCell::new(None),
+            stopping: Cell::new(false),
+            applied: Cell::new(cfg.applied),
+            inbound: RefCell::new(HashMap::new()),
+            next_inbound: Cell::new(0),
+        })
+    }
+
+    /// This replica's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where the group stands, as this replica sees it.
+    pub fn status(&self) -> ReplicaStatus {
+        let raw = self.raw.borrow();
+        ReplicaStatus {
+            id: self.id,
+            leader: raw.raft.leader_id,
+            term: raw.raft.term,
+            leading: raw.raft.state == StateRole::Leader,
+            commit: raw.raft.raft_log.committed,
+            applied: self.applied.get(),
+        }
+    }
+
+    /// The persisted log (read-only: the replica owns it).
+    pub fn with_log<R>(&self, f: impl FnOnce(&RaftLog) -> R) -> R {
+        f(self.raw.borrow().store())
+    }
+
+    /// Proposes `data` (one client batch) as the next entry, on the leader.
+    pub fn propose(&self, data: Vec<u8>) -> Result<Proposal, ProposeError> {
+        let mut raw = self.raw.borrow_mut();
+        if raw.raft.state != StateRole::Leader {
+            let leader = raw.raft.leader_id;
+            return Err(ProposeError::NotLeader { leader: (leader != 0).then_some(leader) });
+        }
+        raw.propose(Vec::new(), data).map_err(|_| ProposeError::Dropped)?;
+        let p = Proposal { index: raw.raft.raft_log.last_index(), term: raw.raft.term };
+        drop(raw);
+        self.kick();
+        Ok(p)
+    }
+
+    /// Asks the leader to confirm it still leads (ReadIndex); the answer
+    /// reaches [`StateMachine::read_ready`] with `ctx`. A follower forwards
+    /// the request to the leader it knows of; with none, nothing answers
+    /// and the caller times out.
+    pub fn read_index(&self, ctx: Vec<u8>) {
+        self.raw.borrow_mut().read_index(ctx);
+        self.kick();
+    }
+
+    /// Takes the persisted log out, once [`Replica::run`] has ended (to start
+    /// the replica again over it).
+    pub fn take_log(&self) -> RaftLog {
+        std::mem::take(self.raw.borrow_mut().mut_store())
+    }
+
+    /// Asks the loop ([`Replica::run`]) to end, and closes the connections
+    /// peers dialled (so they notice at once and redial later).
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        for &fd in self.inbound.borrow().values() {
+            // SAFETY: `fd` is the socket of a stream `serve` still owns
+            // (it leaves the list before the stream is dropped); shutdown
+            // does not close it, it ends the reads `serve` waits in.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        for l in self.links.values() {
+            l.stop();
+        }
+        self.kick();
+    }
+
+    /// Serves one connection a peer dialled: its hello, then its messages,
+    /// each stepped into the group. Returns why it ended.
+    pub async fn serve(&self, mut stream: TcpStream) -> PeerError {
+        if self.stopping.get() {
+            return PeerError::Io(std::io::ErrorKind::ConnectionAborted.into());
+        }
+        let conn = self.next_inbound.replace(self.next_inbound.get() + 1);
+        self.inbound.borrow_mut().insert(conn, stream.as_raw_fd());
+        let _served = Served(self, conn);
+        let mut h = [0u8; peer::HELLO];
+        if let Err(e) = futures_lite::AsyncReadExt::read_exact(&mut stream, &mut h).await {
+            return e.into();
+        }
+        let from = match peer::parse_hello(&h) {
+            Ok((group, _)) if group != self.group => return PeerError::WrongGroup { got: group, want: self.group },
+            Ok((_, from)) if from == self.id || !self.members.contains(&from) => return PeerError::UnknownPeer(from),
+            Ok((_, from)) => from,
+            Err(e) => return e,
+        };
+        let mut buf = Vec::new();
+        loop {
+            let msg = match peer::read_message(&mut stream, &mut buf).await {
+                Ok(m) => m,
+                Err(e) => return e,
+            };
+            if msg.from != from || msg.to != self.id {
+                return PeerError::Misaddressed { from: msg.from, to: msg.to, peer: from, me: self.id };
+            }
+            if let Err(e) = self.raw.borrow_mut().step(msg) {
+                return PeerError::Refused(e.to_string());
+            }
+            self.kick();
+        }
+    }
+
+    /// Runs the replica until [`Replica::stop`]: ticks, and handles every
+    /// `Ready` (see the module comment). Starts the links to the peers.
+    pub async fn run(&self, sm: &mut impl StateMachine) {
+        let tasks: Vec<_> = self
+            .links
+            .values()
+            .map(|l| {
+                let (l, group, me) = (l.clone(), self.group, self.id);
+                glommio::spawn_local(async move { l.run(group, me, Duration::from_millis(50)).await })
+            })
+            .collect();
+        let mut next_tick = std::time::Instant::now() + self.tick;
+        while !self.stopping.get() {
+            let now = std::time::Instant::now();
+            if now >= next_tick {
+                self.raw.borrow_mut().tick();
+                next_tick = now + self.tick;
+            }
+            for l in self.links.values() {
+                if l.take_unreachable() {
+                    self.raw.borrow_mut().report_unreachable(l.peer);
+                }
+            }
+            self.handle_ready(sm);
+            let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+            futures_lite::future::or(glommio::timer::sleep(wait), self.kicked()).await;
+        }
+        for t in tasks {
+            t.await;
+        }
+    }
+
+    fn kick(&self) {
+        self.kicked.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    async fn kicked(&self) {
+        std::future::poll_fn(|cx| {
+            if self.kicked.replace(false) {
+                return std::task::Poll::Ready(());
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    fn send(&self, msgs: Vec<Message>) {
+        for m in msgs {
+            if let Some(l) = self.links.get(&m.to) {
+                l.send(m);
+            }
+        }
+    }
+
+    fn handle_ready(&self, sm: &mut impl StateMachine) {
+        let mut raw = self.raw.borrow_mut();
+        if !raw.has_ready() {
+            return;
+        }
+        let mut rd = raw.ready();
+        self.send(rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            let snap = rd.snapshot().clone();
+            sm.restore(&snap);
+            let index = snap.get_metadata().index;
+            // raft-rs hands a snapshot out only when it is newer than the
+            // log, so the log takes it.
+            if raw.mut_store().apply_snapshot(snap).is_ok() {
+                self.applied.set(index);
+            }
+        }
+        for s in rd.take_read_states() {
+            sm.read_ready(s);
+        }
+        self.apply(&mut raw, sm, rd.take_committed_entries());
+        if let Err(gap) = raw.mut_store().append(rd.entries()) {
+            // raft-rs hands out entries that continue its stable log, so a
+            // gap is a bug; going on would fork the group, so the replica
+            // stops (its peers elect without it).
+            eprintln!("group {} replica {}: raft log: {gap}; replica stopped", self.group, self.id);
+            drop(raw);
+            self.stop();
+            return;
+        }
+        if let Some(hs) = rd.hs() {
+            raw.mut_store().set_hard_state(hs.clone());
+        }
+        self.send(rd.take_persisted_messages());
+        let mut light = raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            raw.mut_store().set_commit(commit);
+        }
+        self.send(light.take_messages());
+        self.apply(&mut raw, sm, light.take_committed_entries());
+        raw.advance_apply();
+    }
+
+    fn apply(&self, raw: &mut RawNode<RaftLog>, sm: &mut impl StateMachine, entries: Vec<Entry>) {
+        for e in entries {
+            match e.get_entry_type() {
+                EntryType::EntryNormal if !e.data.is_empty() => sm.apply(e.index, e.term, &e.data),
+                EntryType::EntryNormal => {}
+                EntryType::EntryConfChange => {
+                    let mut cc = ConfChange::default();
+                    if protobuf::Message::merge_from_bytes(&mut cc, &e.data).is_ok()
+                        && let Ok(cs) = raw.apply_conf_change(&cc)
+                    {
+                        raw.mut_store().set_conf_state(cs);
+                    }
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let mut cc = ConfChangeV2::default();
+                    if protobuf::Message::merge_from_bytes(&mut cc, &e.data).is_ok()
+                        && let Ok(cs) = raw.apply_conf_change(&cc)
+                    {
+                        raw.mut_store().set_conf_state(cs);
+                    }
+                }
+            }
+            self.applied.set(e.index);
+        }
+    }
+}

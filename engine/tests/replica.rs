@@ -1,0 +1,286 @@
+//! Three replicas of one group, each on its own glommio executor thread,
+//! talking over loopback TCP through the replica module's peer wire: they
+//! elect a leader, apply the same entries in the same order, elect another
+//! when the leader stops, and a stopped replica restarted over its log
+//! catches up. Nothing is mocked but the state machine, which records what
+//! it is given.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::replica::node::{Proposal, ProposeError, Replica, ReplicaConfig, ReplicaStatus, StateMachine};
+use engine::replica::storage::RaftLog;
+use glommio::{LocalExecutorBuilder, Placement};
+use raft::ReadState;
+use raft::eraftpb::Snapshot;
+
+type Applied = Arc<Mutex<Vec<(u64, u64, Vec<u8>)>>>;
+/// Confirmed reads: the context asked with and the read index.
+type Reads = Arc<Mutex<Vec<(Vec<u8>, u64)>>>;
+
+/// Records every applied entry and every confirmed read.
+struct Recorder {
+    applied: Applied,
+    reads: Reads,
+}
+
+impl StateMachine for Recorder {
+    fn apply(&mut self, index: u64, term: u64, data: &[u8]) {
+        self.applied.lock().unwrap().push((index, term, data.to_vec()));
+    }
+    fn read_ready(&mut self, state: ReadState) {
+        self.reads.lock().unwrap().push((state.request_ctx, state.index));
+    }
+    fn restore(&mut self, _: &Snapshot) {
+        panic!("no snapshot is taken in these tests");
+    }
+}
+
+enum Cmd {
+    Propose(Vec<u8>, mpsc::Sender<Result<Proposal, ProposeError>>),
+    ReadIndex(Vec<u8>),
+    Stop,
+}
+
+struct Node {
+    id: u64,
+    cmds: mpsc::Sender<Cmd>,
+    applied: Applied,
+    reads: Reads,
+    status: Arc<Mutex<Option<ReplicaStatus>>>,
+    thread: glommio::ExecutorJoinHandle<RaftLog>,
+}
+
+const TICK: Duration = Duration::from_millis(20);
+
+/// Starts replica `id` listening on `addr`'s port (0: any), over `log`.
+/// Returns the node once its address is known, and the sender for its
+/// peers' addresses.
+fn start(id: u64, addr: SocketAddr, log: RaftLog) -> (Node, SocketAddr, mpsc::Sender<Vec<(u64, SocketAddr)>>) {
+    let (cmds, cmd_rx) = mpsc::channel();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (peers_tx, peers_rx) = mpsc::channel::<Vec<(u64, SocketAddr)>>();
+    let applied = Applied::default();
+    let reads = Reads::default();
+    let status = Arc::new(Mutex::new(None));
+    let (a, r, s) = (applied.clone(), reads.clone(), status.clone());
+    let thread = LocalExecutorBuilder::new(Placement::Unbound)
+        .name(&format!("replica{id}"))
+        .io_memory(1 << 20)
+        .spawn(move || async move {
+            // Bound without SO_REUSEPORT (glommio's own bind sets it), as
+            // the server binds: a port still held is an error, not shared.
+            let std_listener = engine::server::bind_one("127.0.0.1", addr.port()).unwrap();
+            // SAFETY: the fd is a listening TCP socket this closure owns,
+            // handed over by `into_raw_fd`.
+            let listener = unsafe {
+                <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(
+                    std_listener,
+                ))
+            };
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            let peers = peers_rx.recv().unwrap();
+            let cfg =
+                ReplicaConfig { group: 0, id, peers, tick: TICK, election_ticks: 10, heartbeat_ticks: 2, applied: 0 };
+            let replica = std::rc::Rc::new(Replica::new(&cfg, log).unwrap());
+            let accept = {
+                let replica = replica.clone();
+                glommio::spawn_local(async move {
+                    while let Ok(stream) = listener.accept().await {
+                        let replica = replica.clone();
+                        glommio::spawn_local(async move { replica.serve(stream).await }).detach();
+                    }
+                })
+            };
+            let control = {
+                let replica = replica.clone();
+                glommio::spawn_local(async move {
+                    loop {
+                        *s.lock().unwrap() = Some(replica.status());
+                        match cmd_rx.try_recv() {
+                            Ok(Cmd::Propose(data, reply)) => {
+                                let _ = reply.send(replica.propose(data));
+                            }
+                            Ok(Cmd::ReadIndex(ctx)) => replica.read_index(ctx),
+                            Ok(Cmd::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
+                                replica.stop();
+                                return;
+                            }
+                            Err(mpsc::TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(2)).await,
+                        }
+                    }
+                })
+            };
+            let mut sm = Recorder { applied: a, reads: r };
+            replica.run(&mut sm).await;
+            control.await;
+            // The listener and every peer connection close with the
+            // executor, as they would if the process died.
+            accept.cancel().await;
+            replica.take_log()
+        })
+        .unwrap();
+    let bound = addr_rx.recv().unwrap();
+    (Node { id, cmds, applied, reads, status, thread }, bound, peers_tx)
+}
+
+fn start_group(n: u64) -> (Vec<Node>, Vec<SocketAddr>) {
+    let mut nodes = Vec::new();
+    let mut addrs = Vec::new();
+    let mut senders = Vec::new();
+    for id in 1..=n {
+        let (node, addr, peers) = start(id, "127.0.0.1:0".parse().unwrap(), RaftLog::new(&(1..=n).collect::<Vec<_>>()));
+        nodes.push(node);
+        addrs.push(addr);
+        senders.push(peers);
+    }
+    for (i, tx) in senders.iter().enumerate() {
+        tx.send(peers_of(i as u64 + 1, &addrs)).unwrap();
+    }
+    (nodes, addrs)
+}
+
+fn peers_of(id: u64, addrs: &[SocketAddr]) -> Vec<(u64, SocketAddr)> {
+    addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, *a)).filter(|p| p.0 != id).collect()
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The leader all of `nodes` agree on (and it says it leads).
+fn leader(nodes: &[&Node]) -> u64 {
+    wait_for("one leader", || {
+        let st: Vec<ReplicaStatus> = nodes.iter().map(|n| *n.status.lock().unwrap()).collect::<Option<_>>()?;
+        let l = st[0].leader;
+        (l != 0 && st.iter().all(|s| s.leader == l) && st.iter().any(|s| s.id == l && s.leading)).then_some(l)
+    })
+}
+
+/// Proposes `data` until a leader takes it; returns where it went.
+fn propose(nodes: &[&Node], data: &[u8]) -> Proposal {
+    wait_for("a leader to take a proposal", || {
+        let l = leader(nodes);
+        let node = nodes.iter().find(|n| n.id == l)?;
+        let (tx, rx) = mpsc::channel();
+        node.cmds.send(Cmd::Propose(data.to_vec(), tx)).ok()?;
+        rx.recv().ok()?.ok()
+    })
+}
+
+fn applied_len(n: &Node) -> usize {
+    n.applied.lock().unwrap().len()
+}
+
+/// Waits until every node applied `count` entries, and checks they applied
+/// the same entries in the same order.
+fn agree(nodes: &[&Node], count: usize) -> Vec<(u64, u64, Vec<u8>)> {
+    wait_for("every replica to apply every entry", || nodes.iter().all(|n| applied_len(n) >= count).then_some(()));
+    let first = nodes[0].applied.lock().unwrap().clone();
+    assert_eq!(first.len(), count, "replica {} applied more than was proposed", nodes[0].id);
+    for n in &nodes[1..] {
+        assert_eq!(*n.applied.lock().unwrap(), first, "replicas {} and {} differ", nodes[0].id, n.id);
+    }
+    first
+}
+
+#[test]
+fn three_replicas_agree_elect_anew_and_catch_up_a_restarted_one() {
+    let (mut nodes, addrs) = start_group(3);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let mut proposed = Vec::new();
+    for i in 0..200u32 {
+        let data = format!("batch {i}").into_bytes();
+        proposed.push((propose(&all, &data), data));
+    }
+    let applied = agree(&all, 200);
+    for ((p, data), (index, term, got)) in proposed.iter().zip(&applied) {
+        assert_eq!((p.index, p.term, data), (*index, *term, got), "a proposal applied where it was told");
+    }
+
+    // The leader stops; the other two elect one of themselves and go on.
+    let old = leader(&all);
+    let gone = nodes.iter().position(|n| n.id == old).unwrap();
+    let stopped = nodes.remove(gone);
+    stopped.cmds.send(Cmd::Stop).unwrap();
+    let log = stopped.thread.join().unwrap();
+    assert_eq!(log.hard_state().commit, applied.last().unwrap().0, "the stopped leader's log kept its commit");
+    let rest: Vec<&Node> = nodes.iter().collect();
+    let new = leader(&rest);
+    assert_ne!(new, old);
+    for i in 200..300u32 {
+        propose(&rest, format!("batch {i}").as_bytes());
+    }
+    let after = agree(&rest, 300);
+    assert_eq!(after[..200], applied[..], "entries committed before the failover stay as they were");
+
+    // The old leader comes back over its log, on its address, and catches
+    // up: it applies all 300 entries again, the same ones.
+    let (back, _, peers) = start(old, addrs[old as usize - 1], log);
+    peers.send(peers_of(old, &addrs)).unwrap();
+    nodes.push(back);
+    let all: Vec<&Node> = nodes.iter().collect();
+    propose(&all, b"after the restart");
+    let last = agree(&all, 301);
+    assert_eq!(last[..300], after[..]);
+
+    // A read index asked on a follower is confirmed through the leader.
+    let l = leader(&all);
+    let follower = all.iter().find(|n| n.id != l).unwrap();
+    follower.cmds.send(Cmd::ReadIndex(b"read 1".to_vec())).unwrap();
+    let index = wait_for("a confirmed read index", || {
+        follower.reads.lock().unwrap().iter().find(|r| r.0 == b"read 1").map(|r| r.1)
+    });
+    assert!(index >= last.last().unwrap().0, "the read index covers every committed entry");
+
+    for n in nodes {
+        n.cmds.send(Cmd::Stop).unwrap();
+        n.thread.join().unwrap();
+    }
+}
+
+#[test]
+fn strangers_on_the_peer_port_are_shut_out_and_the_group_goes_on() {
+    use std::io::{Read, Write};
+    let (nodes, addrs) = start_group(3);
+    let all: Vec<&Node> = nodes.iter().collect();
+    propose(&all, b"before");
+    let group_of = |group: u32, from: u64| engine::replica::peer::hello(group, from).to_vec();
+    let mut oversized = group_of(0, 2);
+    oversized.extend_from_slice(&u32::MAX.to_le_bytes());
+    let attempts: [(&str, Vec<u8>); 5] = [
+        ("RESP on the peer port", b"*1\r\n$4\r\nPING\r\n...........".to_vec()),
+        ("another group", group_of(9, 2)),
+        ("a replica that is not a member", group_of(0, 7)),
+        ("this replica's own id", group_of(0, 1)),
+        ("undecodable message", [group_of(0, 2), vec![3, 0, 0, 0, 0xff, 0xff, 0xff]].concat()),
+    ];
+    for (what, bytes) in attempts.iter().chain([("a 4 GiB length", oversized)].iter()) {
+        let mut s = std::net::TcpStream::connect(addrs[0]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut buf = [0u8; 16];
+        // Closed: an end of file, or a reset when unread bytes were left.
+        let got = s.read(&mut buf);
+        assert!(
+            matches!(&got, Ok(0)) || matches!(&got, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{what}: the replica must close the connection, got {got:?}"
+        );
+    }
+    propose(&all, b"after");
+    let applied = agree(&all, 2);
+    assert_eq!(applied[1].2, b"after");
+    for n in nodes {
+        n.cmds.send(Cmd::Stop).unwrap();
+        n.thread.join().unwrap();
+    }
+}
