@@ -223,6 +223,25 @@ fn a_stale_record_is_not_replayed() {
 }
 
 #[test]
+fn a_replicated_shards_log_is_refused_by_a_shard_that_is_not_replicated() {
+    let dir = TempDir::new("durable-raft-record");
+    let data = dir.join("d");
+    let (seg, mut bytes) = twenty_sets_then_kill(&data);
+    // The segment's first record becomes a Raft entry (sealed, valid).
+    let mut j = record::Journal::new(1);
+    j.append(&Entry::RaftEntry(b"a raft entry"));
+    let mut rec = Vec::new();
+    j.take(&mut rec);
+    record::seal(&mut rec, 1);
+    bytes[engine::log::BLOCK..].fill(0);
+    bytes[engine::log::BLOCK..engine::log::BLOCK + rec.len()].copy_from_slice(&rec);
+    std::fs::write(&seg, &bytes).expect("write");
+    let (code, err) = refused(&data, &["--fsync", "always"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("record 1: a Raft record") && err.contains(&seg.display().to_string()), "{err}");
+}
+
+#[test]
 fn a_data_dir_of_another_layout_is_refused() {
     let dir = TempDir::new("durable-layout");
     let data = dir.join("d");

@@ -10,11 +10,15 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::log::writer::{self, LogState, Writer};
+use engine::log::{Durability, Fsync, recover};
 use engine::replica::node::{Proposal, ProposeError, Replica, ReplicaConfig, ReplicaStatus, StateMachine};
 use engine::replica::storage::RaftLog;
 use glommio::{LocalExecutorBuilder, Placement};
 use raft::ReadState;
 use raft::eraftpb::Snapshot;
+use std::path::PathBuf;
+use std::rc::Rc;
 
 type Applied = Arc<Mutex<Vec<(u64, u64, Vec<u8>)>>>;
 /// Confirmed reads: the context asked with and the read index.
@@ -55,10 +59,23 @@ struct Node {
 
 const TICK: Duration = Duration::from_millis(20);
 
-/// Starts replica `id` listening on `addr`'s port (0: any), over `log`.
+/// What a replica starts over.
+enum Over {
+    /// A log kept in memory (a new one, or one a stopped replica left).
+    Memory(Box<RaftLog>),
+    /// A shard log in this directory (`fsync always`), recovered at start.
+    Disk(PathBuf),
+}
+
+/// Starts replica `id` listening on `addr`'s port (0: any), over `over`.
 /// Returns the node once its address is known, and the sender for its
 /// peers' addresses.
-fn start(id: u64, addr: SocketAddr, log: RaftLog) -> (Node, SocketAddr, mpsc::Sender<Vec<(u64, SocketAddr)>>) {
+fn start(
+    id: u64,
+    addr: SocketAddr,
+    over: Over,
+    voters: u64,
+) -> (Node, SocketAddr, mpsc::Sender<Vec<(u64, SocketAddr)>>) {
     let (cmds, cmd_rx) = mpsc::channel();
     let (addr_tx, addr_rx) = mpsc::channel();
     let (peers_tx, peers_rx) = mpsc::channel::<Vec<(u64, SocketAddr)>>();
@@ -84,7 +101,30 @@ fn start(id: u64, addr: SocketAddr, log: RaftLog) -> (Node, SocketAddr, mpsc::Se
             let peers = peers_rx.recv().unwrap();
             let cfg =
                 ReplicaConfig { group: 0, id, peers, tick: TICK, election_ticks: 10, heartbeat_ticks: 2, applied: 0 };
-            let replica = std::rc::Rc::new(Replica::new(&cfg, log).unwrap());
+            let (log, durable, writer) = match over {
+                Over::Memory(log) => (*log, None, None),
+                Over::Disk(dir) => {
+                    let mut log = RaftLog::new(&(1..=voters).collect::<Vec<_>>());
+                    let r = recover::recover_raft(&dir, 0, &mut log, false).unwrap();
+                    let state = Rc::new(LogState::new(Fsync::Always, r.next_seq - 1));
+                    state.adopt(r.chain.clone(), r.spare.clone(), r.replayed_bytes);
+                    let d = Durability {
+                        data_dir: dir.clone(),
+                        fsync: Fsync::Always,
+                        segment_bytes: engine::log::SEGMENT_MIN,
+                        truncate_corrupt: false,
+                        snapshot_after: 0,
+                    };
+                    let writer = Writer::open(&dir, 0, &d, r.resume).await.unwrap();
+                    (log, Some((state, r.next_seq)), Some(writer))
+                }
+            };
+            let state = durable.as_ref().map(|d: &(Rc<LogState>, u64)| d.0.clone());
+            let replica = Rc::new(Replica::new(&cfg, log, durable).unwrap());
+            let writer = writer.map(|w| {
+                let (replica, state) = (replica.clone(), state.clone().unwrap());
+                glommio::spawn_local(async move { writer::run(w, &state, |spare| replica.journal_take(spare)).await })
+            });
             let accept = {
                 let replica = replica.clone();
                 glommio::spawn_local(async move {
@@ -116,6 +156,10 @@ fn start(id: u64, addr: SocketAddr, log: RaftLog) -> (Node, SocketAddr, mpsc::Se
             let mut sm = Recorder { applied: a, reads: r };
             replica.run(&mut sm).await;
             control.await;
+            if let (Some(w), Some(state)) = (writer, state) {
+                state.stop();
+                w.await;
+            }
             // The listener and every peer connection close with the
             // executor, as they would if the process died.
             accept.cancel().await;
@@ -126,12 +170,18 @@ fn start(id: u64, addr: SocketAddr, log: RaftLog) -> (Node, SocketAddr, mpsc::Se
     (Node { id, cmds, applied, reads, status, thread }, bound, peers_tx)
 }
 
-fn start_group(n: u64) -> (Vec<Node>, Vec<SocketAddr>) {
+/// Starts replicas 1..=n, in memory, or each over its own directory in
+/// `dirs`.
+fn start_group(n: u64, dirs: Option<&[PathBuf]>) -> (Vec<Node>, Vec<SocketAddr>) {
     let mut nodes = Vec::new();
     let mut addrs = Vec::new();
     let mut senders = Vec::new();
     for id in 1..=n {
-        let (node, addr, peers) = start(id, "127.0.0.1:0".parse().unwrap(), RaftLog::new(&(1..=n).collect::<Vec<_>>()));
+        let over = match dirs {
+            Some(d) => Over::Disk(d[id as usize - 1].clone()),
+            None => Over::Memory(Box::new(RaftLog::new(&(1..=n).collect::<Vec<_>>()))),
+        };
+        let (node, addr, peers) = start(id, "127.0.0.1:0".parse().unwrap(), over, n);
         nodes.push(node);
         addrs.push(addr);
         senders.push(peers);
@@ -195,7 +245,21 @@ fn agree(nodes: &[&Node], count: usize) -> Vec<(u64, u64, Vec<u8>)> {
 
 #[test]
 fn three_replicas_agree_elect_anew_and_catch_up_a_restarted_one() {
-    let (mut nodes, addrs) = start_group(3);
+    elect_fail_over_and_catch_up(None);
+}
+
+#[test]
+fn durable_replicas_do_the_same_and_a_restarted_one_recovers_its_log_from_disk() {
+    let dirs: Vec<_> = (0..3).map(|_| testkit::TempDir::new("replica")).collect();
+    let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+    elect_fail_over_and_catch_up(Some(&paths));
+}
+
+/// Three replicas: 200 entries, the leader stops, 100 more, the old leader
+/// restarts (over the log it left in memory, or over its directory) and
+/// catches up, and a read index asked on a follower is confirmed.
+fn elect_fail_over_and_catch_up(dirs: Option<&[PathBuf]>) {
+    let (mut nodes, addrs) = start_group(3, dirs);
     let all: Vec<&Node> = nodes.iter().collect();
     let mut proposed = Vec::new();
     for i in 0..200u32 {
@@ -213,7 +277,20 @@ fn three_replicas_agree_elect_anew_and_catch_up_a_restarted_one() {
     let stopped = nodes.remove(gone);
     stopped.cmds.send(Cmd::Stop).unwrap();
     let log = stopped.thread.join().unwrap();
-    assert_eq!(log.hard_state().commit, applied.last().unwrap().0, "the stopped leader's log kept its commit");
+    let (term, commit) = (log.hard_state().term, log.hard_state().commit);
+    assert_eq!(commit, applied.last().unwrap().0, "the stopped leader's log kept its commit");
+    let over = match dirs {
+        Some(d) => {
+            let dir = d[old as usize - 1].clone();
+            let mut recovered = RaftLog::new(&[1, 2, 3]);
+            recover::recover_raft(&dir, 0, &mut recovered, false).unwrap();
+            assert_eq!(recovered.hard_state(), log.hard_state(), "the hard state came back from disk");
+            assert_eq!((recovered.first(), recovered.last()), (log.first(), log.last()), "so did the entries");
+            assert!(term >= 1 && recovered.hard_state().vote != 0, "it had voted");
+            Over::Disk(dir)
+        }
+        None => Over::Memory(Box::new(log)),
+    };
     let rest: Vec<&Node> = nodes.iter().collect();
     let new = leader(&rest);
     assert_ne!(new, old);
@@ -225,7 +302,7 @@ fn three_replicas_agree_elect_anew_and_catch_up_a_restarted_one() {
 
     // The old leader comes back over its log, on its address, and catches
     // up: it applies all 300 entries again, the same ones.
-    let (back, _, peers) = start(old, addrs[old as usize - 1], log);
+    let (back, _, peers) = start(old, addrs[old as usize - 1], over, 3);
     peers.send(peers_of(old, &addrs)).unwrap();
     nodes.push(back);
     let all: Vec<&Node> = nodes.iter().collect();
@@ -251,7 +328,7 @@ fn three_replicas_agree_elect_anew_and_catch_up_a_restarted_one() {
 #[test]
 fn strangers_on_the_peer_port_are_shut_out_and_the_group_goes_on() {
     use std::io::{Read, Write};
-    let (nodes, addrs) = start_group(3);
+    let (nodes, addrs) = start_group(3, None);
     let all: Vec<&Node> = nodes.iter().collect();
     propose(&all, b"before");
     let group_of = |group: u32, from: u64| engine::replica::peer::hello(group, from).to_vec();

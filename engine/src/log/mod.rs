@@ -165,6 +165,20 @@ pub enum LogError {
         /// The store's refusal.
         source: crate::store::StoreError,
     },
+    /// A record that what the log rebuilds cannot take: a Raft record in a
+    /// shard that is not replicated or the other way round, or a Raft
+    /// entry that does not continue the Raft log.
+    #[error("{path} byte {offset}: record {seq}: {why}")]
+    Refused {
+        /// The segment.
+        path: PathBuf,
+        /// The record's offset.
+        offset: u64,
+        /// Its sequence number.
+        seq: u64,
+        /// Why.
+        why: String,
+    },
 }
 
 impl LogError {

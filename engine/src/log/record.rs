@@ -9,7 +9,7 @@
 //! | 4 | 4 | `len`: header, key and value, unpadded |
 //! | 8 | 8 | `seq`: this record's sequence number (1, 2, 3, … per shard) |
 //! | 16 | 8 | `group`: the first sequence number of the commit that wrote it |
-//! | 24 | 1 | kind: 1 SET, 2 DELETE, 3 EXPIRE, 4 CLEAR |
+//! | 24 | 1 | kind: 1 SET, 2 DELETE, 3 EXPIRE, 4 CLEAR, 5 RAFT ENTRY, 6 RAFT STATE |
 //! | 25 | 3 | zero |
 //! | 28 | 4 | key length |
 //! | 32 | 8 | expiry, unix ms (0: none) |
@@ -24,6 +24,14 @@
 //! land in any order — from corruption in the middle: a valid record of a
 //! *later* commit behind a bad one proves the bad one was written whole
 //! once (see `recover`).
+//!
+//! A replicated shard's log holds its Raft group's log instead (see
+//! `replica`): RAFT ENTRY records carry a raft-rs `Entry` (index, term,
+//! the client batch), RAFT STATE records a `HardState` (term, vote,
+//! commit), each protobuf-encoded in the value; the key is empty and the
+//! expiry 0. The sequence number still grows by one per record whatever
+//! the Raft index does: a new leader's entries that replace a deposed
+//! one's tail are new records, and replay gives them the same effect.
 //!
 //! A record describes the write's result, not the command: a SET carries
 //! the expiry the key ended with (SET KEEPTTL, INCR and APPEND resolved),
@@ -40,6 +48,8 @@ const KIND_SET: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_EXPIRE: u8 = 3;
 const KIND_CLEAR: u8 = 4;
+const KIND_RAFT_ENTRY: u8 = 5;
+const KIND_RAFT_STATE: u8 = 6;
 
 /// One logged change of a shard's store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +77,10 @@ pub enum Entry<'a> {
     },
     /// Every key was removed (FLUSHDB).
     Clear,
+    /// A Raft log entry (raft-rs's `Entry`, protobuf-encoded).
+    RaftEntry(&'a [u8]),
+    /// A Raft hard state (raft-rs's `HardState`, protobuf-encoded).
+    RaftState(&'a [u8]),
 }
 
 /// A record read back: its sequence number, its commit's, and its change.
@@ -113,6 +127,7 @@ pub fn size(entry: &Entry<'_>) -> usize {
         Entry::Set { key, value, .. } => HEADER + key.len() + value.len(),
         Entry::Delete { key } | Entry::Expire { key, .. } => HEADER + key.len(),
         Entry::Clear => HEADER,
+        Entry::RaftEntry(bytes) | Entry::RaftState(bytes) => HEADER + bytes.len(),
     })
 }
 
@@ -134,6 +149,8 @@ pub fn encode(out: &mut Vec<u8>, seq: u64, entry: &Entry<'_>) {
         Entry::Delete { key } => (KIND_DELETE, key, &[], None),
         Entry::Expire { key, at } => (KIND_EXPIRE, key, &[], at),
         Entry::Clear => (KIND_CLEAR, &[], &[], None),
+        Entry::RaftEntry(bytes) => (KIND_RAFT_ENTRY, &[], bytes, None),
+        Entry::RaftState(bytes) => (KIND_RAFT_STATE, &[], bytes, None),
     };
     let len = HEADER + key.len() + value.len();
     let start = out.len();
@@ -202,6 +219,8 @@ pub fn decode(bytes: &[u8]) -> Result<(Record<'_>, usize), Invalid> {
         KIND_DELETE if value.is_empty() && at == 0 => Entry::Delete { key },
         KIND_EXPIRE if value.is_empty() => Entry::Expire { key, at: expiry },
         KIND_CLEAR if key.is_empty() && value.is_empty() && at == 0 => Entry::Clear,
+        KIND_RAFT_ENTRY if key.is_empty() && at == 0 => Entry::RaftEntry(value),
+        KIND_RAFT_STATE if key.is_empty() && at == 0 => Entry::RaftState(value),
         _ => return Err(Invalid::Malformed),
     };
     Ok((Record { seq, group, entry }, padded(len)))
@@ -267,7 +286,7 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..40),
             proptest::collection::vec(any::<u8>(), 0..300),
             proptest::option::of(1u64..u64::MAX),
-            0u8..4,
+            0u8..6,
         )
     }
 
@@ -276,6 +295,8 @@ mod tests {
             0 => Entry::Set { key: k, value: v, expire_at: *at },
             1 => Entry::Delete { key: k },
             2 => Entry::Expire { key: k, at: *at },
+            3 => Entry::RaftEntry(v),
+            4 => Entry::RaftState(v),
             _ => Entry::Clear,
         }
     }

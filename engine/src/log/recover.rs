@@ -116,20 +116,35 @@ fn read_up_to(path: &Path, buf: &mut [u8]) -> Result<usize, LogError> {
     Ok(n)
 }
 
+/// Why a replayed record was not taken.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The store refused it.
+    Store(crate::store::StoreError),
+    /// It does not belong in this log, or does not continue it.
+    Other(String),
+}
+
 /// Applies one replayed change to the store (the store's clock is the
 /// recovery's start: keys whose expiry has passed end absent).
-fn apply(store: &mut Store, entry: &Entry<'_>) -> Result<(), crate::store::StoreError> {
+fn apply(store: &mut Store, entry: &Entry<'_>) -> Result<(), Refusal> {
     match *entry {
-        Entry::Set { key, value, expire_at } => store.put_expiring(key, value, expire_at).map(|_| ()),
+        Entry::Set { key, value, expire_at } => {
+            store.put_expiring(key, value, expire_at).map(|_| ()).map_err(Refusal::Store)
+        }
         Entry::Delete { key } => {
             store.delete(key);
             Ok(())
         }
-        Entry::Expire { key, at } => store.set_expiry(key, at).map(|_| ()),
+        Entry::Expire { key, at } => store.set_expiry(key, at).map(|_| ()).map_err(Refusal::Store),
         Entry::Clear => {
             store.clear();
             Ok(())
         }
+        Entry::RaftEntry(_) | Entry::RaftState(_) => Err(Refusal::Other(
+            "a Raft record: this log belongs to a replicated shard (start the node with its replicated cluster file)"
+                .into(),
+        )),
     }
 }
 
@@ -164,6 +179,32 @@ pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool
     let started = Instant::now();
     store.set_now(crate::store::unix_ms());
     let snapshot = super::snapshot::load(dir, shard, store)?;
+    replay(dir, shard, snapshot, truncate_corrupt, started, |entry| apply(store, entry))
+}
+
+/// Replays a replicated shard's log in `dir` into `log`, its Raft log (the
+/// store is rebuilt by applying the committed entries). Torn tails and
+/// corruption are handled as in [`recover`].
+pub fn recover_raft(
+    dir: &Path,
+    shard: u32,
+    log: &mut crate::replica::storage::RaftLog,
+    truncate_corrupt: bool,
+) -> Result<Recovered, LogError> {
+    let loaded = super::snapshot::Loaded::default();
+    replay(dir, shard, loaded, truncate_corrupt, Instant::now(), |entry| log.replay(entry).map_err(Refusal::Other))
+}
+
+/// The replay both recoveries share: every record from the one after
+/// `snapshot`'s on goes to `apply`, in order.
+fn replay(
+    dir: &Path,
+    shard: u32,
+    snapshot: super::snapshot::Loaded,
+    truncate_corrupt: bool,
+    started: Instant,
+    mut apply: impl FnMut(&Entry<'_>) -> Result<(), Refusal>,
+) -> Result<Recovered, LogError> {
     let mut segs = segments(dir, shard)?;
     let mut expected = snapshot.seq + 1;
     let mut out = Recovered {
@@ -203,11 +244,12 @@ pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool
             }
             match record::decode(&bytes[at..]) {
                 Ok((r, n)) if r.seq == expected => {
-                    apply(store, &r.entry).map_err(|source| LogError::Replay {
-                        path: seg.path.clone(),
-                        offset: at as u64,
-                        seq: r.seq,
-                        source,
+                    apply(&r.entry).map_err(|refusal| {
+                        let (path, offset, seq) = (seg.path.clone(), at as u64, r.seq);
+                        match refusal {
+                            Refusal::Store(source) => LogError::Replay { path, offset, seq, source },
+                            Refusal::Other(why) => LogError::Refused { path, offset, seq, why },
+                        }
                     })?;
                     expected += 1;
                     out.records += 1;

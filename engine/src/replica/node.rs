@@ -32,6 +32,8 @@ use raft::{RawNode, ReadState, StateRole};
 
 use super::peer::{self, Link, PeerError};
 use super::storage::RaftLog;
+use crate::log::record::{Entry as Record, Journal};
+use crate::log::writer::LogState;
 
 /// What a replica applies committed entries to (the shard's store).
 pub trait StateMachine {
@@ -119,6 +121,9 @@ pub struct Replica {
     waker: RefCell<Option<Waker>>,
     stopping: Cell<bool>,
     applied: Cell<u64>,
+    /// The shard's log, when durable: entries and hard states are journaled
+    /// and a `Ready`'s persisted messages wait until they are safe.
+    durable: Option<(Rc<LogState>, RefCell<Journal>)>,
     /// Sockets of the connections peers dialled, shut down by [`Replica::stop`].
     inbound: RefCell<HashMap<u64, RawFd>>,
     next_inbound: Cell<u64>,
@@ -135,7 +140,11 @@ impl Drop for Served<'_> {
 
 impl Replica {
     /// A replica over `log` (empty for a new group, or what was persisted).
-    pub fn new(cfg: &ReplicaConfig, log: RaftLog) -> raft::Result<Replica> {
+    /// With `durable` (the shard's log state and the sequence number of its
+    /// next record, from recovery), what a `Ready` asks to persist goes
+    /// into the shard's log, and the writer task takes it from
+    /// [`Replica::journal_take`]; without, it is kept in memory only.
+    pub fn new(cfg: &ReplicaConfig, log: RaftLog, durable: Option<(Rc<LogState>, u64)>) -> raft::Result<Replica> {
         let raft_cfg = raft::Config {
             id: cfg.id,
             election_tick: cfg.election_ticks,
@@ -170,6 +179,7 @@ impl Replica {
             waker: RefCell::new(None),
             stopping: Cell::new(false),
             applied: Cell::new(cfg.applied),
+            durable: durable.map(|(state, next)| (state, RefCell::new(Journal::new(next)))),
             inbound: RefCell::new(HashMap::new()),
             next_inbound: Cell::new(0),
         })
@@ -219,6 +229,12 @@ impl Replica {
     pub fn read_index(&self, ctx: Vec<u8>) {
         self.raw.borrow_mut().read_index(ctx);
         self.kick();
+    }
+
+    /// Hands the records journaled since the last call to the log writer
+    /// (see `log::writer::run`).
+    pub fn journal_take(&self, spare: &mut Vec<u8>) -> Option<(u64, u64)> {
+        self.durable.as_ref()?.1.borrow_mut().take(spare)
     }
 
     /// Takes the persisted log out, once [`Replica::run`] has ended (to start
@@ -301,7 +317,7 @@ impl Replica {
                     self.raw.borrow_mut().report_unreachable(l.peer);
                 }
             }
-            self.handle_ready(sm);
+            self.handle_ready(sm).await;
             let wait = next_tick.saturating_duration_since(std::time::Instant::now());
             futures_lite::future::or(glommio::timer::sleep(wait), self.kicked()).await;
         }
@@ -336,47 +352,82 @@ impl Replica {
         }
     }
 
-    fn handle_ready(&self, sm: &mut impl StateMachine) {
-        let mut raw = self.raw.borrow_mut();
-        if !raw.has_ready() {
-            return;
-        }
-        let mut rd = raw.ready();
-        self.send(rd.take_messages());
-        if !rd.snapshot().is_empty() {
-            let snap = rd.snapshot().clone();
-            sm.restore(&snap);
-            let index = snap.get_metadata().index;
-            // raft-rs hands a snapshot out only when it is newer than the
-            // log, so the log takes it.
-            if raw.mut_store().apply_snapshot(snap).is_ok() {
-                self.applied.set(index);
+    async fn handle_ready(&self, sm: &mut impl StateMachine) {
+        let (number, persisted, seq) = {
+            let mut raw = self.raw.borrow_mut();
+            if !raw.has_ready() {
+                return;
+            }
+            let mut rd = raw.ready();
+            self.send(rd.take_messages());
+            if !rd.snapshot().is_empty() {
+                let snap = rd.snapshot().clone();
+                sm.restore(&snap);
+                let index = snap.get_metadata().index;
+                // raft-rs hands a snapshot out only when it is newer than
+                // the log, so the log takes it.
+                if raw.mut_store().apply_snapshot(snap).is_ok() {
+                    self.applied.set(index);
+                }
+            }
+            for s in rd.take_read_states() {
+                sm.read_ready(s);
+            }
+            self.apply(&mut raw, sm, rd.take_committed_entries());
+            raw.advance_apply_to(self.applied.get());
+            let seq = self.journal(rd.entries(), rd.hs());
+            if let Err(gap) = raw.mut_store().append(rd.entries()) {
+                // raft-rs hands out entries that continue its stable log, so
+                // a gap is a bug; going on would fork the group, so the
+                // replica stops (its peers elect without it).
+                eprintln!("group {} replica {}: raft log: {gap}; replica stopped", self.group, self.id);
+                drop(raw);
+                self.stop();
+                return;
+            }
+            if let Some(hs) = rd.hs() {
+                raw.mut_store().set_hard_state(hs.clone());
+            }
+            let number = rd.number();
+            let persisted = rd.take_persisted_messages();
+            // The entries are readable from the storage already, as
+            // raft-rs asks; they count as persisted once the log says so.
+            raw.advance_append_async(rd);
+            (number, persisted, seq)
+        };
+        if let (Some((state, _)), Some(seq)) = (&self.durable, seq) {
+            state.kick();
+            if let Err(failed) = state.safe_at(seq).await {
+                // Votes and acknowledgements must not leave unpersisted:
+                // the replica stops, and its peers go on without it.
+                eprintln!("group {} replica {}: the log failed ({failed}); replica stopped", self.group, self.id);
+                self.stop();
+                return;
             }
         }
-        for s in rd.take_read_states() {
-            sm.read_ready(s);
+        self.raw.borrow_mut().on_persist_ready(number);
+        self.send(persisted);
+        // What persisting made possible (a leader's commit) is in the
+        // next Ready.
+        self.kick();
+    }
+
+    /// Journals a `Ready`'s entries and hard state, when durable: the
+    /// sequence number of the last record (`None`: nothing to wait for).
+    fn journal(&self, entries: &[Entry], hs: Option<&raft::eraftpb::HardState>) -> Option<u64> {
+        use protobuf::Message as _;
+        let (_, journal) = self.durable.as_ref()?;
+        let mut j = journal.borrow_mut();
+        if entries.is_empty() && hs.is_none() {
+            return None;
         }
-        self.apply(&mut raw, sm, rd.take_committed_entries());
-        if let Err(gap) = raw.mut_store().append(rd.entries()) {
-            // raft-rs hands out entries that continue its stable log, so a
-            // gap is a bug; going on would fork the group, so the replica
-            // stops (its peers elect without it).
-            eprintln!("group {} replica {}: raft log: {gap}; replica stopped", self.group, self.id);
-            drop(raw);
-            self.stop();
-            return;
+        for e in entries {
+            j.append(&Record::RaftEntry(&e.write_to_bytes().expect("a raft entry always encodes")));
         }
-        if let Some(hs) = rd.hs() {
-            raw.mut_store().set_hard_state(hs.clone());
+        if let Some(hs) = hs {
+            j.append(&Record::RaftState(&hs.write_to_bytes().expect("a hard state always encodes")));
         }
-        self.send(rd.take_persisted_messages());
-        let mut light = raw.advance(rd);
-        if let Some(commit) = light.commit_index() {
-            raw.mut_store().set_commit(commit);
-        }
-        self.send(light.take_messages());
-        self.apply(&mut raw, sm, light.take_committed_entries());
-        raw.advance_apply();
+        Some(j.last_seq())
     }
 
     fn apply(&self, raw: &mut RawNode<RaftLog>, sm: &mut impl StateMachine, entries: Vec<Entry>) {

@@ -166,6 +166,26 @@ impl RaftLog {
         self.offered = Some(snap);
     }
 
+    /// Takes one record of the shard's log back at recovery: an entry
+    /// (replacing every entry from its index on, as when it was first
+    /// appended) or a hard state. Anything else does not belong here.
+    pub fn replay(&mut self, record: &crate::log::record::Entry<'_>) -> std::result::Result<(), String> {
+        use crate::log::record::Entry as Record;
+        use protobuf::Message as _;
+        match *record {
+            Record::RaftEntry(bytes) => {
+                let e = Entry::parse_from_bytes(bytes).map_err(|e| format!("an undecodable Raft entry: {e}"))?;
+                self.append(std::slice::from_ref(&e)).map_err(|gap| gap.to_string())
+            }
+            Record::RaftState(bytes) => {
+                let hs = HardState::parse_from_bytes(bytes).map_err(|e| format!("an undecodable hard state: {e}"))?;
+                self.hard = hs;
+                Ok(())
+            }
+            _ => Err("a store record: this log belongs to a shard that is not replicated".into()),
+        }
+    }
+
     /// The highest index a peer asked a snapshot for that none offered
     /// covers yet (0: none): the shard should prepare one.
     pub fn snapshot_wanted(&self) -> u64 {
@@ -375,6 +395,25 @@ mod tests {
         assert_eq!(log.term(2).unwrap(), 3, "the term before the first index stays known");
         log.append(&[entry(3, 3, b"c")]).unwrap();
         assert_eq!(log.entries(3, 4, None, GetEntriesContext::empty(false)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn replay_rebuilds_the_log_a_deposed_leaders_tail_included() {
+        use crate::log::record::Entry as Record;
+        use protobuf::Message as _;
+        let bytes = |e: &Entry| e.write_to_bytes().unwrap();
+        let mut log = RaftLog::new(&[1, 2, 3]);
+        // Term 1 wrote 1..=3; a leader of term 2 replaced 3 and added 4.
+        for e in [entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c"), entry(3, 2, b"C"), entry(4, 2, b"d")] {
+            log.replay(&Record::RaftEntry(&bytes(&e))).unwrap();
+        }
+        let hs = HardState { term: 2, vote: 3, commit: 4, ..HardState::default() };
+        log.replay(&Record::RaftState(&hs.write_to_bytes().unwrap())).unwrap();
+        assert_eq!((log.first(), log.last(), log.hard_state()), (1, 4, &hs));
+        assert_eq!(log.entry(3).unwrap().data.as_ref(), b"C");
+        assert!(log.replay(&Record::RaftEntry(&bytes(&entry(9, 2, b"gap")))).unwrap_err().contains("do not continue"));
+        assert!(log.replay(&Record::RaftEntry(b"\xff\xff")).unwrap_err().contains("undecodable"));
+        assert!(log.replay(&Record::Delete { key: b"k" }).unwrap_err().contains("not replicated"));
     }
 
     #[test]
