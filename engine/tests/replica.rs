@@ -10,13 +10,17 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::log::record::Journal;
 use engine::log::writer::{self, LogState, Writer};
 use engine::log::{Durability, Fsync, recover};
+use engine::replica::machine::Machine;
 use engine::replica::node::{Proposal, ProposeError, Replica, ReplicaConfig, ReplicaStatus, StateMachine};
 use engine::replica::storage::RaftLog;
+use engine::store::{Store, StoreLimits};
 use glommio::{LocalExecutorBuilder, Placement};
 use raft::ReadState;
 use raft::eraftpb::Snapshot;
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -31,21 +35,43 @@ struct Recorder {
 }
 
 impl StateMachine for Recorder {
-    fn apply(&mut self, index: u64, term: u64, data: &[u8]) {
+    fn apply(&self, _: &RaftLog, index: u64, term: u64, data: &[u8]) {
         self.applied.lock().unwrap().push((index, term, data.to_vec()));
     }
-    fn read_ready(&mut self, state: ReadState) {
+    fn skip(&self, _: &RaftLog, _: u64) {}
+    fn read_ready(&self, state: ReadState) {
         self.reads.lock().unwrap().push((state.request_ctx, state.index));
     }
-    fn restore(&mut self, _: &Snapshot) {
+    fn restore(&self, _: &Snapshot) {
         panic!("no snapshot is taken in these tests");
     }
+    fn role(&self, _: bool, _: u64) {}
 }
 
 enum Cmd {
     Propose(Vec<u8>, mpsc::Sender<Result<Proposal, ProposeError>>),
     ReadIndex(Vec<u8>),
     Stop,
+    /// Cut the replica off from its peers, or heal it.
+    Isolate(bool),
+    /// SET key value on the replica's store, answered once committed.
+    Write(Vec<u8>, Vec<u8>, mpsc::Sender<Outcome>),
+    /// GET key, answered once its leadership is confirmed after the read.
+    Read(Vec<u8>, mpsc::Sender<Outcome>),
+    /// The store's values for these keys, as they are (no checks), and the
+    /// rebuilds so far.
+    Peek(Vec<Vec<u8>>, mpsc::Sender<(Vec<Option<Vec<u8>>>, u64)>),
+}
+
+/// How a write or read on a store-backed replica ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Acknowledged (a read's value).
+    Done(Option<Vec<u8>>),
+    /// Refused before it ran: this replica does not serve.
+    NotLeader,
+    /// Ran, and then the leadership went: it may or may not have happened.
+    Unknown,
 }
 
 struct Node {
@@ -75,6 +101,7 @@ fn start(
     addr: SocketAddr,
     over: Over,
     voters: u64,
+    with_store: bool,
 ) -> (Node, SocketAddr, mpsc::Sender<Vec<(u64, SocketAddr)>>) {
     let (cmds, cmd_rx) = mpsc::channel();
     let (addr_tx, addr_rx) = mpsc::channel();
@@ -121,6 +148,15 @@ fn start(
             };
             let state = durable.as_ref().map(|d: &(Rc<LogState>, u64)| d.0.clone());
             let replica = Rc::new(Replica::new(&cfg, log, durable).unwrap());
+            let machine = with_store.then(|| {
+                let mut store = Store::with_limits(1024, StoreLimits::default()).unwrap();
+                store.attach_journal(Journal::new(1));
+                Rc::new(Machine::new(Rc::new(RefCell::new(store)), 0))
+            });
+            let proposer = machine.clone().map(|m| {
+                let replica = replica.clone();
+                glommio::spawn_local(async move { m.run_proposer(&replica).await })
+            });
             let writer = writer.map(|w| {
                 let (replica, state) = (replica.clone(), state.clone().unwrap());
                 glommio::spawn_local(async move { writer::run(w, &state, |spare| replica.journal_take(spare)).await })
@@ -135,7 +171,7 @@ fn start(
                 })
             };
             let control = {
-                let replica = replica.clone();
+                let (replica, machine) = (replica.clone(), machine.clone());
                 glommio::spawn_local(async move {
                     loop {
                         *s.lock().unwrap() = Some(replica.status());
@@ -144,8 +180,26 @@ fn start(
                                 let _ = reply.send(replica.propose(data));
                             }
                             Ok(Cmd::ReadIndex(ctx)) => replica.read_index(ctx),
+                            Ok(Cmd::Isolate(on)) => replica.set_isolated(on),
+                            Ok(Cmd::Write(key, value, reply)) => {
+                                let m = machine.clone().expect("a store-backed replica");
+                                glommio::spawn_local(async move { reply.send(write(&m, &key, &value).await) }).detach();
+                            }
+                            Ok(Cmd::Read(key, reply)) => {
+                                let m = machine.clone().expect("a store-backed replica");
+                                glommio::spawn_local(async move { reply.send(read(&m, &key).await) }).detach();
+                            }
+                            Ok(Cmd::Peek(keys, reply)) => {
+                                let m = machine.as_ref().expect("a store-backed replica");
+                                let values =
+                                    m.with_store(|st| keys.iter().map(|k| st.get(k).map(<[u8]>::to_vec)).collect());
+                                let _ = reply.send((values, m.rebuilds()));
+                            }
                             Ok(Cmd::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
                                 replica.stop();
+                                if let Some(m) = &machine {
+                                    m.stop();
+                                }
                                 return;
                             }
                             Err(mpsc::TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(2)).await,
@@ -153,9 +207,14 @@ fn start(
                     }
                 })
             };
-            let mut sm = Recorder { applied: a, reads: r };
-            replica.run(&mut sm).await;
+            match &machine {
+                Some(m) => replica.run(&**m).await,
+                None => replica.run(&Recorder { applied: a, reads: r }).await,
+            }
             control.await;
+            if let Some(p) = proposer {
+                p.await;
+            }
             if let (Some(w), Some(state)) = (writer, state) {
                 state.stop();
                 w.await;
@@ -170,9 +229,47 @@ fn start(
     (Node { id, cmds, applied, reads, status, thread }, bound, peers_tx)
 }
 
+/// A client's SET on a store-backed replica, as a connection runs it: run
+/// on the store at once, then acknowledged when committed.
+async fn write(m: &Machine, key: &[u8], value: &[u8]) -> Outcome {
+    if !m.serving() {
+        return Outcome::NotLeader;
+    }
+    let seq = m.with_store_mut(|st| {
+        st.put(key, value).unwrap();
+        st.journal_last_seq()
+    });
+    let epoch = m.epoch();
+    m.kick();
+    if m.wait(epoch, |m| m.committed() >= seq).await { Outcome::Done(None) } else { Outcome::Unknown }
+}
+
+/// A client's GET: read at once, answered when everything it could have
+/// observed is committed and a read round issued after it confirmed this
+/// replica still leads.
+async fn read(m: &Machine, key: &[u8]) -> Outcome {
+    if !m.serving() {
+        return Outcome::NotLeader;
+    }
+    let (value, seq) = m.with_store(|st| (st.get(key).map(<[u8]>::to_vec), st.journal_last_seq()));
+    let (round, epoch) = (m.read_round(), m.epoch());
+    m.kick();
+    if m.wait(epoch, |m| m.committed() >= seq && m.confirmed_round() >= round).await {
+        Outcome::Done(value)
+    } else {
+        Outcome::Unknown
+    }
+}
+
 /// Starts replicas 1..=n, in memory, or each over its own directory in
 /// `dirs`.
 fn start_group(n: u64, dirs: Option<&[PathBuf]>) -> (Vec<Node>, Vec<SocketAddr>) {
+    start_group_of(n, dirs, false)
+}
+
+/// [`start_group`], each replica with a store and its machine when
+/// `with_store`.
+fn start_group_of(n: u64, dirs: Option<&[PathBuf]>, with_store: bool) -> (Vec<Node>, Vec<SocketAddr>) {
     let mut nodes = Vec::new();
     let mut addrs = Vec::new();
     let mut senders = Vec::new();
@@ -181,7 +278,7 @@ fn start_group(n: u64, dirs: Option<&[PathBuf]>) -> (Vec<Node>, Vec<SocketAddr>)
             Some(d) => Over::Disk(d[id as usize - 1].clone()),
             None => Over::Memory(Box::new(RaftLog::new(&(1..=n).collect::<Vec<_>>()))),
         };
-        let (node, addr, peers) = start(id, "127.0.0.1:0".parse().unwrap(), over, n);
+        let (node, addr, peers) = start(id, "127.0.0.1:0".parse().unwrap(), over, n, with_store);
         nodes.push(node);
         addrs.push(addr);
         senders.push(peers);
@@ -302,7 +399,7 @@ fn elect_fail_over_and_catch_up(dirs: Option<&[PathBuf]>) {
 
     // The old leader comes back over its log, on its address, and catches
     // up: it applies all 300 entries again, the same ones.
-    let (back, _, peers) = start(old, addrs[old as usize - 1], over, 3);
+    let (back, _, peers) = start(old, addrs[old as usize - 1], over, 3, false);
     peers.send(peers_of(old, &addrs)).unwrap();
     nodes.push(back);
     let all: Vec<&Node> = nodes.iter().collect();
@@ -356,6 +453,81 @@ fn strangers_on_the_peer_port_are_shut_out_and_the_group_goes_on() {
     propose(&all, b"after");
     let applied = agree(&all, 2);
     assert_eq!(applied[1].2, b"after");
+    for n in nodes {
+        n.cmds.send(Cmd::Stop).unwrap();
+        n.thread.join().unwrap();
+    }
+}
+
+/// Sends a command built around a reply channel to `node`.
+fn ask<T>(node: &Node, cmd: impl FnOnce(mpsc::Sender<T>) -> Cmd) -> mpsc::Receiver<T> {
+    let (tx, rx) = mpsc::channel();
+    node.cmds.send(cmd(tx)).unwrap();
+    rx
+}
+
+/// SETs `key` through whoever leads `nodes` until a leader acknowledges it.
+fn write_acked(nodes: &[&Node], key: &[u8], value: &[u8]) {
+    wait_for("an acknowledged write", || {
+        let l = leader(nodes);
+        let node = nodes.iter().find(|n| n.id == l)?;
+        let got = ask(node, |tx| Cmd::Write(key.to_vec(), value.to_vec(), tx)).recv().ok()?;
+        (got == Outcome::Done(None)).then_some(())
+    })
+}
+
+#[test]
+fn a_deposed_leader_acknowledges_nothing_and_rebuilds_its_store_from_the_log() {
+    let (nodes, _) = start_group_of(3, None, true);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let keys: Vec<Vec<u8>> = (0..50).map(|i| format!("k{i}").into_bytes()).collect();
+    for k in &keys {
+        write_acked(&all, k, b"v1");
+    }
+
+    // The leader is cut off. A write and a read sent to it run on its
+    // store, and are never acknowledged: it cannot commit the write, nor
+    // confirm it still leads for the read.
+    let old = leader(&all);
+    let old_node = all.iter().find(|n| n.id == old).unwrap();
+    old_node.cmds.send(Cmd::Isolate(true)).unwrap();
+    // (The read runs first: it observed nothing uncommitted, so only the
+    // read round holds it. k2: a key nobody writes again, so only a
+    // rebuild removes "lost".)
+    let stale_read = ask(old_node, |tx| Cmd::Read(b"k1".to_vec(), tx));
+    let lost_write = ask(old_node, |tx| Cmd::Write(b"k2".to_vec(), b"lost".to_vec(), tx));
+
+    // The other two elect one of themselves and take new writes.
+    let rest: Vec<&Node> = all.iter().copied().filter(|n| n.id != old).collect();
+    write_acked(&rest, b"k0", b"v2");
+    write_acked(&rest, b"k1", b"v2");
+    let within = Duration::from_secs(60);
+    assert_eq!(lost_write.recv_timeout(within), Ok(Outcome::Unknown), "a write the old leader could not commit");
+    assert_eq!(stale_read.recv_timeout(within), Ok(Outcome::Unknown), "a read the old leader could not confirm");
+
+    // Healed, the old leader follows; its store, which held "lost", is
+    // rebuilt from the log, and every store agrees.
+    old_node.cmds.send(Cmd::Isolate(false)).unwrap();
+    let mut want: Vec<Option<Vec<u8>>> = vec![Some(b"v1".to_vec()); keys.len()];
+    want[0] = Some(b"v2".to_vec());
+    want[1] = Some(b"v2".to_vec());
+    let rebuilds = wait_for("every store to agree", || {
+        let peeks: Vec<_> = all.iter().map(|n| ask(n, |tx| Cmd::Peek(keys.clone(), tx)).recv().unwrap()).collect();
+        peeks.iter().all(|(values, _)| *values == want).then(|| peeks.iter().map(|p| p.1).collect::<Vec<_>>())
+    });
+    let old_at = all.iter().position(|n| n.id == old).unwrap();
+    assert!(rebuilds[old_at] >= 1, "the old leader rebuilt its store (rebuilds: {rebuilds:?})");
+
+    // A read through the leader sees the new value.
+    let got = wait_for("a confirmed read", || {
+        let l = leader(&all);
+        let node = all.iter().find(|n| n.id == l)?;
+        match ask(node, |tx| Cmd::Read(b"k0".to_vec(), tx)).recv().ok()? {
+            Outcome::Done(v) => Some(v),
+            _ => None,
+        }
+    });
+    assert_eq!(got.as_deref(), Some(&b"v2"[..]));
     for n in nodes {
         n.cmds.send(Cmd::Stop).unwrap();
         n.thread.join().unwrap();

@@ -127,7 +127,7 @@ pub enum Refusal {
 
 /// Applies one replayed change to the store (the store's clock is the
 /// recovery's start: keys whose expiry has passed end absent).
-fn apply(store: &mut Store, entry: &Entry<'_>) -> Result<(), Refusal> {
+pub fn replay_into(store: &mut Store, entry: &Entry<'_>) -> Result<(), Refusal> {
     match *entry {
         Entry::Set { key, value, expire_at } => {
             store.put_expiring(key, value, expire_at).map(|_| ()).map_err(Refusal::Store)
@@ -179,7 +179,7 @@ pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool
     let started = Instant::now();
     store.set_now(crate::store::unix_ms());
     let snapshot = super::snapshot::load(dir, shard, store)?;
-    replay(dir, shard, snapshot, truncate_corrupt, started, |entry| apply(store, entry))
+    replay(dir, shard, snapshot, truncate_corrupt, started, |entry| replay_into(store, entry))
 }
 
 /// Replays a replicated shard's log in `dir` into `log`, its Raft log (the

@@ -9,6 +9,9 @@
 //! - [`peer`]: the connections between replicas, and their limits.
 //! - [`node`]: the loop that ticks raft-rs, steps peers' messages into it,
 //!   and persists, sends and applies what each `Ready` hands out.
+//! - [`machine`]: the shard's store as the group's state machine: the
+//!   leader's journaled changes become proposals, followers apply them,
+//!   and the marks a held reply waits for.
 //!
 //! # The shard's log is the Raft log
 //!
@@ -26,6 +29,7 @@
 //! the state machine to apply. Raft's safety across machine crashes rests
 //! on `--fsync always`; `everysec` and `no` keep it across process crashes
 //! only.
+pub mod machine;
 pub mod node;
 pub mod peer;
 pub mod storage;

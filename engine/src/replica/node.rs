@@ -35,16 +35,25 @@ use super::storage::RaftLog;
 use crate::log::record::{Entry as Record, Journal};
 use crate::log::writer::LogState;
 
-/// What a replica applies committed entries to (the shard's store).
+/// What a replica applies committed entries to (the shard's store). The
+/// replica calls it from its loop; it shares its state with the shard's
+/// connections, hence `&self`.
 pub trait StateMachine {
-    /// Applies a committed entry's data (a client batch), in index order.
-    /// Every replica applies the same entries in the same order.
-    fn apply(&mut self, index: u64, term: u64, data: &[u8]);
+    /// Applies a committed entry's data, in index order. Every replica
+    /// applies the same entries in the same order; `log` holds every entry
+    /// before it that was not compacted.
+    fn apply(&self, log: &RaftLog, index: u64, term: u64, data: &[u8]);
+    /// A committed entry without data (a new leader's first entry, a
+    /// membership change) at `index`.
+    fn skip(&self, log: &RaftLog, index: u64);
     /// A read index confirmed: reads asked with `ctx` may be served once
     /// entries up to `index` are applied.
-    fn read_ready(&mut self, state: ReadState);
+    fn read_ready(&self, state: ReadState);
     /// Replaces the state with a snapshot's (a replica far behind).
-    fn restore(&mut self, snapshot: &Snapshot);
+    fn restore(&self, snapshot: &Snapshot);
+    /// This replica became leader (`true`; its log ends at `last_index`,
+    /// its own first entry included) or stopped leading.
+    fn role(&self, leading: bool, last_index: u64);
 }
 
 /// A replica's settings.
@@ -120,6 +129,7 @@ pub struct Replica {
     kicked: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     stopping: Cell<bool>,
+    isolated: Cell<bool>,
     applied: Cell<u64>,
     /// The shard's log, when durable: entries and hard states are journaled
     /// and a `Ready`'s persisted messages wait until they are safe.
@@ -178,6 +188,7 @@ impl Replica {
             kicked: Cell::new(false),
             waker: RefCell::new(None),
             stopping: Cell::new(false),
+            isolated: Cell::new(false),
             applied: Cell::new(cfg.applied),
             durable: durable.map(|(state, next)| (state, RefCell::new(Journal::new(next)))),
             inbound: RefCell::new(HashMap::new()),
@@ -287,6 +298,9 @@ impl Replica {
             if msg.from != from || msg.to != self.id {
                 return PeerError::Misaddressed { from: msg.from, to: msg.to, peer: from, me: self.id };
             }
+            if self.isolated.get() {
+                continue;
+            }
             if let Err(e) = self.raw.borrow_mut().step(msg) {
                 return PeerError::Refused(e.to_string());
             }
@@ -296,7 +310,7 @@ impl Replica {
 
     /// Runs the replica until [`Replica::stop`]: ticks, and handles every
     /// `Ready` (see the module comment). Starts the links to the peers.
-    pub async fn run(&self, sm: &mut impl StateMachine) {
+    pub async fn run(&self, sm: &impl StateMachine) {
         let tasks: Vec<_> = self
             .links
             .values()
@@ -344,7 +358,17 @@ impl Replica {
         .await
     }
 
+    /// Cuts this replica off from its peers, or heals it: while isolated,
+    /// every message in or out is dropped, as in a network partition (the
+    /// connections stay up). A fault switch for tests and fault runs.
+    pub fn set_isolated(&self, isolated: bool) {
+        self.isolated.set(isolated);
+    }
+
     fn send(&self, msgs: Vec<Message>) {
+        if self.isolated.get() {
+            return;
+        }
         for m in msgs {
             if let Some(l) = self.links.get(&m.to) {
                 l.send(m);
@@ -352,13 +376,16 @@ impl Replica {
         }
     }
 
-    async fn handle_ready(&self, sm: &mut impl StateMachine) {
+    async fn handle_ready(&self, sm: &impl StateMachine) {
         let (number, persisted, seq) = {
             let mut raw = self.raw.borrow_mut();
             if !raw.has_ready() {
                 return;
             }
             let mut rd = raw.ready();
+            if let Some(ss) = rd.ss() {
+                sm.role(ss.raft_state == StateRole::Leader, raw.raft.raft_log.last_index());
+            }
             self.send(rd.take_messages());
             if !rd.snapshot().is_empty() {
                 let snap = rd.snapshot().clone();
@@ -430,11 +457,11 @@ impl Replica {
         Some(j.last_seq())
     }
 
-    fn apply(&self, raw: &mut RawNode<RaftLog>, sm: &mut impl StateMachine, entries: Vec<Entry>) {
+    fn apply(&self, raw: &mut RawNode<RaftLog>, sm: &impl StateMachine, entries: Vec<Entry>) {
         for e in entries {
             match e.get_entry_type() {
-                EntryType::EntryNormal if !e.data.is_empty() => sm.apply(e.index, e.term, &e.data),
-                EntryType::EntryNormal => {}
+                EntryType::EntryNormal if !e.data.is_empty() => sm.apply(raw.store(), e.index, e.term, &e.data),
+                EntryType::EntryNormal => sm.skip(raw.store(), e.index),
                 EntryType::EntryConfChange => {
                     let mut cc = ConfChange::default();
                     if protobuf::Message::merge_from_bytes(&mut cc, &e.data).is_ok()
@@ -442,6 +469,7 @@ impl Replica {
                     {
                         raw.mut_store().set_conf_state(cs);
                     }
+                    sm.skip(raw.store(), e.index);
                 }
                 EntryType::EntryConfChangeV2 => {
                     let mut cc = ConfChangeV2::default();
@@ -450,6 +478,7 @@ impl Replica {
                     {
                         raw.mut_store().set_conf_state(cs);
                     }
+                    sm.skip(raw.store(), e.index);
                 }
             }
             self.applied.set(e.index);
