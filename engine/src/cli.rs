@@ -122,6 +122,11 @@ pub struct ServerArgs {
     /// printed). Without it such a node refuses to start.
     #[arg(long)]
     pub truncate_corrupt_log: bool,
+    /// Time between Raft ticks of a replicated shard (the cluster file's
+    /// `replicas` > 1): a follower stands for election after 10 to 20 ticks
+    /// without a word from its leader, a leader sends heartbeats every 2.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "100ms")]
+    pub raft_tick: std::time::Duration,
     /// Spin this many microseconds before an idle executor parks (0: park at once).
     #[arg(long, value_name = "US", default_value_t = 0)]
     pub spin_us: u64,
@@ -227,6 +232,7 @@ impl ServerArgs {
             #[cfg(not(feature = "faults"))]
             fault: Default::default(),
             durability,
+            raft_tick: self.raft_tick,
         })
     }
 }

@@ -49,7 +49,7 @@
 
 use crate::batch::execute;
 use crate::resp::{AUTH_DELAY, Outcome, Session};
-use crate::shard::{ConnSlot, Shard};
+use crate::shard::{ConnSlot, Need, Shard};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::io;
@@ -151,10 +151,10 @@ struct Conn<'a> {
     consumed: bool,
     /// The protocol, once known.
     door: Door,
-    /// Durable shards: the reply buffer's ranges not yet written, as (end
-    /// offset in `wbuf`, sequence number that must be safe before the
+    /// Durable or replicated shards: the reply buffer's ranges not yet
+    /// written, as (end offset in `wbuf`, what must be safe before the
     /// range may leave), in order; the last one ends at `wbuf.len()`.
-    held: std::collections::VecDeque<(usize, u64)>,
+    held: std::collections::VecDeque<(usize, Need)>,
 }
 
 /// Serves one admitted connection until it closes.
@@ -280,7 +280,7 @@ impl Conn<'_> {
                     Err(e) => wire::resp::reply::error(&mut self.wbuf, &format!("ERR snapshot failed: {e}")),
                 }
             }
-            if self.shard.log.is_none() {
+            if !self.shard.holds_replies() {
                 if !self.wbuf.is_empty() {
                     self.flush(stream).await?;
                 }
@@ -337,44 +337,43 @@ impl Conn<'_> {
         }
     }
 
-    /// Durable shards: tags the replies appended since the last mark with
-    /// the sequence number they need (everything journaled so far, this
-    /// connection's or another's), and wakes the writer if that is not yet
-    /// written.
+    /// Durable or replicated shards: tags the replies appended since the
+    /// last mark with what they need (everything journaled so far, this
+    /// connection's or another's; and, replicated, a read round), and
+    /// wakes the writer or the proposer.
     fn mark(&mut self) {
-        let (Some(log), end) = (&self.shard.log, self.wbuf.len()) else { return };
-        if end == 0 || self.held.back().is_some_and(|&(e, _)| e == end) {
+        let end = self.wbuf.len();
+        if !self.shard.holds_replies() || end == 0 || self.held.back().is_some_and(|&(e, _)| e == end) {
             return;
         }
-        let need = self.shard.store.borrow().journal_last_seq();
+        let need = self.shard.need_now();
         match self.held.back_mut() {
             Some(last) if last.1 == need => last.0 = end,
             _ => self.held.push_back((end, need)),
         }
-        if need > log.written() {
-            log.kick();
-        }
+        self.shard.nudge(need);
     }
 
-    /// Writes the held replies whose sequence number is safe, in order.
+    /// Writes the held replies that may leave, in order.
     async fn release(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
-        let Some(log) = &self.shard.log else { return Ok(()) };
-        let safe = log.safe();
+        if !self.shard.holds_replies() {
+            return Ok(());
+        }
         let mut end = 0;
         while let Some(&(e, need)) = self.held.front() {
-            if need > safe {
-                break;
+            match self.shard.safe_for(need) {
+                Some(true) => {}
+                Some(false) => break,
+                // Nothing more is acknowledged once the log failed (the
+                // node said what failed), or once the leadership these
+                // replies were made under is gone (they may show changes
+                // that never commit): the connection closes without them.
+                None => return Err(Close::Gone),
             }
             end = e;
             self.held.pop_front();
         }
         if end == 0 {
-            if !self.held.is_empty() && log.failure().is_some() {
-                // Nothing more is acknowledged once the log failed (the
-                // node said what failed): the connection closes without
-                // these replies.
-                return Err(Close::Gone);
-            }
             return Ok(());
         }
         write_within(stream, &self.wbuf[..end], self.shard.setup.opts.limits.write_timeout).await?;
@@ -389,22 +388,23 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Waits until the first held reply range may leave (or the log failed).
+    /// Waits until the first held reply range may leave (or never will).
     async fn wait_for_front(&self) -> Result<(), Close> {
-        let (Some(log), Some(&(_, need))) = (&self.shard.log, self.held.front()) else { return Ok(()) };
-        log.safe_at(need).await.map_err(|_| Close::Gone)
+        let Some(&(_, need)) = self.held.front() else { return Ok(()) };
+        self.shard.wait_safe(need).await.map_err(|_| Close::Gone)
     }
 
     /// Reads once, unless the first held reply range may leave first:
     /// `None` then (nothing was read; the read's deadline is untouched).
     async fn read_or_log(&mut self, stream: &mut TcpStream, frame_len: Option<usize>) -> Option<Result<(), Close>> {
         let shard = self.shard;
-        let (Some(log), Some(&(_, need))) = (&shard.log, self.held.front()) else {
+        let Some(&(_, need)) = self.held.front() else {
             return Some(self.read(stream, frame_len).await);
         };
         let logged = async move {
-            // A failed log is answered by `release` on the next turn.
-            let _ = log.safe_at(need).await;
+            // A failed log or a lost leadership is answered by `release`
+            // on the next turn.
+            let _ = shard.wait_safe(need).await;
             None
         };
         // A glommio socket read is a readiness wait and then a recv: when the
@@ -526,9 +526,12 @@ impl Conn<'_> {
     /// If the log has failed, nothing more is acknowledged: the connection
     /// closes without these replies (the node said why).
     async fn hold_for_log(&self) -> Result<(), Close> {
-        let Some(log) = &self.shard.log else { return Ok(()) };
-        let need = self.shard.store.borrow().journal_last_seq();
-        log.safe_at(need).await.map_err(|_| Close::Gone)
+        if !self.shard.holds_replies() {
+            return Ok(());
+        }
+        let need = self.shard.need_now();
+        self.shard.nudge(need);
+        self.shard.wait_safe(need).await.map_err(|_| Close::Gone)
     }
 
     async fn flush(&mut self, stream: &mut TcpStream) -> Result<(), Close> {
@@ -603,7 +606,7 @@ impl Conn<'_> {
                     let counts = execute(
                         &mut s.store.borrow_mut(),
                         crate::store::unix_ms(),
-                        &s.setup.owned,
+                        s.owned_now(),
                         s.setup.limits.max_frame_bytes as usize,
                         &s.faults,
                         req,

@@ -42,6 +42,9 @@ pub struct ServerOptions {
     /// The durable log's settings; `None`: in memory only (as fast as
     /// ever: the store keeps no journal).
     pub durability: Option<crate::log::Durability>,
+    /// Time between Raft ticks of a replicated shard: elections start after
+    /// 10 to 20 ticks without a leader's word, heartbeats go every 2.
+    pub raft_tick: Duration,
 }
 
 impl Default for ServerOptions {
@@ -57,6 +60,7 @@ impl Default for ServerOptions {
             requirepass: None,
             metrics_port: None,
             durability: None,
+            raft_tick: crate::replica::group::TICK,
         }
     }
 }

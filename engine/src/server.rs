@@ -98,14 +98,17 @@ fn memory_limit(maxmemory: Option<u64>, shards: usize) -> Option<usize> {
 pub fn bind(cluster: &Cluster, node: &str) -> Result<Vec<TcpListener>, StartError> {
     let server = cluster.server(node)?;
     check_cpus(server)?;
-    server
-        .shards
-        .clone()
-        .map(|id| {
-            let port = cluster.map.shards()[id as usize].port;
-            bind_one(&server.listen, port)
-        })
-        .collect()
+    (0..server.cores.len()).map(|i| bind_one(&server.listen, cluster.local_shard(server, i).port)).collect()
+}
+
+/// Binds a replicated node's peer ports, one per shard in local shard
+/// order (none when the cluster's `replicas` is 1).
+pub fn bind_peers(cluster: &Cluster, node: &str) -> Result<Vec<TcpListener>, StartError> {
+    let server = cluster.server(node)?;
+    if cluster.replicas == 1 {
+        return Ok(Vec::new());
+    }
+    (0..server.cores.len()).map(|i| bind_one(&server.listen, server.peer_port + i as u16)).collect()
 }
 
 /// Raises this process's open-file limit to its hard limit if `needed`
@@ -200,7 +203,8 @@ pub(crate) fn shard_setup(
     opts: &ServerOptions,
 ) -> Result<ShardSetup, String> {
     let total_shards = cluster.map.len() as u32;
-    let info = cluster.map.shards().get(id as usize).ok_or_else(|| format!("no shard {id} in the cluster"))?;
+    let i = id.checked_sub(server.shards.start).filter(|&i| (i as usize) < server.cores.len());
+    let info = &cluster.local_shard(server, i.ok_or_else(|| format!("no shard {id} on {}", server.name))? as usize);
     let reply = HelloReply {
         protocol: PROTOCOL_VERSION,
         shard: id,
@@ -224,11 +228,16 @@ pub(crate) fn shard_setup(
         owned: cluster.map.owned_slots(id),
         hello_reply,
         resp: crate::resp::RespNode::new(id, cluster.map.shards(), resp_limits(cluster, opts), opts, cluster.limits),
-        layout: crate::log::layout_text(
-            total_shards,
-            id,
-            &info.slots.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(","),
-        ),
+        layout: {
+            let slots = info.slots.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(",");
+            let members = cluster.members(id);
+            let me = members.iter().find(|m| m.node == server.name).map_or(0, |m| m.id);
+            match members.len() {
+                0 => crate::log::layout_text(total_shards, id, &slots),
+                n => format!("{}; replica {me} of {n}", crate::log::layout_text(total_shards, id, &slots)),
+            }
+        },
+        replication: None,
     })
 }
 
@@ -252,17 +261,32 @@ pub fn serve(
     let mut threads = Vec::new();
     let mut published = Vec::new();
     let mut endpoints = Vec::new();
-    for ((id, &cpu), listener) in server.shards.clone().zip(&server.cores).zip(listeners) {
-        let info = &cluster.map.shards()[id as usize];
+    let mut peer_listeners = bind_peers(cluster, node)?.into_iter();
+    for (i, ((id, &cpu), listener)) in server.shards.clone().zip(&server.cores).zip(listeners).enumerate() {
+        let info = cluster.local_shard(&server, i);
         let local = listener
             .local_addr()
             .map_err(|source| StartError::Bind { endpoint: format!("{}:{}", server.listen, info.port), source })?;
         endpoints.push((id, cpu, local));
-        let setup = shard_setup(cluster, &server, id, cpu, opts).map_err(|message| StartError::Executor {
+        let mut setup = shard_setup(cluster, &server, id, cpu, opts).map_err(|message| StartError::Executor {
             shard: id,
             cpu,
             message,
         })?;
+        let members = cluster.members(id);
+        if let (Some(me), Some(peer_listener)) =
+            (members.iter().find(|m| m.node == server.name).map(|m| m.id), peer_listeners.next())
+        {
+            let first_leader = cluster.map.shards()[id as usize].node.clone();
+            let first_leader = members.iter().find(|m| m.node == first_leader).map_or(1, |m| m.id);
+            setup.replication = Some(crate::replica::group::ReplicationSetup {
+                members,
+                me,
+                first_leader,
+                peer_listener,
+                tick: opts.raft_tick,
+            });
+        }
         let pubslot = Arc::new(Published::default());
         published.push((id, cpu, pubslot.clone()));
         let tx = tx.clone();

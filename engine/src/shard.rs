@@ -133,14 +133,25 @@ impl Snapshots {
     }
 }
 
+/// What a held reply waits for before it may leave (see [`Shard::need_now`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Need {
+    /// The store's journal sequence number that must be safe.
+    pub seq: u64,
+    /// The read round that must be confirmed (replicated shards; 0: none).
+    pub round: u64,
+    /// The leadership epoch the reply was made in (replicated shards).
+    pub epoch: u64,
+}
+
 /// Everything one shard needs, owned by its executor thread: what it was
 /// built from (`shard.setup`: id, limits, options, slots) and its mutable
 /// state.
 pub(crate) struct Shard {
     /// Identity, limits, options, slots, handshake reply.
     pub setup: ShardSetup,
-    /// The map.
-    pub store: RefCell<Store>,
+    /// The map (shared with the replication machine of a replicated shard).
+    pub store: Rc<RefCell<Store>>,
     /// Counters, updated once per batch.
     pub counters: Cell<ShardCounters>,
     /// Open connections, by accept order.
@@ -153,8 +164,13 @@ pub(crate) struct Shard {
     pub started: Instant,
     /// Fault-switch state (see [`crate::options::Fault`]).
     pub faults: crate::fault::FaultState,
-    /// The durable log's marks and waiters (`None`: in memory only).
+    /// The durable log's marks and waiters (`None`: in memory only, or
+    /// replicated: the Raft log is `replicated`'s).
     pub log: Option<LogState>,
+    /// The shard's replication (`None`: not replicated).
+    pub replicated: Option<Rc<crate::replica::group::Replicated>>,
+    /// No slot: what [`Shard::owned_now`] gives while the shard does not serve.
+    none_owned: SlotSet,
     /// What recovery found, until the writer task starts from it.
     recovered: RefCell<Option<crate::log::recover::Recovered>>,
     /// Snapshot requests and results.
@@ -192,6 +208,8 @@ pub(crate) struct ShardSetup {
     /// The cluster layout this shard serves, as its data directory's
     /// `LAYOUT` file records it.
     pub layout: String,
+    /// Its replication, when the cluster's `replicas` is more than 1.
+    pub replication: Option<crate::replica::group::ReplicationSetup>,
 }
 
 /// One open connection, as the shard's registry sees it.
@@ -278,30 +296,50 @@ impl Shard {
     /// Builds the shard and its store (which may be refused: a `capacity`
     /// whose table alone passes the shard's memory limit); a durable shard
     /// claims its data directory and replays its log into the store.
-    pub(crate) fn new(setup: ShardSetup) -> Result<Shard, String> {
+    pub(crate) fn new(mut setup: ShardSetup) -> Result<Shard, String> {
         let mut store = Store::with_limits(
             setup.opts.capacity,
             StoreLimits { max_bytes: setup.memory_limit, ..StoreLimits::default() },
         )
         .map_err(|e: StoreError| format!("cannot build the store: {e}"))?;
-        let (log, recovered) = match &setup.opts.durability {
-            None => (None, None),
-            Some(d) => {
+        let replication = setup.replication.take();
+        if let (None, Some(_)) = (&setup.opts.durability, &replication) {
+            return Err(format!(
+                "shard {} is replicated: it needs a data directory (--data-dir, or data_dir in the cluster file), where its Raft log lives",
+                setup.id
+            ));
+        }
+        let mut log = None;
+        let mut recovered = None;
+        if let (Some(d), None) = (&setup.opts.durability, &replication) {
+            let dir = crate::log::shard_dir(&d.data_dir, setup.id);
+            crate::log::claim(&dir, &setup.layout).map_err(|e| e.to_string())?;
+            let r = crate::log::recover::recover(&dir, setup.id, &mut store, d.truncate_corrupt)
+                .map_err(|e| e.to_string())?;
+            store.attach_journal(Journal::new(r.next_seq));
+            let state = LogState::new(d.fsync, r.next_seq - 1);
+            // Room kept back: two of the largest inputs one pass of a
+            // connection can turn into records (a frame or a RESP
+            // command, and a record header per operation or argument).
+            let input = (setup.limits.max_frame_bytes as u64).max(setup.resp.limits.max_command_bytes as u64);
+            let items = u64::from(setup.limits.max_ops_per_frame).max(setup.resp.limits.max_multibulk_len as u64);
+            state.set_margin(2 * (input + items * (crate::log::record::HEADER as u64 + 8)));
+            state.adopt(r.chain.clone(), r.spare.clone(), r.replayed_bytes);
+            log = Some(state);
+            recovered = Some(r);
+        }
+        if replication.is_some() {
+            // The replica's machine takes the leader's changes from here.
+            store.attach_journal(Journal::new(1));
+        }
+        let store = Rc::new(RefCell::new(store));
+        let replicated = match (&setup.opts.durability, replication) {
+            (Some(d), Some(r)) => {
                 let dir = crate::log::shard_dir(&d.data_dir, setup.id);
                 crate::log::claim(&dir, &setup.layout).map_err(|e| e.to_string())?;
-                let r = crate::log::recover::recover(&dir, setup.id, &mut store, d.truncate_corrupt)
-                    .map_err(|e| e.to_string())?;
-                store.attach_journal(Journal::new(r.next_seq));
-                let log = LogState::new(d.fsync, r.next_seq - 1);
-                // Room kept back: two of the largest inputs one pass of a
-                // connection can turn into records (a frame or a RESP
-                // command, and a record header per operation or argument).
-                let input = (setup.limits.max_frame_bytes as u64).max(setup.resp.limits.max_command_bytes as u64);
-                let items = u64::from(setup.limits.max_ops_per_frame).max(setup.resp.limits.max_multibulk_len as u64);
-                log.set_margin(2 * (input + items * (crate::log::record::HEADER as u64 + 8)));
-                log.adopt(r.chain.clone(), r.spare.clone(), r.replayed_bytes);
-                (Some(log), Some(r))
+                Some(Rc::new(crate::replica::group::Replicated::open(setup.id, &dir, d, r, &store)?))
             }
+            _ => None,
         };
         let max = setup.opts.limits.max_connections;
         let evicted_frame = error_frame(
@@ -321,7 +359,9 @@ impl Shard {
         );
         let counters = ShardCounters { memory_limit: setup.memory_limit.unwrap_or(0) as u64, ..Default::default() };
         Ok(Shard {
-            store: RefCell::new(store),
+            store,
+            replicated,
+            none_owned: SlotSet::empty(),
             faults: crate::fault::FaultState::new(setup.opts.fault),
             setup,
             counters: Cell::new(counters),
@@ -335,6 +375,95 @@ impl Shard {
             evicted_frame,
             busy_frame,
         })
+    }
+
+    /// Whether client operations may run here now: always, unless the
+    /// shard is replicated and this replica does not serve (it does not
+    /// lead, or has not caught up since it was elected).
+    #[inline]
+    pub fn serving(&self) -> bool {
+        self.replicated.as_ref().is_none_or(|r| r.machine.serving())
+    }
+
+    /// The slots operations may run on now: the shard's own while it
+    /// serves, none otherwise (every key is then sent elsewhere).
+    #[inline]
+    pub fn owned_now(&self) -> &SlotSet {
+        if self.serving() { &self.setup.owned } else { &self.none_owned }
+    }
+
+    /// Where a client should send this shard's keys when it does not serve:
+    /// `Some(addr:port)` of the leader, `None` while no leader is known.
+    pub fn redirect(&self) -> Option<String> {
+        self.replicated.as_ref().and_then(|r| r.leader_endpoint())
+    }
+
+    /// Whether replies wait before they leave: the shard keeps a durable
+    /// log, or is replicated.
+    #[inline]
+    pub fn holds_replies(&self) -> bool {
+        self.log.is_some() || self.replicated.is_some()
+    }
+
+    /// What a reply made now needs before it may leave: everything the
+    /// store journaled so far safe (durable, or committed by the group),
+    /// and, replicated, a read round issued after now confirmed under the
+    /// same leadership.
+    pub fn need_now(&self) -> Need {
+        let seq = self.store.borrow().journal_last_seq();
+        match &self.replicated {
+            // A replica that does not serve ran nothing on its store: its
+            // replies (redirections, errors) show nothing that could be
+            // taken back.
+            Some(r) if !r.machine.serving() => Need { seq: 0, round: 0, epoch: r.machine.epoch() },
+            Some(r) => Need { seq, round: r.machine.read_round(), epoch: r.machine.epoch() },
+            None => Need { seq, round: 0, epoch: 0 },
+        }
+    }
+
+    /// Wakes whoever makes `need` safe: the log writer, or the proposer.
+    pub fn nudge(&self, need: Need) {
+        if let Some(r) = &self.replicated {
+            r.machine.kick();
+        } else if let Some(log) = &self.log
+            && need.seq > log.written()
+        {
+            log.kick();
+        }
+    }
+
+    /// Whether a reply that needs `need` may leave now; `None` if it never
+    /// may (the log failed, or the leadership it was made under is gone).
+    pub fn safe_for(&self, need: Need) -> Option<bool> {
+        if let Some(r) = &self.replicated {
+            let m = &r.machine;
+            if m.epoch() != need.epoch || m.failure().is_some() {
+                return None;
+            }
+            return Some(m.committed() >= need.seq && m.confirmed_round() >= need.round);
+        }
+        let log = self.log.as_ref()?;
+        if need.seq <= log.safe() {
+            Some(true)
+        } else if log.failure().is_some() {
+            None
+        } else {
+            Some(false)
+        }
+    }
+
+    /// Waits until a reply that needs `need` may leave (`Ok`), or never
+    /// will (`Err`).
+    pub async fn wait_safe(&self, need: Need) -> Result<(), ()> {
+        if let Some(r) = &self.replicated {
+            let ok =
+                r.machine.wait(need.epoch, |m| m.committed() >= need.seq && m.confirmed_round() >= need.round).await;
+            return if ok { Ok(()) } else { Err(()) };
+        }
+        match &self.log {
+            Some(log) => log.safe_at(need.seq).await.map_err(|_| ()),
+            None => Ok(()),
+        }
     }
 
     /// Applies `f` to the counters.
@@ -511,16 +640,28 @@ pub(crate) async fn run(
         }
     };
     let writer = match start_log(&shard).await {
-        Ok(writer) => {
-            started(Ok(()));
-            writer
-        }
+        Ok(writer) => writer,
         Err(e) => {
             started(Err(e));
             published.finish();
             return;
         }
     };
+    let replication = match (&shard.replicated, &shard.setup.opts.durability) {
+        (Some(r), Some(d)) => {
+            let dir = crate::log::shard_dir(&d.data_dir, shard.setup.id);
+            match r.start(shard.setup.id, &dir, d).await {
+                Ok(tasks) => Some(tasks),
+                Err(e) => {
+                    started(Err(e));
+                    published.finish();
+                    return;
+                }
+            }
+        }
+        _ => None,
+    };
+    started(Ok(()));
     // SAFETY: the descriptor comes from a bound, listening std listener
     // whose ownership `into_raw_fd` hands over.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
@@ -560,6 +701,9 @@ pub(crate) async fn run(
             glommio::timer::sleep(CUT_GRACE),
         )
         .await;
+    }
+    if let (Some(r), Some(tasks)) = (&shard.replicated, replication) {
+        r.stop(tasks).await;
     }
     // A durable shard snapshots what the connections left (after any
     // snapshot still running), then the log commits the rest, syncs, and

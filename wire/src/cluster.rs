@@ -96,6 +96,7 @@ struct ServerFile {
     listen: Option<String>,
     slots: Option<Vec<String>>,
     metrics_port: Option<u16>,
+    peer_port: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +223,7 @@ impl LimitsFile {
 #[serde(deny_unknown_fields)]
 struct ClusterFile {
     base_port: Option<u16>,
+    replicas: Option<u32>,
     requirepass: Option<String>,
     metrics_port: Option<u16>,
     data_dir: Option<String>,
@@ -253,6 +255,35 @@ pub struct Server {
     pub shards: Range<u32>,
     /// Port of its Prometheus endpoint (`http://listen:port/metrics`); 0: off.
     pub metrics_port: u16,
+    /// Port its first shard's replica listens on for its group's peers
+    /// (`peer_port`, default `port` + [`PEER_PORT_OFFSET`]); shard `i` uses
+    /// `peer_port + i`. Unused when `replicas` is 1.
+    pub peer_port: u16,
+}
+
+/// How far above a server's client ports its peer ports start by default
+/// (as Redis Cluster's bus port is its port + 10000).
+pub const PEER_PORT_OFFSET: u16 = 10000;
+/// Most replicas a shard may have.
+pub const MAX_REPLICAS: u32 = 7;
+
+/// One replica of a replicated shard: where it runs and how its group's
+/// peers reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its id in the group: 1 for the first server of the group's set, 2
+    /// for the next, …
+    pub id: u64,
+    /// Its server's name.
+    pub node: String,
+    /// Address clients and peers connect to.
+    pub addr: String,
+    /// Port clients connect to.
+    pub port: u16,
+    /// Port its peers connect to.
+    pub peer_port: u16,
+    /// CPU it runs on.
+    pub cpu: u32,
 }
 
 /// One client (load generator) node.
@@ -294,6 +325,12 @@ pub struct Cluster {
     pub data_dir: Option<String>,
     /// When the durable log syncs (`fsync`; Redis's `appendfsync`).
     pub fsync: Option<Fsync>,
+    /// Replicas of every shard (`replicas`, 1: not replicated). Servers
+    /// form sets of this many, in file order; the servers of a set have as
+    /// many cores each, and core `i` of each holds a replica of the same
+    /// shard. The shard map names each shard's first leader: the set's
+    /// servers take turns, so leaders start spread evenly.
+    pub replicas: u32,
 }
 
 /// When a durable node's log syncs, as Redis's `appendfsync`.
@@ -462,6 +499,21 @@ impl Cluster {
             return Err(invalid("no [[server]] listed".into()));
         }
         let base_port = file.base_port.unwrap_or(DEFAULT_BASE_PORT);
+        let replicas = file.replicas.unwrap_or(1);
+        if replicas == 0 || replicas > MAX_REPLICAS {
+            return Err(invalid(format!("replicas = {replicas}: must be 1 to {MAX_REPLICAS}")));
+        }
+        if !(file.server.len() as u32).is_multiple_of(replicas) {
+            return Err(invalid(format!(
+                "replicas = {replicas} needs the servers in sets of {replicas} (each of a shard's replicas on its own server), but {} servers are listed",
+                file.server.len()
+            )));
+        }
+        if replicas > 1 && file.server.iter().any(|s| s.slots.is_some()) {
+            return Err(invalid(format!(
+                "replicas = {replicas}: slots cannot be assigned by hand yet (they are split evenly over the shards)"
+            )));
+        }
         let mut servers = Vec::new();
         let mut names = HashSet::new();
         let mut endpoints = HashSet::new();
@@ -511,6 +563,49 @@ impl Cluster {
                 }
             }
             let n = cores.len() as u32;
+            let peer_port = match s.peer_port {
+                Some(p) => p,
+                None if replicas == 1 => 0,
+                None => port.checked_add(PEER_PORT_OFFSET).ok_or_else(|| {
+                    invalid(format!(
+                        "server {:?}: port {port} + {PEER_PORT_OFFSET} is no TCP port: set peer_port",
+                        s.name
+                    ))
+                })?,
+            };
+            if replicas > 1 {
+                if peer_port == 0 || peer_port as usize + cores.len() - 1 > u16::MAX as usize {
+                    return Err(invalid(format!(
+                        "server {:?}: peer ports {peer_port}..{} are not all valid TCP ports",
+                        s.name,
+                        peer_port as usize + cores.len() - 1
+                    )));
+                }
+                for i in 0..cores.len() {
+                    let endpoint = (s.addr.clone(), peer_port + i as u16);
+                    if !endpoints.insert(endpoint.clone()) {
+                        return Err(invalid(format!(
+                            "{}:{} is used twice (a shard's port and a replica's peer port, or two peer ports)",
+                            endpoint.0, endpoint.1
+                        )));
+                    }
+                }
+            }
+            // The servers of a set hold replicas of the same shards.
+            let first_of_set = servers.len() % replicas as usize == 0;
+            if !first_of_set {
+                let head: &Server = &servers[servers.len() - servers.len() % replicas as usize];
+                if head.cores.len() != cores.len() {
+                    return Err(invalid(format!(
+                        "server {:?} has {} cores but {:?}, the first server of its set of {replicas} replicas, has {}: each shard needs a replica on every server of the set",
+                        s.name,
+                        cores.len(),
+                        head.name,
+                        head.cores.len()
+                    )));
+                }
+                next_shard = head.shards.start;
+            }
             servers.push(Server {
                 name: s.name,
                 addr: s.addr,
@@ -519,6 +614,7 @@ impl Cluster {
                 cores,
                 shards: next_shard..next_shard + n,
                 metrics_port: s.metrics_port.or(file.metrics_port).unwrap_or(0),
+                peer_port,
             });
             next_shard += n;
         }
@@ -536,9 +632,14 @@ impl Cluster {
             return Err(invalid(format!("{total} shards, but there are only {SLOTS} slots")));
         }
         let mut shards = Vec::with_capacity(total);
-        for s in &servers {
+        for (at, s) in servers.iter().enumerate() {
             for (i, &cpu) in s.cores.iter().enumerate() {
                 let id = s.shards.start + i as u32;
+                // A replicated shard is listed once, at its first leader:
+                // the set's servers take turns.
+                if id as usize % replicas as usize != at % replicas as usize {
+                    continue;
+                }
                 let slots = if slot_lists.is_empty() {
                     vec![even_slots(total, id as usize)]
                 } else {
@@ -554,9 +655,11 @@ impl Cluster {
                 });
             }
         }
+        shards.sort_by_key(|s| s.id);
         let map = ShardMap::new(shards).map_err(invalid)?;
         Ok(Cluster {
             source: source.to_string(),
+            replicas,
             base_port,
             limits,
             server_limits,
@@ -613,13 +716,52 @@ impl Cluster {
                 cores: cores.to_vec(),
                 shards: 0..n as u32,
                 metrics_port: 0,
+                peer_port: 0,
             }],
             clients: Vec::new(),
             map,
             requirepass: None,
             data_dir: None,
             fsync: None,
+            replicas: 1,
         })
+    }
+
+    /// Shard `i` of `server` as that server serves it: its own address,
+    /// port and CPU (the map lists a replicated shard at its first leader).
+    pub fn local_shard(&self, server: &Server, i: usize) -> ShardInfo {
+        let id = server.shards.start + i as u32;
+        ShardInfo {
+            id,
+            node: server.name.clone(),
+            addr: server.addr.clone(),
+            port: server.port + i as u16,
+            cpu: server.cores[i],
+            slots: self.map.shards()[id as usize].slots.clone(),
+        }
+    }
+
+    /// The replicas of shard `id`, by member id (empty when `replicas` is 1).
+    pub fn members(&self, id: u32) -> Vec<Member> {
+        if self.replicas == 1 {
+            return Vec::new();
+        }
+        self.servers
+            .iter()
+            .filter(|s| s.shards.contains(&id))
+            .enumerate()
+            .map(|(j, s)| {
+                let i = (id - s.shards.start) as usize;
+                Member {
+                    id: j as u64 + 1,
+                    node: s.name.clone(),
+                    addr: s.addr.clone(),
+                    port: s.port + i as u16,
+                    peer_port: s.peer_port + i as u16,
+                    cpu: s.cores[i],
+                }
+            })
+            .collect()
     }
 
     /// The server node called `name`.
@@ -862,6 +1004,52 @@ cores = "1-2"
 name = "c"
 cores = "0,1"
 "#;
+
+    fn servers(n: usize, cores: &[&str]) -> String {
+        (0..n)
+            .map(|i| {
+                let c = cores[i % cores.len()];
+                format!(
+                    "[[server]]\nname = \"s{i}\"\naddr = \"127.0.0.1\"\nport = {}\ncores = \"{c}\"\n",
+                    7000 + 10 * i
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replicated_shards_sit_on_every_server_of_their_set_with_leaders_spread() {
+        let c = Cluster::parse(&format!("replicas = 3\n{}", servers(6, &["0-1"])), "r.toml").expect("valid");
+        assert_eq!(c.replicas, 3);
+        // Two sets of three servers, two cores each: four shards.
+        assert_eq!(c.map.len(), 4);
+        let shards: Vec<_> = c.servers.iter().map(|s| s.shards.clone()).collect();
+        assert_eq!(shards, vec![0..2, 0..2, 0..2, 2..4, 2..4, 2..4]);
+        // First leaders: the set's servers take turns.
+        let leaders: Vec<(&str, u16)> = c.map.shards().iter().map(|i| (i.node.as_str(), i.port)).collect();
+        assert_eq!(leaders, vec![("s0", 7000), ("s1", 7011), ("s5", 7050), ("s3", 7031)]);
+        let m = c.members(3);
+        let ends: Vec<(u64, &str, u16, u16)> = m.iter().map(|m| (m.id, m.node.as_str(), m.port, m.peer_port)).collect();
+        assert_eq!(ends, vec![(1, "s3", 7031, 17031), (2, "s4", 7041, 17041), (3, "s5", 7051, 17051)]);
+        let local = c.local_shard(&c.servers[4], 1);
+        assert_eq!((local.id, local.node.as_str(), local.port), (3, "s4", 7041));
+        assert_eq!(local.slots, c.map.shards()[3].slots);
+        assert!(Cluster::parse(&servers(2, &["0"]), "one.toml").expect("valid").members(0).is_empty());
+    }
+
+    #[test]
+    fn impossible_replica_layouts_are_refused_naming_the_servers() {
+        let e = |text: String| Cluster::parse(&text, "r.toml").expect_err("refused").to_string();
+        assert!(e(format!("replicas = 3\n{}", servers(4, &["0"]))).contains("sets of 3"));
+        assert!(e(format!("replicas = 0\n{}", servers(3, &["0"]))).contains("must be 1 to 7"));
+        let uneven = e(format!("replicas = 3\n{}", servers(3, &["0-1", "0"])));
+        assert!(uneven.contains("\"s1\" has 1 cores but \"s0\""), "{uneven}");
+        let clash = format!(
+            "replicas = 2\n{}[[server]]\nname = \"x\"\naddr = \"127.0.0.1\"\nport = 17000\ncores = \"0\"\n",
+            servers(3, &["0"])
+        );
+        assert!(e(clash).contains("127.0.0.1:17000 is used"));
+    }
 
     #[test]
     fn the_file_names_the_data_dir_and_the_fsync_mode() {

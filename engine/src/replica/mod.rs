@@ -9,6 +9,8 @@
 //! - [`peer`]: the connections between replicas, and their limits.
 //! - [`node`]: the loop that ticks raft-rs, steps peers' messages into it,
 //!   and persists, sends and applies what each `Ready` hands out.
+//! - `group`: a replicated shard at run time (its replica, machine, log
+//!   writer and peer port, started and stopped with the shard).
 //! - [`machine`]: the shard's store as the group's state machine: the
 //!   leader's journaled changes become proposals, followers apply them,
 //!   and the marks a held reply waits for.
@@ -29,6 +31,7 @@
 //! the state machine to apply. Raft's safety across machine crashes rests
 //! on `--fsync always`; `everysec` and `no` keep it across process crashes
 //! only.
+pub(crate) mod group;
 pub mod machine;
 pub mod node;
 pub mod peer;

@@ -233,6 +233,13 @@ impl Replica {
         Ok(p)
     }
 
+    /// Stands for election now, instead of waiting for an election
+    /// timeout (the group's first leader does, at start).
+    pub fn campaign(&self) {
+        let _ = self.raw.borrow_mut().campaign();
+        self.kick();
+    }
+
     /// Asks the leader to confirm it still leads (ReadIndex); the answer
     /// reaches [`StateMachine::read_ready`] with `ctx`. A follower forwards
     /// the request to the leader it knows of; with none, nothing answers

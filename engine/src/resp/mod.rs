@@ -167,6 +167,7 @@ struct Replies<'r> {
     out: &'r mut Vec<u8>,
     proto: Proto,
     node: &'r RespNode,
+    shard: &'r Shard,
     ops: &'r [Simple],
     buf: &'r [u8],
     flush_at: usize,
@@ -198,7 +199,13 @@ impl Results for Replies<'_> {
             OpError::WrongShard => {
                 let (k, n) = self.ops[i].key;
                 let slot = slot_of(&self.buf[k as usize..(k + n) as usize]);
-                let info = &self.node.shards[self.node.owner[slot as usize] as usize];
+                let owner = self.node.owner[slot as usize];
+                if owner == self.node.shard {
+                    // This replicated shard's own slot: it does not serve.
+                    moved_to_leader(self.out, slot, self.shard);
+                    return;
+                }
+                let info = &self.node.shards[owner as usize];
                 err(self.out, &format!("MOVED {slot} {}:{}", info.addr, info.port));
             }
             OpError::OutOfMemory => err(self.out, keys::OOM),
@@ -272,6 +279,25 @@ pub(crate) fn err(out: &mut Vec<u8>, s: &str) {
     resp::error(out, s);
 }
 
+/// A key of this replicated shard, on a replica that does not serve it:
+/// `-MOVED` to the leader, as Redis Cluster sends a client from a replica
+/// to its master; `-CLUSTERDOWN` while no leader is known (an election).
+fn moved_to_leader(out: &mut Vec<u8>, slot: u16, shard: &Shard) {
+    match shard.redirect() {
+        Some(leader) => err(out, &format!("MOVED {slot} {leader}")),
+        None => err(out, &format!("CLUSTERDOWN shard {} has no leader yet (an election is running)", shard.setup.id)),
+    }
+}
+
+/// A keyless command on this replicated shard's keys, on a replica that
+/// does not serve them.
+fn not_leader(out: &mut Vec<u8>, shard: &Shard) {
+    match shard.redirect() {
+        Some(leader) => err(out, &format!("NOTLEADER shard {} is served by its leader at {leader}", shard.setup.id)),
+        None => err(out, &format!("CLUSTERDOWN shard {} has no leader yet (an election is running)", shard.setup.id)),
+    }
+}
+
 /// Empties `v` and hands its allocation on with another lifetime (an
 /// empty vector holds no references; collecting an emptied `vec::IntoIter`
 /// into a vector of the same layout reuses its buffer), so the argument
@@ -341,9 +367,9 @@ impl Session {
         }
         let slice = |(at, n): (u32, u32)| &buf[at as usize..(at + n) as usize];
         let view = |s: &Simple| if s.set { Op::Put(slice(s.key), slice(s.value)) } else { Op::Get(slice(s.key)) };
-        let mut replies = Replies { out, proto: self.proto, node, ops: &self.ops, buf, flush_at: FLUSH_AT };
+        let mut replies = Replies { out, proto: self.proto, node, shard, ops: &self.ops, buf, flush_at: FLUSH_AT };
         let c =
-            batch::run(&mut shard.store.borrow_mut(), &shard.setup.owned, &shard.faults, &self.ops, view, &mut replies);
+            batch::run(&mut shard.store.borrow_mut(), shard.owned_now(), &shard.faults, &self.ops, view, &mut replies);
         let ran = c.ops as usize;
         let consumed = if ran == 0 { 0 } else { self.ops[ran - 1].end as usize };
         rbuf.consume(consumed);
@@ -492,10 +518,14 @@ impl Cx<'_> {
         }
         let Some(slot) = first else { return true };
         let owner = self.node.owner[slot as usize];
-        if owner == self.node.shard {
+        if owner == self.node.shard && self.shard.serving() {
             return true;
         }
         self.counts.moved += 1;
+        if owner == self.node.shard {
+            moved_to_leader(self.out, slot, self.shard);
+            return false;
+        }
         let info = &self.node.shards[owner as usize];
         err(self.out, &format!("MOVED {slot} {}:{}", info.addr, info.port));
         false
@@ -524,6 +554,13 @@ impl Cx<'_> {
         }
         if self.shard.store.borrow().writes_refused() && spec.flags.contains(&"write") {
             err(self.out, MISCONF);
+            return After::Next;
+        }
+        let keyspace = spec.flags.contains(&"write") || spec.flags.contains(&"readonly");
+        if spec.first == 0 && keyspace && !self.shard.serving() {
+            // A keyless command on this shard's keys (DBSIZE, SCAN,
+            // FLUSHDB…): only the leader answers it.
+            not_leader(self.out, self.shard);
             return After::Next;
         }
         if spec.first > 0 {

@@ -83,6 +83,24 @@ impl Resp {
         Resp { writer: stream.try_clone().expect("clone"), reader: BufReader::new(stream) }
     }
 
+    /// Connects with a 10 s read deadline; `None` if nothing listens (a
+    /// node a test killed).
+    pub fn try_connect(addr: &str) -> Option<Resp> {
+        let to = addr.parse().ok()?;
+        let stream = TcpStream::connect_timeout(&to, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let _ = stream.set_nodelay(true);
+        Some(Resp { writer: stream.try_clone().ok()?, reader: BufReader::new(stream) })
+    }
+
+    /// Sends one command and reads its reply; `None` if the connection
+    /// failed or closed first.
+    pub fn try_cmd(&mut self, args: &[&str]) -> Option<Value> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.writer.write_all(&multibulk(&args)).ok()?;
+        self.read()
+    }
+
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).expect("send");

@@ -1,0 +1,205 @@
+//! A replicated shard at run time: its replica of the group, the store's
+//! machine, the Raft log's writer, and the peer port, started and stopped
+//! with the shard.
+//!
+//! A replicated shard needs a data directory: its log is the Raft log,
+//! and a replica that forgot its votes or entries on a restart could elect
+//! two leaders or lose committed writes. At start the log is replayed into
+//! the Raft log ([`crate::log::recover::recover_raft`]); raft-rs then hands
+//! the committed entries out again and the machine rebuilds the store from
+//! them (the store itself is not on disk: the log is).
+//!
+//! The first leader of each group is the member the cluster file names
+//! (the set's servers take turns), which campaigns at once; the others
+//! wait an election timeout, so leaders start spread over the servers.
+
+use std::cell::RefCell;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use glommio::net::TcpListener;
+use wire::cluster::Member;
+
+use super::machine::Machine;
+use super::node::{Replica, ReplicaConfig};
+use super::storage::RaftLog;
+use crate::log::Durability;
+use crate::log::recover::Recovered;
+use crate::log::writer::{LogState, Writer};
+use crate::store::Store;
+
+/// Default time between Raft ticks: elections start after 10 to 20 ticks
+/// without a leader's word (1–2 s), heartbeats go every 2 ticks.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Ticks before a follower stands for election (raft-rs doubles it at random).
+pub const ELECTION_TICKS: usize = 10;
+/// Ticks between a leader's heartbeats.
+pub const HEARTBEAT_TICKS: usize = 2;
+
+/// What a replicated shard is started from (built by the server).
+#[derive(Debug)]
+pub(crate) struct ReplicationSetup {
+    /// Every member of the shard's group.
+    pub members: Vec<Member>,
+    /// This replica's member id.
+    pub me: u64,
+    /// The member that leads first.
+    pub first_leader: u64,
+    /// The bound peer port.
+    pub peer_listener: std::net::TcpListener,
+    /// Time between ticks.
+    pub tick: Duration,
+}
+
+/// A replicated shard's replication state (see the module comment).
+pub(crate) struct Replicated {
+    /// The shard's replica of its group.
+    pub replica: Rc<Replica>,
+    /// The shard's store as the group's state machine.
+    pub machine: Rc<Machine>,
+    /// Every member, by id.
+    pub members: Vec<Member>,
+    /// The Raft log's marks.
+    log: Rc<LogState>,
+    recovered: RefCell<Option<Recovered>>,
+    peer_listener: RefCell<Option<std::net::TcpListener>>,
+    first_leader: bool,
+}
+
+/// The tasks a replicated shard runs, until [`Replicated::stop`].
+pub(crate) struct Tasks(Vec<glommio::Task<()>>);
+
+impl Replicated {
+    /// Replays shard `id`'s log in `dir` into its Raft log and builds the
+    /// replica and the machine over `store` (which journals its changes).
+    pub fn open(
+        id: u32,
+        dir: &std::path::Path,
+        d: &Durability,
+        setup: ReplicationSetup,
+        store: &Rc<RefCell<Store>>,
+    ) -> Result<Replicated, String> {
+        let voters: Vec<u64> = setup.members.iter().map(|m| m.id).collect();
+        let mut log = RaftLog::new(&voters);
+        let r = crate::log::recover::recover_raft(dir, id, &mut log, d.truncate_corrupt).map_err(|e| e.to_string())?;
+        let state = Rc::new(LogState::new(d.fsync, r.next_seq - 1));
+        state.adopt(r.chain.clone(), r.spare.clone(), r.replayed_bytes);
+        let peers = setup
+            .members
+            .iter()
+            .filter(|m| m.id != setup.me)
+            .map(|m| {
+                let addr = std::net::ToSocketAddrs::to_socket_addrs(&(m.addr.as_str(), m.peer_port))
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        format!("replica {} of shard {id}: cannot resolve {}:{}", m.id, m.addr, m.peer_port)
+                    })?;
+                Ok((m.id, addr))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let cfg = ReplicaConfig {
+            group: id,
+            id: setup.me,
+            peers,
+            tick: setup.tick,
+            election_ticks: ELECTION_TICKS,
+            heartbeat_ticks: HEARTBEAT_TICKS,
+            applied: 0,
+        };
+        let replica = Replica::new(&cfg, log, Some((state.clone(), r.next_seq)))
+            .map_err(|e| format!("replica {} of shard {id}: {e}", setup.me))?;
+        Ok(Replicated {
+            replica: Rc::new(replica),
+            machine: Rc::new(Machine::new(store.clone(), 0)),
+            members: setup.members,
+            log: state,
+            recovered: RefCell::new(Some(r)),
+            peer_listener: RefCell::new(Some(setup.peer_listener)),
+            first_leader: setup.first_leader == setup.me,
+        })
+    }
+
+    /// Where clients should go instead of this replica: the leader's
+    /// `addr:port`, when another member leads and it is known.
+    pub fn leader_endpoint(&self) -> Option<String> {
+        let leader = self.replica.status().leader;
+        if leader == self.replica.id() {
+            return None;
+        }
+        self.members.iter().find(|m| m.id == leader).map(|m| format!("{}:{}", m.addr, m.port))
+    }
+
+    /// Starts the Raft log's writer, the replica's loop, the proposer and
+    /// the peer port's accept loop.
+    pub async fn start(self: &Rc<Self>, id: u32, dir: &std::path::Path, d: &Durability) -> Result<Tasks, String> {
+        let r = self.recovered.borrow_mut().take().ok_or("the replica was started twice")?;
+        eprintln!(
+            "percore-server: shard {id}: replica {} of {}: Raft log recovered from {} in {:.3} s: {} records ({} segments); fsync {}",
+            self.replica.id(),
+            self.members.len(),
+            dir.display(),
+            r.elapsed.as_secs_f64(),
+            r.records,
+            r.segments,
+            d.fsync,
+        );
+        if let Some(dropped) = &r.dropped {
+            eprintln!("percore-server: shard {id}: {dropped}");
+        }
+        let writer = Writer::open(dir, id, d, r.resume).await.map_err(|e| e.to_string())?;
+        let std_listener = self.peer_listener.borrow_mut().take().ok_or("the replica was started twice")?;
+        // SAFETY: the descriptor comes from a bound, listening std listener
+        // whose ownership `into_raw_fd` hands over.
+        let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
+        let mut tasks = Vec::new();
+        let me = self.clone();
+        tasks.push(glommio::spawn_local(async move {
+            crate::log::writer::run(writer, &me.log, |spare| me.replica.journal_take(spare)).await;
+        }));
+        let me = self.clone();
+        tasks.push(glommio::spawn_local(async move { me.replica.run(&*me.machine).await }));
+        let me = self.clone();
+        tasks.push(glommio::spawn_local(async move { me.machine.run_proposer(&me.replica).await }));
+        let me = self.clone();
+        tasks.push(glommio::spawn_local(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(stream) => {
+                        let me = me.clone();
+                        glommio::spawn_local(async move {
+                            let _ = me.replica.serve(stream).await;
+                        })
+                        .detach();
+                    }
+                    Err(_) => glommio::timer::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }));
+        if self.first_leader {
+            self.replica.campaign();
+        }
+        Ok(Tasks(tasks))
+    }
+
+    /// Stops the replica (peers' connections are shut), the proposer and
+    /// the accept loop, then lets the log commit what is left and end.
+    pub async fn stop(&self, tasks: Tasks) {
+        self.replica.stop();
+        self.machine.stop();
+        let mut tasks = tasks.0.into_iter();
+        let writer = tasks.next();
+        let (run, proposer, accept) = (tasks.next(), tasks.next(), tasks.next());
+        if let Some(t) = accept {
+            t.cancel().await;
+        }
+        for t in [run, proposer].into_iter().flatten() {
+            t.await;
+        }
+        self.log.stop();
+        if let Some(w) = writer {
+            w.await;
+        }
+    }
+}
