@@ -227,7 +227,14 @@ pub(crate) fn shard_setup(
         memory_limit: memory_limit(opts.limits.maxmemory, server.cores.len()),
         owned: cluster.map.owned_slots(id),
         hello_reply,
-        resp: crate::resp::RespNode::new(id, cluster.map.shards(), resp_limits(cluster, opts), opts, cluster.limits),
+        resp: crate::resp::RespNode::new(
+            id,
+            cluster.map.shards(),
+            &(0..total_shards).map(|g| cluster.members(g)).collect::<Vec<_>>(),
+            resp_limits(cluster, opts),
+            opts,
+            cluster.limits,
+        ),
         layout: {
             let slots = info.slots.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(",");
             let members = cluster.members(id);

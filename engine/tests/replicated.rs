@@ -104,6 +104,37 @@ fn a_replicated_cluster_survives_its_leaders_kill_and_a_restarted_node_catches_u
     let moved = Resp::connect(follower).cmd(&["GET", "k1"]);
     assert_eq!(moved.error(), Some(format!("MOVED {} {leader}", wire::slot::slot_of(b"k1")).as_str()));
 
+    // redis-cli in cluster mode, pointed at a follower, follows it to the
+    // leader.
+    let cli = |args: &[&str]| {
+        let (host, port) = follower.rsplit_once(':').unwrap();
+        let out = std::process::Command::new("redis-cli")
+            .args(["-c", "-h", host, "-p", port])
+            .args(args)
+            .output()
+            .expect("redis-cli (tools/test.sh installs it)");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["SET", "from-cli", "yes"]), "OK");
+    assert_eq!(cli(&["GET", "from-cli"]), "yes");
+
+    // CLUSTER SLOTS and NODES, asked anywhere, list the leader as master
+    // and the two others as its replicas.
+    let Value::Array(ranges) = Resp::connect(follower).cmd(&["CLUSTER", "SLOTS"]) else { panic!("CLUSTER SLOTS") };
+    let Value::Array(range) = &ranges[0] else { panic!("a slot range") };
+    assert_eq!((ranges.len(), range.len()), (1, 5), "one range: its bounds, a master and two replicas");
+    let port = |v: &Value| match v {
+        Value::Array(n) => n[1].clone(),
+        other => panic!("not a node: {other:?}"),
+    };
+    let leader_port: i64 = leader.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(port(&range[2]), Value::Int(leader_port));
+    let nodes_text = Resp::connect(follower).cmd(&["CLUSTER", "NODES"]).text();
+    let roles: Vec<&str> = nodes_text.lines().map(|l| l.split(' ').nth(2).unwrap()).collect();
+    assert_eq!(roles.iter().filter(|r| r.ends_with("master")).count(), 1, "{nodes_text}");
+    assert_eq!(roles.iter().filter(|r| r.ends_with("slave")).count(), 2, "{nodes_text}");
+    assert_eq!(roles.iter().filter(|r| r.starts_with("myself")).count(), 1, "{nodes_text}");
+
     // The leader dies; the others elect one of themselves.
     let mut killed = nodes[l].take().expect("running");
     let t = Instant::now();

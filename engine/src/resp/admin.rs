@@ -9,7 +9,8 @@
 //! own row carries `myself`.
 
 use super::table::{self, COMMANDS};
-use super::{After, Cx, err, glob, keys::parse_i64};
+use super::{After, Cx, RespNode, err, glob, keys::parse_i64};
+use crate::shard::Shard;
 use wire::resp::Proto;
 use wire::resp::reply as resp;
 use wire::slot::slot_of;
@@ -471,24 +472,51 @@ impl Cx<'_> {
         }
     }
 
-    /// One `CLUSTER NODES` row per shard, rows ending in `\n`.
+    /// One `CLUSTER NODES` row per shard (per replica of a replicated
+    /// shard), rows ending in `\n`.
     fn cluster_nodes(&self) -> String {
         let mut text = String::new();
-        for (s, id) in self.node.shards.iter().zip(&self.node.ids) {
-            let flags = if s.id == self.node.shard { "myself,master" } else { "master" };
-            let cport = u32::from(s.port) + 10_000;
-            let cport = if cport > u32::from(u16::MAX) { 0 } else { cport };
-            text.push_str(&format!("{id} {}:{}@{cport} {flags} - 0 0 {} connected", s.addr, s.port, s.id + 1));
-            for r in &s.slots {
-                if r.start == r.end {
-                    text.push_str(&format!(" {}", r.start));
-                } else {
-                    text.push_str(&format!(" {}-{}", r.start, r.end));
-                }
+        for i in 0..self.node.shards.len() {
+            let holders = holders(self.node, self.shard, i);
+            let master_id = holders[0].1.to_string();
+            for (j, (s, id)) in holders.into_iter().enumerate() {
+                self.node_row(&mut text, s, id, (j > 0).then_some(master_id.as_str()));
             }
-            text.push('\n');
         }
         text
+    }
+
+    /// One `CLUSTER NODES` row: a master with its slots, or a replica of
+    /// `master`.
+    fn node_row(&self, text: &mut String, s: &wire::msg::ShardInfo, id: &str, master: Option<&str>) {
+        let me = s.id == self.node.shard && s.node == self.shard.setup.node;
+        let flags = match (me, master) {
+            (true, None) => "myself,master",
+            (false, None) => "master",
+            (true, Some(_)) => "myself,slave",
+            (false, Some(_)) => "slave",
+        };
+        let cport = u32::from(s.port) + 10_000;
+        let cport = if cport > u32::from(u16::MAX) { 0 } else { cport };
+        text.push_str(&format!(
+            "{id} {}:{}@{cport} {flags} {} 0 0 {} connected",
+            s.addr,
+            s.port,
+            master.unwrap_or("-"),
+            s.id + 1
+        ));
+        if master.is_some() {
+            text.push('\n');
+            return;
+        }
+        for r in &s.slots {
+            if r.start == r.end {
+                text.push_str(&format!(" {}", r.start));
+            } else {
+                text.push_str(&format!(" {}-{}", r.start, r.end));
+            }
+        }
+        text.push('\n');
     }
 
     /// CLUSTER SLOTS | SHARDS | NODES | MYID | KEYSLOT | COUNTKEYSINSLOT | INFO | HELP.
@@ -500,22 +528,25 @@ impl Cx<'_> {
             (b"slots", 2) => {
                 let ranges: usize = n.shards.iter().map(|s| s.slots.len()).sum();
                 resp::array(self.out, ranges);
-                for (s, id) in n.shards.iter().zip(&n.ids) {
+                for (i, s) in n.shards.iter().enumerate() {
+                    let holders = holders(self.node, self.shard, i);
                     for r in &s.slots {
-                        resp::array(self.out, 3);
+                        resp::array(self.out, 2 + holders.len());
                         resp::integer(self.out, r.start.into());
                         resp::integer(self.out, r.end.into());
-                        resp::array(self.out, 4);
-                        resp::bulk(self.out, s.addr.as_bytes());
-                        resp::integer(self.out, s.port.into());
-                        resp::bulk(self.out, id.as_bytes());
-                        resp::map(self.out, 0, p);
+                        for (h, id) in &holders {
+                            resp::array(self.out, 4);
+                            resp::bulk(self.out, h.addr.as_bytes());
+                            resp::integer(self.out, h.port.into());
+                            resp::bulk(self.out, id.as_bytes());
+                            resp::map(self.out, 0, p);
+                        }
                     }
                 }
             }
             (b"shards", 2) => {
                 resp::array(self.out, n.shards.len());
-                for (s, id) in n.shards.iter().zip(&n.ids) {
+                for (i, s) in n.shards.iter().enumerate() {
                     resp::map(self.out, 2, p);
                     resp::bulk(self.out, b"slots");
                     resp::array(self.out, s.slots.len() * 2);
@@ -524,20 +555,23 @@ impl Cx<'_> {
                         resp::integer(self.out, r.end.into());
                     }
                     resp::bulk(self.out, b"nodes");
-                    resp::array(self.out, 1);
-                    resp::map(self.out, 7, p);
-                    for (k, v) in [("id", id.as_str()), ("ip", s.addr.as_str()), ("endpoint", s.addr.as_str())] {
-                        resp::bulk(self.out, k.as_bytes());
-                        resp::bulk(self.out, v.as_bytes());
+                    let holders = holders(self.node, self.shard, i);
+                    resp::array(self.out, holders.len());
+                    for (j, (h, id)) in holders.into_iter().enumerate() {
+                        resp::map(self.out, 7, p);
+                        for (k, v) in [("id", id), ("ip", h.addr.as_str()), ("endpoint", h.addr.as_str())] {
+                            resp::bulk(self.out, k.as_bytes());
+                            resp::bulk(self.out, v.as_bytes());
+                        }
+                        resp::bulk(self.out, b"port");
+                        resp::integer(self.out, h.port.into());
+                        resp::bulk(self.out, b"role");
+                        resp::bulk(self.out, if j == 0 { b"master" } else { b"replica" });
+                        resp::bulk(self.out, b"replication-offset");
+                        resp::integer(self.out, 0);
+                        resp::bulk(self.out, b"health");
+                        resp::bulk(self.out, b"online");
                     }
-                    resp::bulk(self.out, b"port");
-                    resp::integer(self.out, s.port.into());
-                    resp::bulk(self.out, b"role");
-                    resp::bulk(self.out, b"master");
-                    resp::bulk(self.out, b"replication-offset");
-                    resp::integer(self.out, 0);
-                    resp::bulk(self.out, b"health");
-                    resp::bulk(self.out, b"online");
                 }
             }
             (b"nodes", 2) => {
@@ -587,6 +621,28 @@ impl Cx<'_> {
             _ => self.unknown_sub("CLUSTER", a[1]),
         }
     }
+}
+
+/// Who holds shard `i`'s keys, master first: the shard itself when it
+/// is not replicated; else its replicas, the leader as master — this
+/// shard's current leader as far as this replica knows, another
+/// shard's first leader (the cluster file's).
+fn holders<'n>(n: &'n RespNode, shard: &Shard, i: usize) -> Vec<(&'n wire::msg::ShardInfo, &'n str)> {
+    let (s, reps) = (&n.shards[i], &n.replicas[i]);
+    if reps.is_empty() {
+        return vec![(s, n.ids[i].as_str())];
+    }
+    let known = (s.id == n.shard)
+        .then(|| shard.replicated.as_ref().map(|r| r.replica.status().leader))
+        .flatten()
+        .filter(|&l| l != 0);
+    let leader = match known {
+        Some(member) => member as usize - 1,
+        None => reps.iter().position(|(m, _)| m.node == s.node).unwrap_or(0),
+    };
+    let mut out: Vec<(&wire::msg::ShardInfo, &str)> = vec![(&reps[leader].0, reps[leader].1.as_str())];
+    out.extend(reps.iter().enumerate().filter(|&(j, _)| j != leader).map(|(_, (m, id))| (m, id.as_str())));
+    out
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ pub(crate) struct RespNode {
     pub shards: Vec<ShardInfo>,
     /// Every shard's node id (same order).
     pub ids: Vec<String>,
+    /// Every shard's replicas (same order; empty when not replicated), as
+    /// their own addresses with their node ids, by member id.
+    pub replicas: Vec<Vec<(ShardInfo, String)>>,
     /// Slot → owning shard.
     pub owner: Box<[u32]>,
     /// Parser limits.
@@ -84,6 +87,7 @@ impl RespNode {
     pub fn new(
         shard: u32,
         shards: &[ShardInfo],
+        members: &[Vec<wire::cluster::Member>],
         limits: RespLimits,
         opts: &crate::ServerOptions,
         frame: wire::Limits,
@@ -100,8 +104,29 @@ impl RespNode {
         }
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let run_id = format!("{:032x}{:08x}", nanos ^ u128::from(std::process::id()) << 64, shard);
+        let replicas = shards
+            .iter()
+            .zip(members)
+            .map(|(s, ms)| {
+                ms.iter()
+                    .map(|m| {
+                        let info = ShardInfo {
+                            id: s.id,
+                            node: m.node.clone(),
+                            addr: m.addr.clone(),
+                            port: m.port,
+                            cpu: m.cpu,
+                            slots: s.slots.clone(),
+                        };
+                        let id = node_id(&info);
+                        (info, id)
+                    })
+                    .collect()
+            })
+            .collect();
         RespNode {
             shard,
+            replicas,
             ids: shards.iter().map(node_id).collect(),
             shards: shards.to_vec(),
             owner,
