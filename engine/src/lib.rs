@@ -40,9 +40,12 @@
 //!   executed batch's writes are appended as one record before the replies
 //!   that observed them are released; recovery replays the log into the
 //!   store.
-//! - **Replication** wraps the executor: a batch becomes one proposal of
-//!   the shard's consensus group; it reaches [`batch::execute`] when
-//!   committed, on every replica alike.
+//! - **Replication** (`replica`) sits where the log does: the leader's
+//!   executor runs batches at once, the store's journal of their results
+//!   becomes one proposal of the shard's Raft group per proposer pass,
+//!   followers apply the committed results, and replies wait for the
+//!   commit and a leadership check, as they wait for the disk in `fsync
+//!   always`.
 //!
 //! Each shard owns one instance of every layer, on its own core; nothing
 //! in the stack is shared between cores.
@@ -66,6 +69,9 @@
 //! - [`batch`]: runs one validated batch against the store, writing the reply.
 //! - [`store`]: the shard's map and record layout; its byte and chunk
 //!   limits (a write past them is refused, never an abort).
+//! - [`log`]: the durable per-shard log, snapshots and recovery.
+//! - [`replica`]: a replicated shard's Raft group (raft-rs), its peer wire,
+//!   and the store as the group's state machine.
 //! - [`stats`]: counters kept in cells, published to the reporter without locks.
 //! - [`metrics`]: the node's Prometheus endpoint (`GET /metrics`), one
 //!   plain thread reading the published counters, off the data path.
