@@ -379,10 +379,11 @@ impl Shard {
 
     /// Whether client operations may run here now: always, unless the
     /// shard is replicated and this replica does not serve (it does not
-    /// lead, or has not caught up since it was elected).
+    /// lead, has not caught up since it was elected, or is handing its
+    /// leadership to the preferred member).
     #[inline]
     pub fn serving(&self) -> bool {
-        self.replicated.as_ref().is_none_or(|r| r.machine.serving())
+        self.replicated.as_ref().is_none_or(|r| r.machine.serving() && !r.replica.transferring())
     }
 
     /// The slots operations may run on now: the shard's own while it

@@ -126,8 +126,16 @@ fn start(
             };
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
             let peers = peers_rx.recv().unwrap();
-            let cfg =
-                ReplicaConfig { group: 0, id, peers, tick: TICK, election_ticks: 10, heartbeat_ticks: 2, applied: 0 };
+            let cfg = ReplicaConfig {
+                group: 0,
+                id,
+                peers,
+                tick: TICK,
+                election_ticks: 10,
+                heartbeat_ticks: 2,
+                applied: 0,
+                preferred: 0,
+            };
             let (log, durable, writer) = match over {
                 Over::Memory(log) => (*log, None, None),
                 Over::Disk(dir) => {

@@ -11,16 +11,19 @@ use std::time::{Duration, Instant};
 use testkit::resp::{Resp, Value};
 use testkit::{Server, TempDir};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+/// `n` distinct free ports (all held open until every one is picked).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
 }
 
 /// A cluster file for three one-core nodes `n0`..`n2` on loopback.
 fn cluster_file(dir: &Path) -> (PathBuf, Vec<String>) {
     let mut text = String::from("replicas = 3\n");
     let mut addrs = Vec::new();
+    let ports = free_ports(6);
     for i in 0..3 {
-        let (port, peer) = (free_port(), free_port());
+        let (port, peer) = (ports[2 * i], ports[2 * i + 1]);
         text += &format!(
             "[[server]]\nname = \"n{i}\"\naddr = \"127.0.0.1\"\nport = {port}\npeer_port = {peer}\ncores = [0]\n"
         );
@@ -97,7 +100,17 @@ fn a_replicated_cluster_survives_its_leaders_kill_and_a_restarted_node_catches_u
     for i in 0..100 {
         set(&addrs, &format!("k{i}"), &format!("v{i}"));
     }
-    let leader = set(&addrs, "probe", "1");
+    // The first leader is the one the cluster file names (n0 for shard 0):
+    // whoever wins the first election hands it over once n0 has caught up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let leader = set(&addrs, "probe", "1");
+        if leader == addrs[0] || Instant::now() > deadline {
+            break leader;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(leader, addrs[0], "the preferred member leads");
     let l = addrs.iter().position(|a| *a == leader).expect("a node of the cluster");
     // A follower sends clients to the leader.
     let follower = &addrs[(l + 1) % 3];

@@ -107,6 +107,7 @@ impl Replicated {
             election_ticks: ELECTION_TICKS,
             heartbeat_ticks: HEARTBEAT_TICKS,
             applied: 0,
+            preferred: setup.first_leader,
         };
         let replica = Replica::new(&cfg, log, Some((state.clone(), r.next_seq)))
             .map_err(|e| format!("replica {} of shard {id}: {e}", setup.me))?;

@@ -74,6 +74,10 @@ pub struct ReplicaConfig {
     pub heartbeat_ticks: usize,
     /// The last entry the state machine already holds (from a snapshot).
     pub applied: u64,
+    /// The member that should lead when it is up and caught up (0: any):
+    /// another leader hands it the leadership, so that the groups' leaders
+    /// stay spread over the servers as the cluster file spreads them.
+    pub preferred: u64,
 }
 
 /// Why a proposal was not taken.
@@ -130,6 +134,7 @@ pub struct Replica {
     waker: RefCell<Option<Waker>>,
     stopping: Cell<bool>,
     isolated: Cell<bool>,
+    preferred: u64,
     applied: Cell<u64>,
     /// The shard's log, when durable: entries and hard states are journaled
     /// and a `Ready`'s persisted messages wait until they are safe.
@@ -189,6 +194,7 @@ impl Replica {
             waker: RefCell::new(None),
             stopping: Cell::new(false),
             isolated: Cell::new(false),
+            preferred: cfg.preferred,
             applied: Cell::new(cfg.applied),
             durable: durable.map(|(state, next)| (state, RefCell::new(Journal::new(next)))),
             inbound: RefCell::new(HashMap::new()),
@@ -212,6 +218,12 @@ impl Replica {
             commit: raw.raft.raft_log.committed,
             applied: self.applied.get(),
         }
+    }
+
+    /// Whether this leader is handing its leadership over (it takes no
+    /// proposals meanwhile).
+    pub fn transferring(&self) -> bool {
+        self.raw.borrow().raft.lead_transferee.is_some()
     }
 
     /// The persisted log (read-only: the replica owns it).
@@ -339,11 +351,30 @@ impl Replica {
                 }
             }
             self.handle_ready(sm).await;
+            self.hand_over();
             let wait = next_tick.saturating_duration_since(std::time::Instant::now());
             futures_lite::future::or(glommio::timer::sleep(wait), self.kicked()).await;
         }
         for t in tasks {
             t.await;
+        }
+    }
+
+    /// A leader that is not the preferred member hands the leadership to
+    /// it once it holds every entry (raft-rs's leadership transfer: the
+    /// leader stops taking proposals until the transferee has won, or an
+    /// election timeout has passed).
+    fn hand_over(&self) {
+        let mut raw = self.raw.borrow_mut();
+        let to = self.preferred;
+        if to == 0 || to == self.id || raw.raft.state != StateRole::Leader || raw.raft.lead_transferee.is_some() {
+            return;
+        }
+        let last = raw.raft.raft_log.last_index();
+        if raw.raft.prs().get(to).is_some_and(|p| p.matched == last) {
+            raw.transfer_leader(to);
+            drop(raw);
+            self.kick();
         }
     }
 

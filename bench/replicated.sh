@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Replication's benchmark (BENCHMARKS.md, "Replication"), one script, the
+# same load generator and door (RESP, the load generator's redis:// target,
+# which follows CLUSTER SLOTS to each shard's leader) for every target:
+#
+#   replicas = 1 in memory | replicas = 1 --fsync always |
+#   replicas = 3 --fsync always (three server processes on this machine)
+#
+# for YCSB-B and YCSB-A: ops/s, GET/PUT p50/p99.
+#
+#   bench/replicated.sh [PERCORE] [ROUNDS]     # default target/release/percore, 3 rounds
+#
+# Every server process is pinned to CPU $SERVER_CPU (0) — the three
+# replicas share it, as the single node has it alone — and the load runs on
+# $CLIENT_CPU (1). DURATION (5s) and RECORDS (200000) override; data goes
+# under $DATA_DIR (default /var/tmp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-target/release/percore}
+rounds=${2:-3}
+dur=${DURATION:-5s}
+records=${RECORDS:-200000}
+scpu=${SERVER_CPU:-0}
+ccpu=${CLIENT_CPU:-1}
+port=${PORT:-7940}
+for tool in python3 redis-cli; do
+    command -v "$tool" >/dev/null || { echo "bench/replicated.sh: $tool is missing" >&2; exit 1; }
+done
+[ -x "$bin" ] || { echo "bench/replicated.sh: no $bin (cargo build --release)" >&2; exit 1; }
+work=$(mktemp -d)
+data=$(mktemp -d "${DATA_DIR:-/var/tmp}/percore-replicated-bench.XXXXXX")
+pids=()
+stop_all() {
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    pids=()
+}
+trap 'stop_all; rm -rf "$work" "$data"' EXIT
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    cat "$work"/server*.log >&2
+    exit 1
+}
+
+# start TARGET: fresh servers; the port clients start from.
+start() {
+    rm -rf "${data:?}"/*
+    case $1 in
+        memory) "$bin" server --cores "$scpu" --port "$port" --stats-interval-ms 0 --capacity "$records" \
+            >"$work/server.log" 2>&1 &
+            pids+=($!) ;;
+        always) "$bin" server --cores "$scpu" --port "$port" --stats-interval-ms 0 --capacity "$records" \
+            --data-dir "$data" --fsync always >"$work/server.log" 2>&1 &
+            pids+=($!) ;;
+        replicated)
+            printf 'replicas = 3\n' >"$work/cluster.toml"
+            for i in 0 1 2; do
+                printf '[[server]]\nname = "r%s"\naddr = "127.0.0.1"\nport = %s\npeer_port = %s\ncores = [%s]\n' \
+                    "$i" $((port + 10 * i)) $((port + 10 * i + 5)) "$scpu" >>"$work/cluster.toml"
+            done
+            for i in 0 1 2; do
+                "$bin" server --config "$work/cluster.toml" --node "r$i" --stats-interval-ms 0 \
+                    --capacity "$records" --data-dir "$data/r$i" --fsync always >"$work/server$i.log" 2>&1 &
+                pids+=($!)
+            done ;;
+    esac
+    wait_port "$port"
+    # A replicated shard takes writes once its group has elected a leader.
+    for _ in $(seq 1 100); do
+        [ "$(redis-cli -c -p "$port" SET bench:ready 1 2>/dev/null)" = OK ] && return 0
+        sleep 0.1
+    done
+    cat "$work"/server*.log >&2
+    exit 1
+}
+
+targets=(memory always replicated)
+echo "== $rounds rounds × $dur, $records records, YCSB-B and YCSB-A over RESP; data on $(df --output=source "$data" | tail -1)" >&2
+for i in $(seq 1 "$rounds"); do
+    for t in "${targets[@]}"; do
+        start "$t"
+        target=(--target "redis://127.0.0.1:$port")
+        "$bin" loadgen load "${target[@]}" --records "$records" --cores "$ccpu" -q >/dev/null
+        for w in b a; do
+            "$bin" loadgen run "${target[@]}" --records "$records" --cores "$ccpu" -w "$w" --duration "$dur" \
+                --warmup 0s -q --json "$work/$t-$w-$i.json" >/dev/null
+        done
+        stop_all
+    done
+done
+
+python3 - "$work" "$rounds" "${targets[@]}" <<'PY'
+import json, statistics, sys
+work, rounds, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+med = statistics.median
+names = {"memory": "replicas = 1, in memory", "always": "replicas = 1, --fsync always",
+         "replicated": "replicas = 3, --fsync always"}
+for w in ("b", "a"):
+    print(f"\n### YCSB-{w.upper()} over RESP (median of {rounds} rounds)\n")
+    print("| target | ops/s | vs in memory | rounds (k ops/s) | GET p50 µs | GET p99 µs | PUT p50 µs | PUT p99 µs | bad reads / errors |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---|")
+    base = None
+    for t in targets:
+        rows = []
+        for i in range(1, rounds + 1):
+            r = json.load(open(f"{work}/{t}-{w}-{i}.json"))
+            lat = r["latency_us"]
+            rows.append((r["throughput_ops_s"], lat["get"]["p50"], lat["get"]["p99"], lat["put"]["p50"],
+                         lat["put"]["p99"], r["bad_reads"], r["errors"]))
+        cols = list(zip(*rows))
+        ops = med(cols[0])
+        base = base or ops
+        print(f"| {names[t]} | {ops:,.0f} | {ops / base:.2f}× | {' / '.join(f'{x / 1e3:.0f}' for x in cols[0])} | "
+              f"{med(cols[1]):,.0f} | {med(cols[2]):,.0f} | {med(cols[3]):,.0f} | {med(cols[4]):,.0f} | "
+              f"{sum(cols[5])} / {sum(cols[6])} |")
+PY
