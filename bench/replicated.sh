@@ -50,6 +50,7 @@ wait_port() {
 
 # start TARGET: fresh servers; the port clients start from.
 start() {
+    local n
     rm -rf "${data:?}"/*
     case $1 in
         memory) "$bin" server --cores "$scpu" --port "$port" --stats-interval-ms 0 --capacity "$records" \
@@ -60,13 +61,13 @@ start() {
             pids+=($!) ;;
         replicated)
             printf 'replicas = 3\n' >"$work/cluster.toml"
-            for i in 0 1 2; do
+            for n in 0 1 2; do
                 printf '[[server]]\nname = "r%s"\naddr = "127.0.0.1"\nport = %s\npeer_port = %s\ncores = [%s]\n' \
-                    "$i" $((port + 10 * i)) $((port + 10 * i + 5)) "$scpu" >>"$work/cluster.toml"
+                    "$n" $((port + 10 * n)) $((port + 10 * n + 5)) "$scpu" >>"$work/cluster.toml"
             done
-            for i in 0 1 2; do
-                "$bin" server --config "$work/cluster.toml" --node "r$i" --stats-interval-ms 0 \
-                    --capacity "$records" --data-dir "$data/r$i" --fsync always >"$work/server$i.log" 2>&1 &
+            for n in 0 1 2; do
+                "$bin" server --config "$work/cluster.toml" --node "r$n" --stats-interval-ms 0 \
+                    --capacity "$records" --data-dir "$data/r$n" --fsync always >"$work/server$n.log" 2>&1 &
                 pids+=($!)
             done ;;
     esac
