@@ -70,29 +70,6 @@ for i in $(seq 1 "$rounds"); do
     done
 done
 
-python3 - "$work" "$rounds" "${targets[@]}" <<'PY'
-import json, statistics, sys
-work, rounds, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-med = statistics.median
-names = {"memory": "percore, in memory", "no": "percore --fsync no", "everysec": "percore --fsync everysec",
-         "always": "percore --fsync always", "redis-everysec": "Redis appendfsync everysec",
-         "redis-always": "Redis appendfsync always"}
-for w in ("b", "a"):
-    print(f"\n### YCSB-{w.upper()} (one server core; median of {rounds} rounds)\n")
-    print("| target | ops/s | vs in memory | rounds (M ops/s) | GET p50 µs | GET p99 µs | PUT p50 µs | PUT p99 µs | bad reads / errors |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---|")
-    base = None
-    for t in targets:
-        rows = []
-        for i in range(1, rounds + 1):
-            r = json.load(open(f"{work}/{t}-{w}-{i}.json"))
-            lat = r["latency_us"]
-            rows.append((r["throughput_ops_s"], lat["get"]["p50"], lat["get"]["p99"], lat["put"]["p50"],
-                         lat["put"]["p99"], r["bad_reads"], r["errors"]))
-        cols = list(zip(*rows))
-        ops = med(cols[0])
-        base = base or ops
-        print(f"| {names[t]} | {ops:,.0f} | {ops / base:.2f}× | {' / '.join(f'{x / 1e6:.2f}' for x in cols[0])} | "
-              f"{med(cols[1]):,.0f} | {med(cols[2]):,.0f} | {med(cols[3]):,.0f} | {med(cols[4]):,.0f} | "
-              f"{sum(cols[5])} / {sum(cols[6])} |")
-PY
+python3 bench/ycsb_table.py "$work" "$rounds" "one server core" memory="percore, in memory" \
+    no="percore --fsync no" everysec="percore --fsync everysec" always="percore --fsync always" \
+    redis-everysec="Redis appendfsync everysec" redis-always="Redis appendfsync always"

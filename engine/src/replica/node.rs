@@ -27,6 +27,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use glommio::net::TcpStream;
+use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
 use raft::{RawNode, ReadState, StateRole};
 
@@ -480,7 +481,6 @@ impl Replica {
     /// Journals a `Ready`'s entries and hard state, when durable: the
     /// sequence number of the last record (`None`: nothing to wait for).
     fn journal(&self, entries: &[Entry], hs: Option<&raft::eraftpb::HardState>) -> Option<u64> {
-        use protobuf::Message as _;
         let (_, journal) = self.durable.as_ref()?;
         let mut j = journal.borrow_mut();
         if entries.is_empty() && hs.is_none() {
@@ -500,20 +500,14 @@ impl Replica {
             match e.get_entry_type() {
                 EntryType::EntryNormal if !e.data.is_empty() => sm.apply(raw.store(), e.index, e.term, &e.data),
                 EntryType::EntryNormal => sm.skip(raw.store(), e.index),
-                EntryType::EntryConfChange => {
-                    let mut cc = ConfChange::default();
-                    if protobuf::Message::merge_from_bytes(&mut cc, &e.data).is_ok()
-                        && let Ok(cs) = raw.apply_conf_change(&cc)
-                    {
-                        raw.mut_store().set_conf_state(cs);
-                    }
-                    sm.skip(raw.store(), e.index);
-                }
-                EntryType::EntryConfChangeV2 => {
-                    let mut cc = ConfChangeV2::default();
-                    if protobuf::Message::merge_from_bytes(&mut cc, &e.data).is_ok()
-                        && let Ok(cs) = raw.apply_conf_change(&cc)
-                    {
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    // A committed membership change, in either encoding.
+                    let cs = if e.get_entry_type() == EntryType::EntryConfChange {
+                        ConfChange::parse_from_bytes(&e.data).ok().and_then(|cc| raw.apply_conf_change(&cc).ok())
+                    } else {
+                        ConfChangeV2::parse_from_bytes(&e.data).ok().and_then(|cc| raw.apply_conf_change(&cc).ok())
+                    };
+                    if let Some(cs) = cs {
                         raw.mut_store().set_conf_state(cs);
                     }
                     sm.skip(raw.store(), e.index);
