@@ -131,6 +131,11 @@ fn a_replicated_cluster_survives_its_leaders_kill_and_a_restarted_node_catches_u
     assert_eq!(cli(&["SET", "from-cli", "yes"]), "OK");
     assert_eq!(cli(&["GET", "from-cli"]), "yes");
 
+    // INFO replication tells a follower from the leader.
+    let info = Resp::connect(follower).cmd(&["INFO", "replication"]).text();
+    assert!(info.contains("role:slave") && info.contains(&format!("percore_leader:{leader}")), "{info}");
+    assert!(Resp::connect(&leader).cmd(&["INFO", "replication"]).text().contains("role:master"));
+
     // CLUSTER SLOTS and NODES, asked anywhere, list the leader as master
     // and the two others as its replicas.
     let Value::Array(ranges) = Resp::connect(follower).cmd(&["CLUSTER", "SLOTS"]) else { panic!("CLUSTER SLOTS") };

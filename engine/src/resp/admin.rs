@@ -330,7 +330,8 @@ impl Cx<'_> {
 
     /// INFO [section…]: server, clients, memory, stats, keyspace, cluster.
     fn info(&mut self, a: &[&[u8]]) {
-        const ALL: [&str; 7] = ["server", "clients", "memory", "persistence", "stats", "keyspace", "cluster"];
+        const ALL: [&str; 8] =
+            ["server", "clients", "memory", "persistence", "stats", "replication", "keyspace", "cluster"];
         let wanted = |s: &str| {
             a.len() == 1
                 || a[1..].iter().any(|w| {
@@ -388,6 +389,7 @@ impl Cx<'_> {
                     c.wrong_shard + c.out_of_memory,
                 ),
                 "persistence" => self.persistence(),
+                "replication" => self.replication(),
                 "keyspace" if c.keys > 0 => {
                     format!("# Keyspace\r\ndb0:keys={},expires={volatile},avg_ttl=0\r\n", c.keys)
                 }
@@ -397,6 +399,32 @@ impl Cx<'_> {
             text.push_str(&body);
         }
         resp::verbatim(self.out, "txt", text.as_bytes(), self.sess.proto);
+    }
+
+    /// INFO's replication section: this replica's role in its shard's
+    /// group, the leader it knows of, the Raft term, commit and applied
+    /// indices, the Raft log it holds, and how often its store was rebuilt.
+    fn replication(&self) -> String {
+        let Some(r) = &self.shard.replicated else {
+            return "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n".to_string();
+        };
+        let st = r.replica.status();
+        let (entries, bytes) = r.replica.with_log(|l| (l.last() + 1 - l.first(), l.bytes()));
+        let leader = r.members.iter().find(|m| m.id == st.leader).map(|m| format!("{}:{}", m.addr, m.port));
+        format!(
+            "# Replication\r\nrole:{}\r\npercore_replicas:{}\r\npercore_replica_id:{}\r\npercore_leader:{}\r\n\
+             percore_serving:{}\r\npercore_raft_term:{}\r\npercore_raft_commit_index:{}\r\npercore_raft_applied_index:{}\r\n\
+             percore_raft_log_entries:{entries}\r\npercore_raft_log_bytes:{bytes}\r\npercore_store_rebuilds:{}\r\n",
+            if st.leading { "master" } else { "slave" },
+            r.members.len(),
+            st.id,
+            leader.unwrap_or_default(),
+            u8::from(self.shard.serving()),
+            st.term,
+            st.commit,
+            st.applied,
+            r.machine.rebuilds(),
+        )
     }
 
     /// INFO's persistence section: the durable log's mode and marks, its
