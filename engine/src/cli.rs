@@ -215,6 +215,13 @@ impl ServerArgs {
             }
             None => None,
         };
+        if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&self.raft_tick) {
+            return Err(invalid(format!(
+                "--raft-tick {} must be between 1ms and 10s (elections start after 10 to 20 ticks)",
+                humantime::format_duration(self.raft_tick)
+            ))
+            .into());
+        }
         let requirepass = self.requirepass.clone().or_else(|| cluster.requirepass.clone()).filter(|p| !p.is_empty());
         let file_port = cluster.server(node).map(|s| s.metrics_port).unwrap_or(0);
         let metrics_port = Some(self.metrics_port.unwrap_or(file_port)).filter(|&p| p > 0);

@@ -182,3 +182,25 @@ fn a_replicated_cluster_survives_its_leaders_kill_and_a_restarted_node_catches_u
     }
     assert_eq!(get(&addrs, "after").as_deref(), Some("1"));
 }
+
+#[test]
+fn a_replicated_node_refuses_to_start_without_a_data_dir_or_with_a_bad_tick() {
+    let dir = TempDir::new("replicated-refused");
+    let (file, _) = cluster_file(dir.path());
+    let refused = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_percore-server"))
+            .args(["--config", file.to_str().expect("utf8"), "--node", "n0", "--stats-interval-ms", "0"])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run percore-server");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = refused(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("shard 0 is replicated: it needs a data directory"), "{err}");
+    let data = dir.path().join("d");
+    let (code, err) = refused(&["--data-dir", data.to_str().expect("utf8"), "--raft-tick", "0ms"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--raft-tick 0s must be between 1ms and 10s"), "{err}");
+}
