@@ -309,12 +309,14 @@ impl Shard {
                 setup.id
             ));
         }
+        let dir = setup.opts.durability.as_ref().map(|d| crate::log::shard_dir(&d.data_dir, setup.id));
+        if let Some(dir) = &dir {
+            crate::log::claim(dir, &setup.layout).map_err(|e| e.to_string())?;
+        }
         let mut log = None;
         let mut recovered = None;
-        if let (Some(d), None) = (&setup.opts.durability, &replication) {
-            let dir = crate::log::shard_dir(&d.data_dir, setup.id);
-            crate::log::claim(&dir, &setup.layout).map_err(|e| e.to_string())?;
-            let r = crate::log::recover::recover(&dir, setup.id, &mut store, d.truncate_corrupt)
+        if let (Some(d), Some(dir), None) = (&setup.opts.durability, &dir, &replication) {
+            let r = crate::log::recover::recover(dir, setup.id, &mut store, d.truncate_corrupt)
                 .map_err(|e| e.to_string())?;
             store.attach_journal(Journal::new(r.next_seq));
             let state = LogState::new(d.fsync, r.next_seq - 1);
@@ -333,11 +335,9 @@ impl Shard {
             store.attach_journal(Journal::new(1));
         }
         let store = Rc::new(RefCell::new(store));
-        let replicated = match (&setup.opts.durability, replication) {
-            (Some(d), Some(r)) => {
-                let dir = crate::log::shard_dir(&d.data_dir, setup.id);
-                crate::log::claim(&dir, &setup.layout).map_err(|e| e.to_string())?;
-                Some(Rc::new(crate::replica::group::Replicated::open(setup.id, &dir, d, r, &store)?))
+        let replicated = match (&setup.opts.durability, &dir, replication) {
+            (Some(d), Some(dir), Some(r)) => {
+                Some(Rc::new(crate::replica::group::Replicated::open(setup.id, dir, d, r, &store)?))
             }
             _ => None,
         };

@@ -68,7 +68,12 @@ pub(crate) struct Replicated {
 }
 
 /// The tasks a replicated shard runs, until [`Replicated::stop`].
-pub(crate) struct Tasks(Vec<glommio::Task<()>>);
+pub(crate) struct Tasks {
+    writer: glommio::Task<()>,
+    run: glommio::Task<()>,
+    proposer: glommio::Task<()>,
+    accept: glommio::Task<()>,
+}
 
 impl Replicated {
     /// Replays shard `id`'s log in `dir` into its Raft log and builds the
@@ -154,17 +159,16 @@ impl Replicated {
         // SAFETY: the descriptor comes from a bound, listening std listener
         // whose ownership `into_raw_fd` hands over.
         let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
-        let mut tasks = Vec::new();
         let me = self.clone();
-        tasks.push(glommio::spawn_local(async move {
+        let writer = glommio::spawn_local(async move {
             crate::log::writer::run(writer, &me.log, |spare| me.replica.journal_take(spare)).await;
-        }));
+        });
         let me = self.clone();
-        tasks.push(glommio::spawn_local(async move { me.replica.run(&*me.machine).await }));
+        let run = glommio::spawn_local(async move { me.replica.run(&*me.machine).await });
         let me = self.clone();
-        tasks.push(glommio::spawn_local(async move { me.machine.run_proposer(&me.replica).await }));
+        let proposer = glommio::spawn_local(async move { me.machine.run_proposer(&me.replica).await });
         let me = self.clone();
-        tasks.push(glommio::spawn_local(async move {
+        let accept = glommio::spawn_local(async move {
             loop {
                 match listener.accept().await {
                     Ok(stream) => {
@@ -177,11 +181,11 @@ impl Replicated {
                     Err(_) => glommio::timer::sleep(Duration::from_millis(100)).await,
                 }
             }
-        }));
+        });
         if self.first_leader {
             self.replica.campaign();
         }
-        Ok(Tasks(tasks))
+        Ok(Tasks { writer, run, proposer, accept })
     }
 
     /// Stops the replica (peers' connections are shut), the proposer and
@@ -189,18 +193,10 @@ impl Replicated {
     pub async fn stop(&self, tasks: Tasks) {
         self.replica.stop();
         self.machine.stop();
-        let mut tasks = tasks.0.into_iter();
-        let writer = tasks.next();
-        let (run, proposer, accept) = (tasks.next(), tasks.next(), tasks.next());
-        if let Some(t) = accept {
-            t.cancel().await;
-        }
-        for t in [run, proposer].into_iter().flatten() {
-            t.await;
-        }
+        tasks.accept.cancel().await;
+        tasks.run.await;
+        tasks.proposer.await;
         self.log.stop();
-        if let Some(w) = writer {
-            w.await;
-        }
+        tasks.writer.await;
     }
 }

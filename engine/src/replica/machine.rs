@@ -261,11 +261,9 @@ impl Machine {
             let Some(e) = log.entry(i) else {
                 return self.fail(format!("entry {i} is needed to rebuild the store, and the log no longer has it"));
             };
-            if !e.data.is_empty() && e.get_entry_type() == raft::eraftpb::EntryType::EntryNormal {
-                let data = e.data.clone();
-                if !self.apply_records(&mut store, &data) {
-                    return false;
-                }
+            let normal = !e.data.is_empty() && e.get_entry_type() == raft::eraftpb::EntryType::EntryNormal;
+            if normal && !self.apply_records(&mut store, &e.data) {
+                return false;
             }
         }
         self.discard_journal(&mut store);

@@ -126,9 +126,13 @@ pub async fn read_message(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<M
     if len > MAX_MESSAGE {
         return Err(PeerError::TooLarge(len));
     }
+    // The buffer grows with the bytes that arrive, not with the length a
+    // peer announces: a length alone makes the replica hold nothing.
     buf.clear();
-    buf.resize(len, 0);
-    stream.read_exact(buf).await?;
+    (&mut *stream).take(len as u64).read_to_end(buf).await?;
+    if buf.len() < len {
+        return Err(PeerError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     Message::parse_from_bytes(buf).map_err(|e| PeerError::Decode(e.to_string()))
 }
 

@@ -224,14 +224,7 @@ impl Results for Replies<'_> {
             OpError::WrongShard => {
                 let (k, n) = self.ops[i].key;
                 let slot = slot_of(&self.buf[k as usize..(k + n) as usize]);
-                let owner = self.node.owner[slot as usize];
-                if owner == self.node.shard {
-                    // This replicated shard's own slot: it does not serve.
-                    moved_to_leader(self.out, slot, self.shard);
-                    return;
-                }
-                let info = &self.node.shards[owner as usize];
-                err(self.out, &format!("MOVED {slot} {}:{}", info.addr, info.port));
+                moved(self.out, slot, self.node, self.shard);
             }
             OpError::OutOfMemory => err(self.out, keys::OOM),
             OpError::NotDurable => err(self.out, MISCONF),
@@ -304,10 +297,18 @@ pub(crate) fn err(out: &mut Vec<u8>, s: &str) {
     resp::error(out, s);
 }
 
-/// A key of this replicated shard, on a replica that does not serve it:
-/// `-MOVED` to the leader, as Redis Cluster sends a client from a replica
-/// to its master; `-CLUSTERDOWN` while no leader is known (an election).
-fn moved_to_leader(out: &mut Vec<u8>, slot: u16, shard: &Shard) {
+/// Sends a key of `slot` where it is served: `-MOVED` to the shard that
+/// owns the slot; for this (replicated) shard's own slot on a replica that
+/// does not serve it, `-MOVED` to the leader, as Redis Cluster sends a
+/// client from a replica to its master, or `-CLUSTERDOWN` while no leader
+/// is known (an election).
+fn moved(out: &mut Vec<u8>, slot: u16, node: &RespNode, shard: &Shard) {
+    let owner = node.owner[slot as usize];
+    if owner != node.shard {
+        let info = &node.shards[owner as usize];
+        err(out, &format!("MOVED {slot} {}:{}", info.addr, info.port));
+        return;
+    }
     match shard.redirect() {
         Some(leader) => err(out, &format!("MOVED {slot} {leader}")),
         None => err(out, &format!("CLUSTERDOWN shard {} has no leader yet (an election is running)", shard.setup.id)),
@@ -547,12 +548,7 @@ impl Cx<'_> {
             return true;
         }
         self.counts.moved += 1;
-        if owner == self.node.shard {
-            moved_to_leader(self.out, slot, self.shard);
-            return false;
-        }
-        let info = &self.node.shards[owner as usize];
-        err(self.out, &format!("MOVED {slot} {}:{}", info.addr, info.port));
+        moved(self.out, slot, self.node, self.shard);
         false
     }
 
@@ -581,8 +577,8 @@ impl Cx<'_> {
             err(self.out, MISCONF);
             return After::Next;
         }
-        let keyspace = spec.flags.contains(&"write") || spec.flags.contains(&"readonly");
-        if spec.first == 0 && keyspace && !self.shard.serving() {
+        let keyspace = || spec.flags.contains(&"write") || spec.flags.contains(&"readonly");
+        if spec.first == 0 && !self.shard.serving() && keyspace() {
             // A keyless command on this shard's keys (DBSIZE, SCAN,
             // FLUSHDB…): only the leader answers it.
             not_leader(self.out, self.shard);
