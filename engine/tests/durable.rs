@@ -25,14 +25,9 @@ fn start(dir: &Path, extra: &[&str]) -> Server {
 fn refused(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
     let d = dir.to_str().expect("utf8");
     let cores = if extra.contains(&"--cores") { &[][..] } else { &["--cores", "0"][..] };
-    let out = Command::new(SERVER)
-        .args(cores)
-        .args(["--port", "0", "--stats-interval-ms", "0", "--data-dir", d])
-        .args(extra)
-        .env_remove("PERCORE_PASSWORD")
-        .output()
-        .expect("run percore-server");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let mut cmd = Command::new(SERVER);
+    cmd.args(cores).args(["--port", "0", "--stats-interval-ms", "0", "--data-dir", d]).args(extra);
+    testkit::refusal(cmd.env_remove("PERCORE_PASSWORD"), std::time::Duration::from_secs(30))
 }
 
 /// True once the server's stderr holds `text`: lines printed after the

@@ -188,13 +188,9 @@ fn a_replicated_node_refuses_to_start_without_a_data_dir_or_with_a_bad_tick() {
     let dir = TempDir::new("replicated-refused");
     let (file, _) = cluster_file(dir.path());
     let refused = |extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_percore-server"))
-            .args(["--config", file.to_str().expect("utf8"), "--node", "n0", "--stats-interval-ms", "0"])
-            .args(extra)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run percore-server");
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_percore-server"));
+        cmd.args(["--config", file.to_str().expect("utf8"), "--node", "n0", "--stats-interval-ms", "0"]).args(extra);
+        testkit::refusal(&mut cmd, Duration::from_secs(30))
     };
     let (code, err) = refused(&[]);
     assert_eq!(code, Some(1), "{err}");

@@ -18,7 +18,7 @@ pub mod server;
 
 pub use fake::FakeNode;
 pub use measure::measure;
-pub use server::{Raw, Server, error_of, hello_frame, raise_fd_limit, request};
+pub use server::{Raw, Server, error_of, hello_frame, raise_fd_limit, refusal, request};
 
 use std::path::{Path, PathBuf};
 

@@ -286,3 +286,23 @@ pub fn request(ops: impl FnOnce(&mut RequestEncoder, &mut Vec<u8>)) -> Vec<u8> {
     enc.finish(&mut out);
     out
 }
+
+/// Runs a server command that is expected to refuse to start: returns its
+/// exit code and stderr. One that starts instead is killed after `limit`
+/// (its code is then `None`), so a test of a refusal fails instead of
+/// hanging when the refusal is gone.
+pub fn refusal(cmd: &mut std::process::Command, limit: std::time::Duration) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the server");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait for the server").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("collect the server's output");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
