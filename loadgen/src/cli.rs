@@ -112,9 +112,15 @@ pub struct ShapeArgs {
     /// RNG seed (thread i uses seed + i).
     #[arg(long, default_value_t = 0x9E37_79B9)]
     pub seed: u64,
-    /// A busy connection without a reply for this long fails the run.
+    /// A busy connection without a reply for this long fails the run (a
+    /// replicated cluster's run instead abandons it, its operations in
+    /// flight of unknown outcome, and follows the shard to its leader).
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub timeout: Duration,
+    /// Length of one timeline interval: the live lines and the report's
+    /// `timeline` (10ms to 1h; shorter shows a failover's gap more finely).
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
 }
 
 /// Where the results go.
@@ -303,7 +309,7 @@ impl ShapeArgs {
             seed: self.seed,
             duration: None,
             warmup: Duration::ZERO,
-            interval: Duration::from_secs(1),
+            interval: self.interval,
             timeout: self.timeout,
             history: None,
             self_stall: None,

@@ -14,9 +14,10 @@
 //! | `latency_us.get` / `.put` / `.all` | `count, mean, p50, p90, p99, p99_9, p99_99, max` (absent if no such op) |
 //! | `hits`, `misses`, `puts` | GETs that found a value, GETs that found none, PUTs done |
 //! | `bad_reads`, `first_bad_read` | GET values that failed verification (0 in a correct run), and the first one described |
-//! | `errors`, `error_detail` | refused operations (`wrong_shard`, `too_large`, `out_of_memory`, `not_durable`, `other`) plus 1 if a connection failed (`connection`: the message); a refused operation took no effect and is not in the history |
+//! | `errors`, `error_detail` | refused operations (`wrong_shard`, `too_large`, `out_of_memory`, `not_durable`, `no_leader`, `other`) plus 1 if a connection failed (`connection`: the message); a refused operation took no effect and is not in the history |
 //! | `per_server[]` | `node`, `ops_s`, `shards[]` (`shard`, `addr`, `ops_s`) |
-//! | `timeline[]` | per interval: `t_s` (end of interval), `ops_s`, `get_p99_us`, `put_p99_us`, `lag_p99_us`, `busy` |
+//! | `timeline[]` | per interval: `t_s` (end of interval), `ops_s`, `get_p99_us`, `put_p99_us`, `lag_p99_us`, `busy`, `shard_ops_s[]` (by shard id) |
+//! | `failover` | a replicated cluster's run that lost a leader: `lost_in_flight` (operations whose outcome is unknown; PUTs are in the history as such), `reconnects` |
 //! | `client_cpu_ns_per_op` | load threads' CPU time ÷ operations issued |
 //! | `client_lag_us` | open loop only: send lag, how late operations were sent after their intended time (`count, mean, p50, …, max`, sampled every 16th operation); time spent waiting for the server's replies (a full pipeline) is not lag. Its p99 above [`CLIENT_LAG_WARN_US`] means the client fell behind its schedule, and the latencies include its own delays |
 //! | `client_busy` | share of the load threads' wall time spent working (0–1), rather than polling with nothing to do or blocked waiting |
@@ -112,6 +113,9 @@ pub struct ErrorDetail {
     /// Writes that could not be made durable (percore's NotDurable: the
     /// node's log disk is full or failing); nothing was written.
     pub not_durable: u64,
+    /// Refused because the node had no leader for the shard (an election)
+    /// or was not it: nothing was written.
+    pub no_leader: u64,
     /// Other refusals.
     pub other: u64,
     /// The connection failure that stopped the run, if any.
@@ -156,6 +160,20 @@ pub struct Second {
     pub lag_p99_us: Option<f64>,
     /// Share of the load threads' time spent working.
     pub busy: Option<f64>,
+    /// Throughput of each shard in the interval, by shard id (a shard
+    /// that is away, as in a failover, shows 0).
+    pub shard_ops_s: Vec<f64>,
+}
+
+/// What following leader changes cost a run (a replicated cluster's).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FailoverReport {
+    /// Operations in flight on connections abandoned for failover: their
+    /// outcome is unknown (PUTs are in the history as such, never as
+    /// successes; GETs are left out).
+    pub lost_in_flight: u64,
+    /// Connections re-established to a shard's new leader.
+    pub reconnects: u64,
 }
 
 /// Where the history went.
@@ -322,6 +340,9 @@ pub struct Report {
     pub client_lag_us: Option<Percentiles>,
     /// Share of the load threads' wall time spent working (0–1).
     pub client_busy: Option<f64>,
+    /// A replicated cluster's run: connections lost and re-established.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverReport>,
     /// Operations issued in all (warm-up and drain included).
     pub issued: u64,
     /// The history file, if recorded.
@@ -460,15 +481,23 @@ impl Report {
         let e = &self.error_detail;
         let _ = writeln!(
             t,
-            "errors      {} (wrong shard {}, too large {}, out of memory {}, not durable {}, other {}{})",
+            "errors      {} (wrong shard {}, too large {}, out of memory {}, not durable {}, no leader {}, other {}{})",
             self.errors,
             e.wrong_shard,
             e.too_large,
             e.out_of_memory,
             e.not_durable,
+            e.no_leader,
             e.other,
             e.connection.as_ref().map(|m| format!(", connection: {m}")).unwrap_or_default()
         );
+        if let Some(f) = &self.failover {
+            let _ = writeln!(
+                t,
+                "failover    {} reconnects to new leaders; {} operations in flight lost (outcome unknown)",
+                f.reconnects, f.lost_in_flight
+            );
+        }
         if let Some(ns) = self.client_cpu_ns_per_op {
             let busy = self.client_busy.map(|b| format!(", busy {:.0} % of the time", b * 100.0)).unwrap_or_default();
             let _ = writeln!(t, "client CPU  {ns:.1} ns/op{busy}");

@@ -76,6 +76,11 @@ pub struct Topology {
     /// The secret every percore hello carries ([`wire::cluster::client_password`]
     /// finds it); `None` for Redis and memcached targets.
     pub password: Option<String>,
+    /// Replicated shards (a cluster whose slot map lists replicas): the
+    /// nodes to ask where a shard's leader is when its connection is lost,
+    /// so a run follows failovers instead of ending. Empty: a lost
+    /// connection ends the run.
+    pub failover_seeds: Vec<String>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -99,6 +104,7 @@ impl Topology {
             limits: c.limits,
             source: c.source.clone(),
             password,
+            failover_seeds: Vec::new(),
         }
     }
 
@@ -132,7 +138,14 @@ impl Topology {
         };
         let map = ShardMap::new(vec![info]).map_err(RunError::Config)?;
         let source = format!("{}://{addr}", peer.name());
-        Ok(Topology { peer, map: Arc::new(map), limits: plain_limits(), source, password: None })
+        Ok(Topology {
+            peer,
+            map: Arc::new(map),
+            limits: plain_limits(),
+            source,
+            password: None,
+            failover_seeds: Vec::new(),
+        })
     }
 
     /// A RESP server at `addr` (`host:port`), asked `CLUSTER SLOTS`: a
@@ -169,7 +182,24 @@ impl Topology {
             .collect();
         let map = ShardMap::new(shards).map_err(|e| RunError::Config(format!("CLUSTER SLOTS from {addr}: {e}")))?;
         let source = format!("redis://{addr} (cluster of {} masters)", nodes.len());
-        Ok(Topology { peer: Peer::Redis, map: Arc::new(map), limits: plain_limits(), source, password: None })
+        let mut failover_seeds = Vec::new();
+        if nodes.iter().any(|n| !n.replicas.is_empty()) {
+            for a in std::iter::once(addr.to_string())
+                .chain(nodes.iter().flat_map(|n| std::iter::once(n.addr()).chain(n.replicas.iter().cloned())))
+            {
+                if !failover_seeds.contains(&a) {
+                    failover_seeds.push(a);
+                }
+            }
+        }
+        Ok(Topology {
+            peer: Peer::Redis,
+            map: Arc::new(map),
+            limits: plain_limits(),
+            source,
+            password: None,
+            failover_seeds,
+        })
     }
 
     /// Discovered through the handshake of one server; every hello
@@ -181,7 +211,14 @@ impl Topology {
             client.conn(id)?.limits()
         };
         let map = Arc::new(client.map().clone());
-        Ok(Topology { peer: Peer::Percore, map, limits, source: addr.to_string(), password })
+        Ok(Topology {
+            peer: Peer::Percore,
+            map,
+            limits,
+            source: addr.to_string(),
+            password,
+            failover_seeds: Vec::new(),
+        })
     }
 
     /// The shards.
@@ -324,7 +361,10 @@ impl Agg {
         t.too_large += s.too_large;
         t.out_of_memory += s.out_of_memory;
         t.not_durable += s.not_durable;
+        t.no_leader += s.no_leader;
         t.other_errors += s.other_errors;
+        t.lost += s.lost;
+        t.reconnects += s.reconnects;
         for (a, b) in t.per_shard.iter_mut().zip(&s.per_shard) {
             *a += b;
         }
@@ -383,6 +423,9 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
     if cfg.cores.is_empty() {
         return Err(RunError::Config("no load threads (empty --cores)".into()));
     }
+    if !(Duration::from_millis(10)..=Duration::from_secs(3600)).contains(&cfg.interval) {
+        return Err(RunError::Config(format!("--interval {:?} must be within 10ms..=1h", cfg.interval)));
+    }
     if cfg.value_size < crate::value::MIN_VALUE_LEN {
         return Err(RunError::Config(format!(
             "--value-size {} is below {} bytes, the smallest self-describing value",
@@ -427,21 +470,91 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
     match topo.peer {
         Peer::Percore => {
             let endpoints = (0..threads).map(|_| connect_percore(topo, cfg.timeout)).collect::<Result<Vec<_>, _>>()?;
-            launch(topo, cfg, stop, endpoints)
+            launch(topo, cfg, stop, endpoints, || None)
         }
         Peer::Redis => {
             let endpoints = (0..threads)
                 .map(|_| connect_plain(topo, cfg.timeout, crate::proto::resp::Resp::new))
                 .collect::<Result<Vec<_>, _>>()?;
-            launch(topo, cfg, stop, endpoints)
+            // A replicated cluster's run follows its leaders (loading and
+            // verifying must reach every record: a lost connection ends them).
+            let failover = matches!(cfg.phase, PhaseSpec::Run { .. }) && !topo.failover_seeds.is_empty();
+            if failover {
+                eprintln!(
+                    "percore-loadgen: replicated shards: a lost leader is followed (asking {})",
+                    topo.failover_seeds.join(", ")
+                );
+            }
+            launch(topo, cfg, stop, endpoints, || failover.then(|| redis_redial(topo, cfg.timeout)))
         }
         Peer::Memcached => {
             let endpoints = (0..threads)
                 .map(|_| connect_plain(topo, cfg.timeout, crate::proto::memcache::Memcache::new))
                 .collect::<Result<Vec<_>, _>>()?;
-            launch(topo, cfg, stop, endpoints)
+            launch(topo, cfg, stop, endpoints, || None)
         }
     }
+}
+
+/// Failover for a replicated RESP cluster: asks the seeds in turn (each
+/// bounded by `timeout`, at most 500 ms) for `CLUSTER SLOTS` and connects
+/// to the master it names for the shard's first slot.
+fn redis_redial(topo: &Topology, timeout: Duration) -> crate::worker::Redial<crate::proto::resp::Resp> {
+    use crate::proto::cluster;
+    let seeds = topo.failover_seeds.clone();
+    let map = topo.map.clone();
+    let ask = timeout.min(Duration::from_millis(500));
+    let mut turn = 0usize;
+    Box::new(move |shard| {
+        let slot = map
+            .shards()
+            .iter()
+            .find(|s| s.id == shard)
+            .and_then(|s| s.slots.first())
+            .map(|r| r.start)
+            .ok_or_else(|| format!("shard {shard} is not in the slot map"))?;
+        turn = turn.wrapping_add(1);
+        let mut why = Vec::new();
+        for k in 0..seeds.len() {
+            let seed = &seeds[(turn + k) % seeds.len()];
+            let host = seed.rsplit_once(':').map_or(seed.as_str(), |(h, _)| h);
+            let nodes = match cluster::query(seed, ask) {
+                Ok(reply) => match cluster::parse_cluster_slots(&reply, host) {
+                    Ok(nodes) => nodes,
+                    Err(e) => {
+                        why.push(format!("{seed}: CLUSTER SLOTS: {e}"));
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    why.push(e.to_string());
+                    continue;
+                }
+            };
+            let Some(master) = nodes.iter().find(|n| n.slots.iter().any(|r| r.start <= slot && slot <= r.end)) else {
+                continue;
+            };
+            let addr = master.addr();
+            let connected = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+                .map_err(|e| e.to_string())
+                .and_then(|mut a| a.next().ok_or_else(|| "resolves to nothing".to_string()))
+                .and_then(|a| std::net::TcpStream::connect_timeout(&a, ask).map_err(|e| e.to_string()))
+                .and_then(|s| s.set_nodelay(true).map(|()| s).map_err(|e| e.to_string()));
+            match connected {
+                Ok(stream) => {
+                    return Ok(Endpoint {
+                        stream,
+                        proto: crate::proto::resp::Resp::new(),
+                        shard,
+                        addr: addr.clone(),
+                        node: addr,
+                    });
+                }
+                Err(e) => why.push(format!("{addr} (named leader by {seed}): {e}")),
+            }
+        }
+        Err(why.join("; "))
+    })
 }
 
 /// The most GETs of `value_size`-byte values whose replies fit in one of
@@ -459,6 +572,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
     cfg: &RunConfig,
     stop: Arc<AtomicBool>,
     endpoints: Vec<Vec<Endpoint<P>>>,
+    mut redial: impl FnMut() -> Option<crate::worker::Redial<P>>,
 ) -> Result<Report, RunError> {
     let threads = cfg.cores.len();
     let shards = topo.map.len();
@@ -523,9 +637,10 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
             history: sink.as_ref().and_then(|s| s.writer(i as u16)),
             self_stall: cfg.self_stall,
         };
+        let redial = redial();
         let h = std::thread::Builder::new()
             .name(format!("percore-load{i}"))
-            .spawn(move || worker::run(spec, eps))
+            .spawn(move || worker::run(spec, eps, redial))
             .map_err(|e| RunError::Config(format!("cannot start a load thread: {e}")))?;
         handles.push(h);
     }
@@ -596,6 +711,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
             put_p99_us: p99_us(&s.put),
             lag_p99_us: p99_us(&s.lag),
             busy: busy_share(s),
+            shard_ops_s: s.per_shard.iter().map(|&n| n as f64 / cfg.interval.as_secs_f64()).collect(),
         });
     }
     // Bad reads and first-bad descriptions from the warm-up and the drain count too.
@@ -640,6 +756,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
             too_large: s.too_large,
             out_of_memory: s.out_of_memory,
             not_durable: s.not_durable,
+            no_leader: s.no_leader,
             other: s.other_errors,
             connection: error.as_ref().map(|e| e.to_string()),
         },
@@ -648,6 +765,8 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         client_cpu_ns_per_op: (issued > 0).then(|| cpu.as_nanos() as f64 / issued as f64),
         client_lag_us: crate::report::Percentiles::of(&s.lag),
         client_busy: busy_share(s),
+        failover: (s.lost > 0 || s.reconnects > 0)
+            .then_some(crate::report::FailoverReport { lost_in_flight: s.lost, reconnects: s.reconnects }),
         issued,
         history: cfg.history.as_ref().map(|p| crate::report::HistoryReport {
             path: p.display().to_string(),

@@ -32,6 +32,20 @@
 //! therefore be up to 16 generation steps early (under a microsecond), which
 //! can only overstate latency. Intervals (one second by default) are cut at
 //! the same instants for all threads, from a shared epoch.
+//!
+//! # Failover
+//!
+//! Given a [`Redial`] (the runner gives one for a replicated cluster's run
+//! phase), a connection that fails, goes silent for `--timeout`, or is
+//! answered "not here" (a follower's redirect, an election) is abandoned
+//! instead of ending the run: every operation in flight on it is lost,
+//! and each PUT among them is recorded in the history with an unknown
+//! outcome (it may yet take effect; the checker allows either), never as
+//! a success. Operations for that shard wait (the generator holds them, as
+//! for a full pipeline) while the redial asks the cluster where the
+//! shard's leader is now, retrying with a growing pause (50 ms doubling up
+//! to 250 ms). The time a shard is away shows in the timeline's per-shard
+//! throughput.
 
 use crate::history::HistoryWriter;
 use crate::proto::{Protocol, RefusedBy, Reply};
@@ -181,8 +195,16 @@ pub struct IntervalStats {
     pub out_of_memory: u64,
     /// Writes refused because they could not be made durable.
     pub not_durable: u64,
+    /// Operations refused because the node has no leader for the shard
+    /// (an election) or is not it.
+    pub no_leader: u64,
     /// Other refusals.
     pub other_errors: u64,
+    /// Operations in flight on a connection abandoned for failover: their
+    /// outcome is unknown (PUTs are in the history as such).
+    pub lost: u64,
+    /// Connections re-established to a shard's (new) leader.
+    pub reconnects: u64,
     /// Completed operations per shard.
     pub per_shard: Vec<u64>,
     /// The first bad read seen, described.
@@ -218,7 +240,10 @@ impl IntervalStats {
             too_large: 0,
             out_of_memory: 0,
             not_durable: 0,
+            no_leader: 0,
             other_errors: 0,
+            lost: 0,
+            reconnects: 0,
             per_shard: vec![0; shards],
             first_bad: None,
             last_t: 0,
@@ -230,9 +255,20 @@ impl IntervalStats {
 
     /// Operations refused, whatever the reason.
     pub fn refused(&self) -> u64 {
-        self.wrong_shard + self.too_large + self.out_of_memory + self.not_durable + self.other_errors
+        self.wrong_shard + self.too_large + self.out_of_memory + self.not_durable + self.no_leader + self.other_errors
     }
 }
+
+/// Finds shard `shard`'s current leader and connects to it: the failover
+/// path (blocking, bounded by its own timeouts). `Err` says why not now.
+pub type Redial<P> = Box<dyn FnMut(u32) -> Result<Endpoint<P>, String> + Send>;
+
+/// The first pause before a lost connection is redialled, doubled on each
+/// failed try up to [`REDIAL_MAX_PAUSE`].
+const REDIAL_PAUSE: Duration = Duration::from_millis(50);
+
+/// The longest pause between redials of one shard.
+const REDIAL_MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// A worker's end: its CPU time and what it issued.
 #[derive(Clone, Debug, Default)]
@@ -310,6 +346,19 @@ struct Conn<P> {
     next_batch: u64,
     /// Last time a reply arrived (or the pipeline was empty), ns since epoch.
     progress: u64,
+    /// Failover: abandoned, and when to redial.
+    down: Option<Down>,
+}
+
+/// A connection abandoned for failover.
+#[derive(Clone, Copy)]
+struct Down {
+    /// When it was abandoned (ns since epoch).
+    since: u64,
+    /// Next redial (ns since epoch).
+    retry_at: u64,
+    /// Failed redials so far.
+    tries: u32,
 }
 
 impl<P: Protocol> Conn<P> {
@@ -383,7 +432,7 @@ struct Tally {
 
 /// Runs one worker to completion. Sends its intervals and a final
 /// [`Msg::Done`] on `spec.tx`.
-pub fn run<P: Protocol>(spec: WorkerSpec, endpoints: Vec<Endpoint<P>>) {
+pub fn run<P: Protocol>(spec: WorkerSpec, endpoints: Vec<Endpoint<P>>, redial: Option<Redial<P>>) {
     if let Some(cpu) = spec.cpu {
         core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
     }
@@ -392,6 +441,7 @@ pub fn run<P: Protocol>(spec: WorkerSpec, endpoints: Vec<Endpoint<P>>) {
     let worker = spec.index;
     let stop = spec.stop.clone();
     let result = Worker::new(spec, endpoints).and_then(|mut w| {
+        w.redial = redial;
         let r = w.run();
         w.finish_history();
         r.map(|_| WorkerSummary {
@@ -446,6 +496,9 @@ struct Worker<P> {
     /// Ready events of the last poll: connection, readable, writable
     /// (kept to reuse its memory).
     ready: Vec<(usize, bool, bool)>,
+    /// Failover: how a lost connection is replaced; `None`: a lost
+    /// connection ends the run.
+    redial: Option<Redial<P>>,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -489,6 +542,7 @@ impl<P: Protocol> Worker<P> {
                 rbuf: RecvBuf::new(1 << 18, spec.max_frame),
                 next_batch: 1,
                 progress: 0,
+                down: None,
             });
         }
         let (opgen, arrivals) = match &spec.phase {
@@ -532,6 +586,7 @@ impl<P: Protocol> Worker<P> {
             resume: 0,
             last_poll: 0,
             ready: Vec::with_capacity(256),
+            redial: None,
         })
     }
 
@@ -588,6 +643,9 @@ impl<P: Protocol> Worker<P> {
                 last_stall = now;
             }
             self.roll_interval(now);
+            if self.redial.is_some() {
+                self.revive(now);
+            }
             let top = now;
             let work = (self.issued, self.answered);
             let stalled = self.generate(&mut now)?;
@@ -628,7 +686,9 @@ impl<P: Protocol> Worker<P> {
         for i in 0..self.conns.len() {
             if self.conns[i].open_ops > 0 {
                 self.conns[i].seal();
-                self.conns[i].send()?;
+                if let Err(e) = self.conns[i].send() {
+                    self.lost(i, e)?;
+                }
             }
         }
         loop {
@@ -751,13 +811,20 @@ impl<P: Protocol> Worker<P> {
         let shard = self.spec.map.shard_of(key) as usize;
         let (batch, pipeline, value_size) = (self.spec.batch, self.spec.pipeline, self.spec.value_size);
         let c = &mut self.conns[shard];
+        if c.down.is_some() {
+            // Failover: held until the shard's leader is found.
+            return Ok(false);
+        }
         let extra = key.len() + if kind == OpKind::Put { value_size } else { 0 } + 64;
         if c.open_ops > 0 && (c.open_ops >= batch || c.proto.open_bytes() + extra > self.spec.max_frame) {
             if !c.pipeline_room(pipeline) {
                 return Ok(false);
             }
             c.seal();
-            c.send()?;
+            if let Err(e) = c.send() {
+                self.lost(shard, e)?;
+                return Ok(false);
+            }
         }
         if c.open_ops == 0 {
             c.proto.begin(&mut c.open, c.next_batch);
@@ -780,9 +847,14 @@ impl<P: Protocol> Worker<P> {
         c.open_ops += 1;
         c.ops.push_back(Pending { record, t, kind, written });
         self.issued += 1;
-        if c.open_ops >= batch && c.pipeline_room(pipeline) {
-            c.seal();
-            c.send()?;
+        if c.open_ops >= batch
+            && c.pipeline_room(pipeline)
+            && let Err(e) = {
+                c.seal();
+                c.send()
+            }
+        {
+            self.lost(shard, e)?;
         }
         Ok(true)
     }
@@ -791,13 +863,17 @@ impl<P: Protocol> Worker<P> {
     fn flush_aged(&mut self, now: u64) -> Result<(), WorkerError> {
         let flush = ns(self.spec.flush);
         let (batch, pipeline) = (self.spec.batch, self.spec.pipeline);
-        for c in &mut self.conns {
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
             if c.open_ops > 0
                 && c.pipeline_room(pipeline)
                 && (c.open_ops >= batch || now.saturating_sub(c.open_since) >= flush)
+                && let Err(e) = {
+                    c.seal();
+                    c.send()
+                }
             {
-                c.seal();
-                c.send()?;
+                self.lost(i, e)?;
             }
         }
         Ok(())
@@ -833,24 +909,36 @@ impl<P: Protocol> Worker<P> {
     /// Sends and receives on the connections a poll found ready.
     fn handle(&mut self, ready: &[(usize, bool, bool)]) -> Result<(), WorkerError> {
         for &(i, readable, writable) in ready {
-            if writable {
-                self.conns[i].send()?;
+            // A connection abandoned earlier in this batch of events.
+            if self.conns[i].down.is_some() {
+                continue;
             }
-            if readable {
-                loop {
-                    let full = self.conns[i].receive()?;
-                    let before = self.conns[i].rbuf.len();
-                    self.answer(i)?;
-                    if !full {
-                        break;
-                    }
-                    if self.conns[i].rbuf.len() == before {
-                        let c = &self.conns[i];
-                        return Err(c.err(format!(
-                            "a reply is larger than the {} bytes the receive buffer may hold",
-                            c.rbuf.max()
-                        )));
-                    }
+            if let Err(e) = self.handle_one(i, readable, writable) {
+                self.lost(i, e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends and receives on connection `i`.
+    fn handle_one(&mut self, i: usize, readable: bool, writable: bool) -> Result<(), WorkerError> {
+        if writable {
+            self.conns[i].send()?;
+        }
+        if readable {
+            loop {
+                let full = self.conns[i].receive()?;
+                let before = self.conns[i].rbuf.len();
+                self.answer(i)?;
+                if !full || self.conns[i].down.is_some() {
+                    break;
+                }
+                if self.conns[i].rbuf.len() == before {
+                    let c = &self.conns[i];
+                    return Err(c.err(format!(
+                        "a reply is larger than the {} bytes the receive buffer may hold",
+                        c.rbuf.max()
+                    )));
                 }
             }
         }
@@ -868,6 +956,7 @@ impl<P: Protocol> Worker<P> {
         let c = &mut self.conns[i];
         let shard = c.shard as usize;
         let mut failure: Option<String> = None;
+        let mut redirected = false;
         let mut answered = 0u64;
         let mut run: Option<(OpKind, u64, u64)> = None;
         let Conn { proto, ops, batches, rbuf, .. } = c;
@@ -916,7 +1005,14 @@ impl<P: Protocol> Worker<P> {
                     observed = crate::history::NOT_FOUND;
                 }
                 (OpKind::Put, Reply::Done) => s.puts += 1,
-                (_, Reply::Refused(RefusedBy::WrongShard)) => s.wrong_shard += 1,
+                (_, Reply::Refused(RefusedBy::WrongShard)) => {
+                    s.wrong_shard += 1;
+                    redirected = true;
+                }
+                (_, Reply::Refused(RefusedBy::NoLeader)) => {
+                    s.no_leader += 1;
+                    redirected = true;
+                }
                 (_, Reply::Refused(RefusedBy::TooLarge)) => s.too_large += 1,
                 (_, Reply::Refused(RefusedBy::OutOfMemory)) => s.out_of_memory += 1,
                 (_, Reply::Refused(RefusedBy::NotDurable)) => s.not_durable += 1,
@@ -964,6 +1060,11 @@ impl<P: Protocol> Worker<P> {
             c.progress = now;
         }
         self.answered += answered;
+        if redirected && self.redial.is_some() {
+            // This node does not serve the shard now: go where it is served.
+            self.abandon(i, "answered that the shard's leader is elsewhere (MOVED) or being elected (CLUSTERDOWN)");
+            return Ok(());
+        }
         // A full open batch that waited for pipeline room can go now.
         let (batch, pipeline) = (self.spec.batch, self.spec.pipeline);
         let c = &mut self.conns[i];
@@ -974,14 +1075,100 @@ impl<P: Protocol> Worker<P> {
         Ok(())
     }
 
+    /// A failure of connection `i`: the end of the run, or, with failover,
+    /// the connection abandoned.
+    fn lost(&mut self, i: usize, e: WorkerError) -> Result<(), WorkerError> {
+        if self.redial.is_none() {
+            return Err(e);
+        }
+        self.abandon(i, &e.message);
+        Ok(())
+    }
+
+    /// Failover: abandons connection `i` (see "Failover" above). Its
+    /// operations in flight are lost; its PUTs go into the history with an
+    /// unknown outcome.
+    fn abandon(&mut self, i: usize, why: &str) {
+        let now = self.now();
+        let c = &mut self.conns[i];
+        if c.down.is_some() {
+            return;
+        }
+        if let Some(h) = self.spec.history.as_mut() {
+            for p in c.ops.iter().filter(|p| p.kind == OpKind::Put) {
+                h.record(p.record, p.kind, p.written, p.t, crate::history::NO_RESPONSE);
+            }
+        }
+        self.tally.stats.lost += c.ops.len() as u64;
+        c.ops.clear();
+        c.batches.clear();
+        c.out.clear();
+        c.sent = 0;
+        c.open.clear();
+        c.open_ops = 0;
+        let buffered = c.rbuf.len();
+        c.rbuf.consume(buffered);
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        c.down = Some(Down { since: now, retry_at: now + ns(REDIAL_PAUSE), tries: 0 });
+        eprintln!("percore-loadgen: shard {} ({} on {}): {why}; following its leader", c.shard, c.addr, c.node);
+    }
+
+    /// Failover: redials the abandoned connections whose pause is over.
+    fn revive(&mut self, now: u64) {
+        let Worker { redial, conns, poll, tally, spec, .. } = self;
+        let Some(redial) = redial.as_mut() else { return };
+        for (i, c) in conns.iter_mut().enumerate() {
+            let Some(down) = c.down else { continue };
+            if now < down.retry_at {
+                continue;
+            }
+            let attempt = redial(c.shard).and_then(|ep| {
+                ep.stream.set_nonblocking(true).map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
+                let mut stream = TcpStream::from_std(ep.stream);
+                poll.registry()
+                    .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
+                    .map_err(|e| format!("cannot poll the socket: {e}"))?;
+                Ok((stream, ep.proto, ep.addr, ep.node))
+            });
+            let at = ns(spec.epoch.elapsed());
+            match attempt {
+                Ok((stream, proto, addr, node)) => {
+                    eprintln!(
+                        "percore-loadgen: shard {}: now on {addr} ({node}), {:.0} ms after the loss",
+                        c.shard,
+                        at.saturating_sub(down.since) as f64 / 1e6
+                    );
+                    (c.stream, c.proto, c.addr, c.node) = (stream, proto, addr, node);
+                    c.progress = at;
+                    c.down = None;
+                    tally.stats.reconnects += 1;
+                }
+                Err(why) => {
+                    let tries = down.tries.saturating_add(1);
+                    let pause = REDIAL_PAUSE.saturating_mul(1 << tries.min(10)).min(REDIAL_MAX_PAUSE);
+                    if tries == 1 || tries.is_multiple_of(10) {
+                        eprintln!("percore-loadgen: shard {}: no leader to go to yet (try {tries}): {why}", c.shard);
+                    }
+                    c.down = Some(Down { retry_at: at + ns(pause), tries, ..down });
+                }
+            }
+        }
+    }
+
     /// A connection with batches in flight and no reply for `--timeout` is an error.
     fn check_progress(&mut self, now: u64) -> Result<(), WorkerError> {
         let limit = ns(self.spec.timeout);
-        for c in &mut self.conns {
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            if c.down.is_some() {
+                continue;
+            }
             if c.batches.is_empty() {
                 c.progress = now;
             } else if now.saturating_sub(c.progress) > limit {
-                return Err(c.err(format!("no reply for {:.1} s", self.spec.timeout.as_secs_f64())));
+                let e = c.err(format!("no reply for {:.1} s", self.spec.timeout.as_secs_f64()));
+                self.lost(i, e)?;
             }
         }
         Ok(())

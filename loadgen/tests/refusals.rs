@@ -72,7 +72,7 @@ fn not_durable_puts_are_counted_reported_and_kept_out_of_the_history() {
     // Reported in words and in the JSON.
     let text = report.text();
     let line = text.lines().find(|l| l.starts_with("errors")).expect("an errors line");
-    assert!(line.contains(&format!("out of memory 0, not durable {}, other 0", e.not_durable)), "{line}");
+    assert!(line.contains(&format!("out of memory 0, not durable {}, no leader 0, other 0", e.not_durable)), "{line}");
     let json_path = dir.join("report.json");
     report.write_json(&json_path).expect("JSON written");
     let json: serde_json::Value =

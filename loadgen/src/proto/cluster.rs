@@ -6,7 +6,8 @@
 //!
 //! The reply is `[[start, end, [host, port, id, …], replica…], …]`: one
 //! entry per contiguous slot range, its master first, then its replicas
-//! (ignored: the load generator writes, and only masters take writes). A
+//! (kept only as addresses to ask for the slot map when a master is lost:
+//! the load generator drives masters, which alone take writes). A
 //! master serving several ranges appears in several entries; they are
 //! merged by address. A host that is empty, NULL or `?` (Redis's "unknown
 //! endpoint") means "the host you asked", as Redis Cluster documents.
@@ -94,6 +95,10 @@ pub struct ClusterNode {
     pub id: Option<String>,
     /// Its slot ranges, in the reply's order.
     pub slots: Vec<SlotRange>,
+    /// Its replicas' `host:port`, as the reply listed them (a replicated
+    /// percore shard's followers; a Redis master's replicas). A client
+    /// asks them for the slot map when the master is lost.
+    pub replicas: Vec<String>,
 }
 
 impl ClusterNode {
@@ -277,13 +282,36 @@ pub fn parse_cluster_slots(reply: &Value, asked_host: &str) -> Result<Vec<Cluste
             Some(Value::Bulk(b) | Value::Simple(b)) => Some(String::from_utf8_lossy(b).into_owned()),
             _ => None,
         };
+        // Replicas: `[host, port, …]` each; one that is not so shaped is
+        // left out (it is only ever asked for the slot map).
+        let replicas = fields[3..].iter().filter_map(|r| match r {
+            Value::Array(r) => {
+                let host = match r.first() {
+                    Some(Value::Bulk(h) | Value::Simple(h)) if !h.is_empty() && h != b"?" => {
+                        String::from_utf8(h.clone()).ok()?
+                    }
+                    Some(Value::Bulk(_) | Value::Simple(_) | Value::Null) => asked_host.to_string(),
+                    _ => return None,
+                };
+                match r.get(1) {
+                    Some(Value::Int(p)) if (1..=i64::from(u16::MAX)).contains(p) => Some(format!("{host}:{p}")),
+                    _ => None,
+                }
+            }
+            _ => None,
+        });
         let index = match nodes.iter().position(|n| n.host == host && n.port == port) {
             Some(i) => i,
             None => {
-                nodes.push(ClusterNode { host, port, id, slots: Vec::new() });
+                nodes.push(ClusterNode { host, port, id, slots: Vec::new(), replicas: Vec::new() });
                 nodes.len() - 1
             }
         };
+        for r in replicas {
+            if !nodes[index].replicas.contains(&r) {
+                nodes[index].replicas.push(r);
+            }
+        }
         for s in start..=end {
             let cell = &mut owner[s as usize];
             if *cell != FREE {
@@ -340,6 +368,8 @@ mod tests {
         let nodes = parse_cluster_slots(&v, "10.0.0.1").expect("full coverage");
         assert_eq!(nodes.len(), 2, "the replica on 7002 is not a node to drive");
         assert_eq!((nodes[0].addr(), nodes[0].id.as_deref()), ("127.0.0.1:7000".into(), Some("aaaa")));
+        assert_eq!(nodes[0].replicas, ["127.0.0.1:7002"], "but it is asked for the map when 7000 is lost");
+        assert!(nodes[1].replicas.is_empty());
         assert_eq!(ranges(&nodes[0]), [(0, 8191)]);
         assert_eq!(nodes[1].addr(), "127.0.0.1:7001");
         assert_eq!(ranges(&nodes[1]), [(8192, 16383)]);

@@ -44,6 +44,11 @@ pub enum RefusedBy {
     /// The server could not make the write durable (percore's NotDurable:
     /// the node's log disk is full or failing); nothing was written.
     NotDurable,
+    /// The node does not serve the key's shard now and names no other
+    /// node for it: a replicated shard in an election (RESP's
+    /// `-CLUSTERDOWN`), or a follower of a keyless command (`-NOTLEADER`).
+    /// Refused before anything was proposed: nothing was written.
+    NoLeader,
     /// Any other per-operation error the server reports.
     Other,
 }

@@ -9,8 +9,10 @@
 //! Against a Redis Cluster every connection goes to the master that serves
 //! its keys' slots; a key sent elsewhere is answered `-MOVED` or `-ASK`
 //! (refused, [`RefusedBy::WrongShard`]: the slot map changed under the
-//! run). `-TRYAGAIN`, `-CLUSTERDOWN`, `-CROSSSLOT` and every other error
-//! are refused too ([`RefusedBy::Other`]); none is ever counted a success.
+//! run, or a replicated shard's leader moved). `-CLUSTERDOWN` and
+//! `-NOTLEADER` (no leader here: an election) are [`RefusedBy::NoLeader`];
+//! `-TRYAGAIN`, `-CROSSSLOT` and every other error are refused too
+//! ([`RefusedBy::Other`]); none is ever counted a success.
 
 use super::{Protocol, RefusedBy, Reply, line_end, value_line};
 use std::io::Write as _;
@@ -103,6 +105,8 @@ impl Protocol for Resp {
                 b'-' => {
                     if line.starts_with(b"MOVED ") || line.starts_with(b"ASK ") {
                         on_reply(Reply::Refused(RefusedBy::WrongShard));
+                    } else if line.starts_with(b"CLUSTERDOWN") || line.starts_with(b"NOTLEADER") {
+                        on_reply(Reply::Refused(RefusedBy::NoLeader));
                     } else if line.starts_with(b"OOM") {
                         on_reply(Reply::Refused(RefusedBy::OutOfMemory));
                     } else {
@@ -151,7 +155,8 @@ mod tests {
     fn cluster_redirections_and_errors_are_refusals() {
         let (r, _) = replies(
             b"-MOVED 3999 127.0.0.1:6381\r\n-ASK 3999 127.0.0.1:6381\r\n-TRYAGAIN Multiple keys request during rehashing of slot\r\n\
-              -CLUSTERDOWN The cluster is down\r\n-CROSSSLOT Keys in request don't hash to the same slot\r\n-OOM no\r\n",
+              -CLUSTERDOWN The cluster is down\r\n-CROSSSLOT Keys in request don't hash to the same slot\r\n-OOM no\r\n\
+              -NOTLEADER shard 0 is served by its leader at 10.0.0.2:7000\r\n",
         );
         assert_eq!(
             r,
@@ -159,9 +164,10 @@ mod tests {
                 "Refused(WrongShard)",
                 "Refused(WrongShard)",
                 "Refused(Other)",
+                "Refused(NoLeader)",
                 "Refused(Other)",
-                "Refused(Other)",
-                "Refused(OutOfMemory)"
+                "Refused(OutOfMemory)",
+                "Refused(NoLeader)"
             ]
         );
     }

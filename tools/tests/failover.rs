@@ -1,0 +1,179 @@
+//! The load generator follows a replicated cluster through a failover.
+//!
+//! Three real `percore server` nodes on loopback (one core each,
+//! `replicas = 3`, every node with its own data directory and `fsync
+//! always`); `percore loadgen run` drives YCSB-A through the RESP door,
+//! pointed at a follower, with a history. The leader is killed with
+//! SIGKILL under the load and restarted over its log a little later. The
+//! run must go on: it redials the new leader, reports the reconnect and
+//! the operations whose outcome is unknown (never as successes), shows
+//! the gap in its per-shard timeline and serves again before its end; and
+//! `percore check` finds the whole history, failover included,
+//! linearizable.
+
+use loadgen::proto::cluster::{parse_cluster_slots, query};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use testkit::{Server, TempDir};
+
+const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
+
+/// `n` distinct free ports (all held open until every one is picked).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+/// A cluster file for three one-core nodes `n0`..`n2`, one replicated shard.
+fn cluster_file(dir: &Path) -> (PathBuf, Vec<String>) {
+    let mut text = String::from("replicas = 3\n");
+    let mut addrs = Vec::new();
+    let ports = free_ports(6);
+    for i in 0..3 {
+        let (port, peer) = (ports[2 * i], ports[2 * i + 1]);
+        text += &format!(
+            "[[server]]\nname = \"n{i}\"\naddr = \"127.0.0.1\"\nport = {port}\npeer_port = {peer}\ncores = [0]\n"
+        );
+        addrs.push(format!("127.0.0.1:{port}"));
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, text).expect("write the cluster file");
+    (path, addrs)
+}
+
+fn start(file: &Path, node: usize, dir: &TempDir) -> Server {
+    let data = dir.join(&format!("n{node}"));
+    let name = format!("n{node}");
+    let args = [
+        "server",
+        "--config",
+        file.to_str().expect("utf8"),
+        "--node",
+        &name,
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--fsync",
+        "always",
+        "--raft-tick",
+        "50ms",
+        "--stats-interval-ms",
+        "0",
+    ];
+    Server::start_with(PERCORE, &args)
+}
+
+/// The shard's leader, as the first node that answers `CLUSTER SLOTS` with
+/// a whole map names it (waits out an election, at most 30 s).
+fn leader(addrs: &[String]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for a in addrs {
+            if let Ok(reply) = query(a, Duration::from_millis(500))
+                && let Ok(nodes) = parse_cluster_slots(&reply, "127.0.0.1")
+                && let Some(n) = nodes.first()
+            {
+                return n.addr();
+            }
+        }
+        assert!(Instant::now() < deadline, "no node named a leader within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn percore(args: &[&str]) -> Output {
+    Command::new(PERCORE).args(args).stdin(Stdio::null()).output().expect("run percore")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A load thread's CPU: the last one available.
+fn load_core() -> String {
+    wire::cluster::available_cpus().last().copied().unwrap_or(0).to_string()
+}
+
+#[test]
+fn a_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable() {
+    let dir = TempDir::new("failover");
+    let (file, addrs) = cluster_file(dir.path());
+    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, &dir))).collect();
+    let core = load_core();
+
+    // Load once the shard has a leader (an election may still run).
+    let first = leader(&addrs);
+    let target = format!("redis://{first}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = percore(&["loadgen", "load", "--target", &target, "--records", "2000", "--cores", &core, "-q"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the load never succeeded: {}", text(&out.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The run goes through a follower: it asks it for the map and drives the leader.
+    let follower = addrs.iter().find(|a| **a != leader(&addrs)).expect("a follower").clone();
+    let (history, json) = (dir.join("run.hist"), dir.join("run.json"));
+    let mut run = Command::new(PERCORE)
+        .args(["loadgen", "run", "--target", &format!("redis://{follower}"), "--workload", "a"])
+        .args(["--records", "2000", "--duration", "6s", "--warmup", "0s", "--interval", "100ms"])
+        .args(["--timeout", "1s", "--batch", "16", "--pipeline", "2", "--cores", &core, "-q"])
+        .arg("--history")
+        .arg(&history)
+        .arg("--json")
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the load generator");
+
+    // Kill the leader under the load, restart it over its log later.
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = leader(&addrs);
+    let k = addrs.iter().position(|a| *a == killed).expect("the leader is one of the nodes");
+    nodes[k].as_ref().expect("running").signal(libc::SIGKILL);
+    nodes[k].take().expect("running").wait_exit(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    nodes[k] = Some(start(&file, k, &dir));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("the load generator did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = run.wait_with_output().expect("the load generator's output");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "the run must survive the failover: {stderr}");
+    assert!(stderr.contains("following its leader") && stderr.contains("now on "), "{stderr}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report")).expect("valid JSON");
+    assert_eq!(report["bad_reads"], 0, "{report}");
+    let reconnects = report["failover"]["reconnects"].as_u64().unwrap_or(0);
+    assert!(reconnects >= 1, "the run redialled the new leader: {}", report["failover"]);
+    let timeline = report["timeline"].as_array().expect("a timeline");
+    let shard_ops = |s: &serde_json::Value| s["shard_ops_s"][0].as_f64().unwrap_or(0.0);
+    let gap = timeline.iter().filter(|s| shard_ops(s) == 0.0).count();
+    let last = timeline.iter().rposition(|s| shard_ops(s) > 0.0).unwrap_or(0);
+    let away = timeline.iter().position(|s| shard_ops(s) == 0.0).unwrap_or(timeline.len());
+    assert!(gap >= 1 && last > away, "the shard was away, then served again: {timeline:?}");
+
+    eprint!("{stderr}");
+    let check = percore(&["check", history.to_str().expect("utf8")]);
+    let verdict = text(&check.stdout);
+    assert!(check.status.success() && verdict.contains("linearizable"), "{verdict}{}", text(&check.stderr));
+    eprintln!(
+        "failover: {} reconnect(s), {} operations lost in flight, shard away for {} ms of the timeline; {}",
+        reconnects,
+        report["failover"]["lost_in_flight"],
+        gap * 100,
+        verdict.trim()
+    );
+}
