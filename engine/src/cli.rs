@@ -101,7 +101,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "US", default_value_t = 100_000)]
     pub preempt_us: u64,
     /// Keep a durable log in DIR (one directory per shard) and recover from
-    /// it at start [default: the cluster file's `data_dir`, else in memory only].
+    /// it at start; `{node}` in it becomes the node's name (nodes that share
+    /// a filesystem) [default: the cluster file's `data_dir`, else in memory only].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// When the log syncs, as Redis's appendfsync: always (a reply waits
@@ -185,6 +186,7 @@ impl ServerArgs {
             .data_dir
             .clone()
             .or_else(|| cluster.data_dir.as_ref().map(PathBuf::from))
+            .map(|d| node_dir(&d, node))
             .map(|d| std::path::absolute(&d).unwrap_or(d));
         let durability = match data_dir {
             Some(data_dir) => {
@@ -245,6 +247,16 @@ impl ServerArgs {
 }
 
 /// Resolves the arguments to a cluster, a node name and bound listeners.
+/// `dir` with every `{node}` in it replaced by the node's name, so one
+/// cluster file serves nodes that share a filesystem (an NFS home, or
+/// network namespaces on one machine) without their logs colliding.
+fn node_dir(dir: &std::path::Path, node: &str) -> PathBuf {
+    match dir.to_str() {
+        Some(s) if s.contains("{node}") => PathBuf::from(s.replace("{node}", node)),
+        _ => dir.to_path_buf(),
+    }
+}
+
 fn prepare(args: &ServerArgs) -> Result<(Cluster, String, Vec<std::net::TcpListener>), StartError> {
     if let (Some(path), Some(node)) = (&args.config, &args.node) {
         let cluster = Cluster::load(path)?;
@@ -348,5 +360,17 @@ pub fn main(args: ServerArgs) -> ExitCode {
             eprintln!("percore-server: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_dir;
+    use std::path::Path;
+
+    #[test]
+    fn a_data_dir_names_its_node_where_it_says_node() {
+        assert_eq!(node_dir(Path::new("/d/{node}/log"), "n1"), Path::new("/d/n1/log"));
+        assert_eq!(node_dir(Path::new("/d/plain"), "n1"), Path::new("/d/plain"));
     }
 }

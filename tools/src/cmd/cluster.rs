@@ -37,6 +37,11 @@ pub enum ClusterCommand {
     /// Every server with a metrics port, one line each: `NAME HOST PORT`,
     /// HOST being where the node itself reaches its endpoint.
     Metrics(FileArgs),
+    /// Every shard of every server, one line each: `NAME ADDR:PORT`, where
+    /// clients reach it (percore frames and RESP alike).
+    Endpoints(FileArgs),
+    /// How many replicas every shard has (`replicas`, default 1).
+    Replicas(FileArgs),
     /// The ssh/scp options from `[ssh]`, one word per line.
     SshArgs(FileArgs),
     /// The work directory on the nodes (`[ssh] dir`, default `percore`).
@@ -127,6 +132,8 @@ pub fn run(cmd: &ClusterCommand) -> Result<(), ClusterCmdError> {
     match cmd {
         ClusterCommand::Nodes(a) => print!("{}", nodes(&Cluster::load(&a.config)?)),
         ClusterCommand::Metrics(a) => print!("{}", metrics(&Cluster::load(&a.config)?)),
+        ClusterCommand::Endpoints(a) => print!("{}", endpoints(&Cluster::load(&a.config)?)),
+        ClusterCommand::Replicas(a) => println!("{}", Cluster::load(&a.config)?.replicas),
         ClusterCommand::SshArgs(a) => {
             for word in ssh_args(&Cluster::load(&a.config)?) {
                 println!("{word}");
@@ -187,6 +194,19 @@ pub fn nodes(cluster: &Cluster) -> String {
             ssh_host(&c.name, c.addr.as_deref()),
             format_cpu_list(&c.cores)
         ));
+    }
+    out
+}
+
+/// The `endpoints` lines: `NAME ADDR:PORT` for every shard of every
+/// server, in file order.
+pub fn endpoints(cluster: &Cluster) -> String {
+    let mut out = String::new();
+    for s in &cluster.servers {
+        for i in 0..s.cores.len() {
+            let info = cluster.local_shard(s, i);
+            out.push_str(&format!("{} {}:{}\n", s.name, info.addr, info.port));
+        }
     }
     out
 }
@@ -349,6 +369,18 @@ cores = "0,2"
             "server node0 10.0.0.1 1-3\nserver node1 10.0.0.2 1-3\nclient node2 node2 0-7\nclient node3 10.0.0.4 0,2\n"
         );
         assert_eq!(work_dir(&c), "/tmp/pc");
+    }
+
+    #[test]
+    fn endpoints_lines_name_every_shard_where_clients_reach_it() {
+        let c = Cluster::parse(FILE, "f.toml").expect("valid");
+        let lines = endpoints(&c);
+        let want: Vec<String> = (0..3)
+            .map(|i| format!("node0 10.0.0.1:{}", c.local_shard(&c.servers[0], i).port))
+            .chain((0..3).map(|i| format!("node1 10.0.0.2:{}", c.local_shard(&c.servers[1], i).port)))
+            .collect();
+        assert_eq!(lines.lines().collect::<Vec<_>>(), want);
+        assert_ne!(c.local_shard(&c.servers[0], 0).port, c.local_shard(&c.servers[0], 1).port);
     }
 
     #[test]
