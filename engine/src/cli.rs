@@ -131,7 +131,7 @@ pub struct ServerArgs {
     /// Spin this many microseconds before an idle executor parks (0: park at once).
     #[arg(long, value_name = "US", default_value_t = 0)]
     pub spin_us: u64,
-    /// Test-only: misbehave on purpose (corrupt-values, stale-reads, stall).
+    /// Test-only: misbehave on purpose (corrupt-values, stale-reads, stall, follower-reads).
     #[cfg(feature = "faults")]
     #[arg(long, value_name = "FAULT")]
     pub fault: Option<crate::options::Fault>,

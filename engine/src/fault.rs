@@ -3,7 +3,8 @@
 //! With the `faults` feature, a server started with `--fault corrupt-values`
 //! or `--fault stale-reads` misbehaves on purpose so tests can prove that
 //! the load generator's read verification and the linearizability checker
-//! catch it; with `--fault stall` each shard blocks its core for
+//! catch it (`--fault follower-reads`: a replicated shard's followers
+//! answer GETs from their own stores, which cluster/nemesis.sh must catch); with `--fault stall` each shard blocks its core for
 //! [`STALL`] once every [`STALL_EVERY`], so tests can prove that the load
 //! generator attributes a server's stall to the server, not to itself.
 //! Without the feature (every release build) [`FaultState`] is an empty
@@ -105,6 +106,12 @@ mod imp {
         pub(crate) fn active(&self) -> bool {
             self.fault != Fault::None
         }
+
+        /// True if a follower answers reads from its own store.
+        #[inline]
+        pub(crate) fn follower_reads(&self) -> bool {
+            self.fault == Fault::FollowerReads
+        }
     }
 }
 
@@ -134,6 +141,11 @@ mod imp {
 
         #[inline(always)]
         pub(crate) fn before_put(&self, _key: &[u8], _old: Option<&[u8]>) {}
+
+        #[inline(always)]
+        pub(crate) fn follower_reads(&self) -> bool {
+            false
+        }
 
         #[inline(always)]
         pub(crate) fn active(&self) -> bool {

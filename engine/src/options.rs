@@ -78,6 +78,10 @@ pub enum Fault {
     StaleReads,
     /// Block the shard's core for 50 ms once a second (a server stall).
     Stall,
+    /// A replicated shard's follower answers GETs through the RESP door
+    /// from its own store, confirming no leadership: the stale-read bug
+    /// Jepsen found in other replicated stores, for the nemesis to catch.
+    FollowerReads,
 }
 
 impl std::str::FromStr for Fault {
@@ -88,7 +92,8 @@ impl std::str::FromStr for Fault {
             "corrupt-values" => Ok(Fault::CorruptValues),
             "stale-reads" => Ok(Fault::StaleReads),
             "stall" => Ok(Fault::Stall),
-            _ => Err(format!("unknown fault {s:?} (none, corrupt-values, stale-reads, stall)")),
+            "follower-reads" => Ok(Fault::FollowerReads),
+            _ => Err(format!("unknown fault {s:?} (none, corrupt-values, stale-reads, stall, follower-reads)")),
         }
     }
 }

@@ -362,6 +362,10 @@ impl Session {
     /// ([`batch::run`]), replies in order. Returns false when the front
     /// command is not one of them (the general path answers it).
     fn pipeline(&mut self, shard: &Shard, rbuf: &mut RecvBuf, out: &mut Vec<u8>, counts: &mut Counts) -> bool {
+        if shard.faults.follower_reads() && !shard.serving() {
+            // The fault switch: the general path answers a follower's GETs.
+            return false;
+        }
         let node = &shard.setup.resp;
         let buf = rbuf.filled();
         let (base, end) = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
@@ -521,7 +525,9 @@ impl Cx<'_> {
     /// Routes `keys` (all of one slot, owned by this core): answers
     /// `-CROSSSLOT` or `-MOVED` (or a key-length error) and returns false
     /// when they are not.
-    fn route<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) -> bool {
+    /// `read_only`: the command writes nothing (the follower-reads fault
+    /// switch lets those run on a follower).
+    fn route<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>, read_only: bool) -> bool {
         let mut first: Option<u16> = None;
         for key in keys {
             if key.len() > self.node.max_key_len {
@@ -544,7 +550,7 @@ impl Cx<'_> {
         }
         let Some(slot) = first else { return true };
         let owner = self.node.owner[slot as usize];
-        if owner == self.node.shard && self.shard.serving() {
+        if owner == self.node.shard && (self.shard.serving() || (read_only && self.shard.faults.follower_reads())) {
             return true;
         }
         self.counts.moved += 1;
@@ -587,7 +593,7 @@ impl Cx<'_> {
         if spec.first > 0 {
             let last = if spec.last < 0 { argv.len() as i32 + spec.last } else { spec.last };
             let keys = (spec.first..=last).step_by(spec.step as usize).filter_map(|i| argv.get(i as usize).copied());
-            if !self.route(keys) {
+            if !self.route(keys, !spec.flags.contains(&"write")) {
                 return After::Next;
             }
         }
