@@ -29,8 +29,16 @@ fn process_cpu() -> Duration {
 /// Records `n` operations, at `rate` ops/s if given; prints the costs.
 fn measure(n: u64, rate: Option<f64>) -> std::io::Result<()> {
     let path = std::env::temp_dir().join(format!("percore-bench-history-{}.hist", std::process::id()));
-    let header =
-        Header { version: VERSION, node: "bench".into(), pid: 0, epoch_unix_ns: 0, clock: "bench".into(), threads: 1 };
+    let header = Header {
+        version: VERSION,
+        node: "bench".into(),
+        pid: 0,
+        epoch_unix_ns: 0,
+        clock: "bench".into(),
+        threads: 1,
+        boot_id: None,
+        epoch_monotonic_ns: None,
+    };
     let sink = HistorySink::create(&path, &header)?;
     let Some(mut w) = sink.writer(0) else { return Err(std::io::Error::other("no writer")) };
     let (wall, proc0, thread0) = (Instant::now(), process_cpu(), thread_cpu_time());

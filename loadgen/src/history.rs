@@ -7,7 +7,8 @@
 //! "PCHIST01"                      8 bytes magic
 //! header length                   u32 LE
 //! header                          UTF-8 JSON: {"version":2,"node":…,"pid":…,
-//!                                 "epoch_unix_ns":…,"clock":…,"threads":…}
+//!                                 "epoch_unix_ns":…,"clock":…,"threads":…,
+//!                                 "boot_id":…,"epoch_monotonic_ns":…}
 //! records                         32 bytes each, until the end of the file
 //! ```
 //!
@@ -200,6 +201,35 @@ pub struct Header {
     pub clock: String,
     /// Load threads (clients) in this file.
     pub threads: usize,
+    /// The recording machine's boot (Linux's `/proc/sys/kernel/random/boot_id`);
+    /// absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// `CLOCK_MONOTONIC` at the process's epoch (ns). Files recorded on the
+    /// same boot share that clock, so the checker can order their
+    /// operations against each other (processes in different time
+    /// namespaces would not; the load generator never makes one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_monotonic_ns: Option<u64>,
+}
+
+/// `CLOCK_MONOTONIC` now, in ns (what [`Instant`](std::time::Instant)
+/// reads on Linux).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// This machine's boot id, if the kernel tells it.
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
 }
 
 impl Header {
@@ -214,9 +244,18 @@ impl Header {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or(0),
-            clock: "ns since this process's run epoch (monotonic, not comparable across files)".into(),
+            clock: "ns since this process's run epoch (monotonic; comparable across files of one boot_id through epoch_monotonic_ns)".into(),
             threads,
+            boot_id: None,
+            epoch_monotonic_ns: None,
         }
+    }
+
+    /// This header with the shared clock of this machine: `epoch` is the
+    /// instant the records' times count from.
+    pub fn on_this_machine(self, epoch: std::time::Instant) -> Header {
+        let elapsed = epoch.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        Header { boot_id: boot_id(), epoch_monotonic_ns: Some(monotonic_ns().saturating_sub(elapsed)), ..self }
     }
 }
 
@@ -430,8 +469,16 @@ mod tests {
     #[test]
     fn file_round_trips() {
         let path = std::env::temp_dir().join(format!("percore-hist-{}.bin", std::process::id()));
-        let header =
-            Header { version: VERSION, node: "n".into(), pid: 1, epoch_unix_ns: 0, clock: "test".into(), threads: 2 };
+        let header = Header {
+            version: VERSION,
+            node: "n".into(),
+            pid: 1,
+            epoch_unix_ns: 0,
+            clock: "test".into(),
+            threads: 2,
+            boot_id: None,
+            epoch_monotonic_ns: None,
+        };
         let sink = HistorySink::create(&path, &header).expect("create");
         let mut a = sink.writer(0).expect("writer");
         let mut b = sink.writer(1).expect("writer");

@@ -108,7 +108,10 @@ impl Topology {
         }
     }
 
-    /// From a target URL: `percore://`, `redis://` or `memcached://HOST:PORT`.
+    /// From a target URL: `percore://`, `redis://` or `memcached://HOST:PORT`;
+    /// `redis-node://HOST:PORT` is one RESP node driven alone, never asked
+    /// for a slot map: a client pinned to that node (a cluster node answers
+    /// the keys it does not serve `-MOVED`, which are refusals).
     /// `password` is what a percore target's hellos carry (the others ignore it).
     pub fn from_url(url: &str, password: Option<String>, timeout: Duration) -> Result<Topology, RunError> {
         let (scheme, addr) = url.split_once("://").ok_or_else(|| {
@@ -117,10 +120,12 @@ impl Topology {
         match scheme {
             "percore" => Ok(Topology::discover(addr, password, timeout)?),
             "redis" => Topology::redis(addr, timeout),
+            "redis-node" => Topology::single(Peer::Redis, addr)
+                .map(|t| Topology { source: format!("redis-node://{addr} (this node alone)"), ..t }),
             "memcached" | "memcache" => Topology::single(Peer::Memcached, addr),
-            other => {
-                Err(RunError::Config(format!("target {url:?}: unknown scheme {other:?} (redis, memcached, percore)")))
-            }
+            other => Err(RunError::Config(format!(
+                "target {url:?}: unknown scheme {other:?} (redis, redis-node, memcached, percore)"
+            ))),
         }
     }
 
@@ -576,16 +581,6 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
 ) -> Result<Report, RunError> {
     let threads = cfg.cores.len();
     let shards = topo.map.len();
-    let sink = match &cfg.history {
-        Some(path) => {
-            let header = Header::now(&cfg.node, threads);
-            Some(
-                HistorySink::create(path, &header)
-                    .map_err(|source| RunError::History { path: path.display().to_string(), source })?,
-            )
-        }
-        None => None,
-    };
     let (warmup, end) = match &cfg.phase {
         PhaseSpec::Load | PhaseSpec::Verify => (Duration::ZERO, None),
         PhaseSpec::Run { ops: Some(_), .. } => (cfg.warmup, cfg.duration.map(|d| cfg.warmup + d)),
@@ -602,6 +597,16 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
     };
     let (tx, rx) = mpsc::channel::<Msg>();
     let epoch = Instant::now();
+    let sink = match &cfg.history {
+        Some(path) => {
+            let header = Header::now(&cfg.node, threads).on_this_machine(epoch);
+            Some(
+                HistorySink::create(path, &header)
+                    .map_err(|source| RunError::History { path: path.display().to_string(), source })?,
+            )
+        }
+        None => None,
+    };
     let mut handles = Vec::new();
     for (i, eps) in endpoints.into_iter().enumerate() {
         let phase = match (&cfg.phase, &dist) {
@@ -765,7 +770,9 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         client_cpu_ns_per_op: (issued > 0).then(|| cpu.as_nanos() as f64 / issued as f64),
         client_lag_us: crate::report::Percentiles::of(&s.lag),
         client_busy: busy_share(s),
-        failover: (s.lost > 0 || s.reconnects > 0)
+        // A run that follows replicated shards' leaders says so, even when
+        // no leader changed.
+        failover: (matches!(cfg.phase, PhaseSpec::Run { .. }) && !topo.failover_seeds.is_empty())
             .then_some(crate::report::FailoverReport { lost_in_flight: s.lost, reconnects: s.reconnects }),
         issued,
         history: cfg.history.as_ref().map(|p| crate::report::HistoryReport {

@@ -35,10 +35,17 @@ impl Dir {
 
     /// Writes a history file of `ops` (format version 2).
     fn history(&self, name: &str, ops: &[H]) -> PathBuf {
-        let header = br#"{"version":2,"node":"test","pid":1,"epoch_unix_ns":0,"clock":"test","threads":4}"#;
+        self.history_with(name, "", ops)
+    }
+
+    /// Writes a history file of `ops` whose header also has `extra` (JSON
+    /// members, each with a leading comma).
+    fn history_with(&self, name: &str, extra: &str, ops: &[H]) -> PathBuf {
+        let header =
+            format!(r#"{{"version":2,"node":"test","pid":1,"epoch_unix_ns":0,"clock":"test","threads":4{extra}}}"#);
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(header.as_bytes());
         for &(client, kind, key, value, invoke, response) in ops {
             bytes.extend_from_slice(&Record { key, kind, client, value, invoke, response }.encode());
         }
@@ -293,6 +300,34 @@ fn across_files_only_each_files_own_order_and_the_data_count() {
     let same = dir
         .history("same", &[(0, PUT, 1, v(0, 1), 0, 10), (0, PUT, 1, v(0, 2), 20, 30), (1, GET, 1, v(0, 1), 500, 510)]);
     assert_eq!(check(&dir, &[same], &[]).0, 1);
+}
+
+#[test]
+fn files_of_one_machines_boot_share_its_clock() {
+    let dir = Dir::new("clock");
+    // A's epoch is at 1000 ns of the boot's monotonic clock, B's at 1500:
+    // B's read at 10 (1510 on the shared clock) began after A's PUT of v2
+    // ended (1030), so reading v1 is stale.
+    let a = dir.history_with(
+        "a",
+        r#","boot_id":"b-1","epoch_monotonic_ns":1000"#,
+        &[(0, PUT, 1, v(0, 1), 0, 10), (0, PUT, 1, v(0, 2), 20, 30)],
+    );
+    let b = dir.history_with("b", r#","boot_id":"b-1","epoch_monotonic_ns":1500"#, &[(0, GET, 1, v(0, 1), 10, 20)]);
+    let (code, out, err, json) = check(&dir, &[a.clone(), b], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(json["violations"][0]["key"], 1, "{out}");
+    assert!(out.contains("completed at 0.000000030s before the GET began at 0.000000510s"), "on A's clock: {out}");
+    // The same read began before A's PUT of v2 ended (B's epoch at 1000):
+    // concurrent, linearizable.
+    let early =
+        dir.history_with("early", r#","boot_id":"b-1","epoch_monotonic_ns":1000"#, &[(0, GET, 1, v(0, 1), 25, 35)]);
+    assert_eq!(check(&dir, &[a.clone(), early], &[]).0, 0);
+    // On another boot (another machine), the clocks are not compared.
+    let other =
+        dir.history_with("other", r#","boot_id":"b-2","epoch_monotonic_ns":1500"#, &[(0, GET, 1, v(0, 1), 10, 20)]);
+    let (code, out, err, _) = check(&dir, &[a, other], &[]);
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 /// A run killed mid-way (A), then a read-only pass after the restart (B),

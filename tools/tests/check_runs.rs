@@ -83,8 +83,9 @@ fn two_load_generator_nodes_are_checked_together() {
     let s = Server::start_with(PERCORE, &["server", "--cores", "0,1", "--port", "0", "--stats-interval-ms", "0"]);
     let load = run(&["loadgen", "load", "--server", s.addr(), "--records", "2000", "--cores", "1", "-q"]);
     assert!(load.status.success(), "{}", text(&load.stderr));
-    // Two processes at once, as two client nodes would: own clocks, own
-    // files, own writer ids; a small hot key space so they share keys.
+    // Two processes at once, as two client nodes would: own files, own
+    // writer ids (on one machine they share its clock, and the checker
+    // compares their times); a small hot key space so they share keys.
     let (a, b) = (dir.join("node-a.hist"), dir.join("node-b.hist"));
     let spawn = |h: &Path, base: &str| {
         Command::new(PERCORE)

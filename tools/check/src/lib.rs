@@ -284,6 +284,9 @@ pub struct Outcome {
     pub eras: usize,
     /// Bytes of input, when the caller knows and sets them (0 otherwise).
     pub bytes: u64,
+    /// Input files, when the caller knows and sets them and they are not
+    /// one per source (0 otherwise: one file per source).
+    pub input_files: usize,
     /// Operations checked.
     pub ops: u64,
     /// GETs without a reply, ignored.
@@ -363,6 +366,7 @@ impl Tally {
             files,
             eras,
             bytes: 0,
+            input_files: 0,
             ops,
             skipped: 0,
             keys: self.keys,
@@ -570,7 +574,7 @@ impl Outcome {
         format!(
             "checked {} file(s){eras}{size} in {:.2} s ({:.2} s reading): {:.2} M ops/s, peak RSS {}, {} bucket(s){} \
              on {} thread(s)",
-            self.files.len(),
+            if self.input_files > 0 { self.input_files } else { self.files.len() },
             self.seconds,
             self.partition_seconds,
             self.ops_per_s() / 1e6,

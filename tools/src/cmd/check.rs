@@ -12,6 +12,17 @@
 //! What is checked, the algorithm and its limits: the [`check`] crate's
 //! documentation.
 //!
+//! # One machine, one clock
+//!
+//! The checker compares times only within a source. Files whose headers
+//! carry the same `boot_id` and an `epoch_monotonic_ns` (every file this
+//! load generator writes) were recorded on one boot of one machine, whose
+//! `CLOCK_MONOTONIC` they share: they become one source, their times moved
+//! onto that clock and their clients numbered apart, so a reader process
+//! that sees an old value after another process's write was acknowledged
+//! is a violation (cluster/nemesis.sh's pinned readers rely on it). Files
+//! from other machines keep their own clocks.
+//!
 //! # Across a restart: `--then`
 //!
 //! `percore check A.hist --then B.hist` checks a run that was killed (A)
@@ -91,20 +102,67 @@ pub fn operation(r: &Record) -> Operation {
     }
 }
 
-/// A history file's records as a checker source (with its exact length as
-/// the size hint).
-struct Records(HistoryReader);
+/// One or more history files' records as one checker source (with the
+/// exact number left as the size hint). Files recorded on the same boot
+/// of one machine share its monotonic clock: their times are moved onto
+/// it (each by its epoch's distance from the earliest), and their clients
+/// numbered apart, so the checker orders their operations against each
+/// other as it does within one file.
+struct Records {
+    /// Each file, the ns its times move by, and the number of its first client.
+    files: Vec<(HistoryReader, u64, u16)>,
+    at: usize,
+}
+
+impl Records {
+    fn one(reader: HistoryReader) -> Records {
+        Records { files: vec![(reader, 0, 0)], at: 0 }
+    }
+
+    /// Files of one clock: every header has the same boot id and an epoch on it.
+    fn shared_clock(readers: Vec<HistoryReader>) -> Records {
+        let epoch = |r: &HistoryReader| r.header.epoch_monotonic_ns.unwrap_or(0);
+        let first = readers.iter().map(epoch).min().unwrap_or(0);
+        let mut client = 0u16;
+        let files = readers
+            .into_iter()
+            .map(|r| {
+                let (shift, base) = (epoch(&r) - first, client);
+                client = client.saturating_add(u16::try_from(r.header.threads).unwrap_or(u16::MAX));
+                (r, shift, base)
+            })
+            .collect();
+        Records { files, at: 0 }
+    }
+}
 
 impl Iterator for Records {
     type Item = Result<Operation, HistoryError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next_record().transpose().map(|r| r.map(|r| operation(&r)))
+        while let Some((reader, shift, base)) = self.files.get_mut(self.at) {
+            match reader.next_record().transpose() {
+                Some(r) => {
+                    return Some(r.map(|r| {
+                        let mut op = operation(&r);
+                        op.invoke += *shift;
+                        op.response = op.response.map(|t| t + *shift);
+                        op.client = op.client.saturating_add(*base);
+                        op
+                    }));
+                }
+                None => self.at += 1,
+            }
+        }
+        None
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.0.len().saturating_sub(self.0.position()) as usize;
-        (left, Some(left))
+        let left = self.files[self.at.min(self.files.len())..]
+            .iter()
+            .map(|(r, ..)| r.len().saturating_sub(r.position()))
+            .sum::<u64>();
+        (left as usize, Some(left as usize))
     }
 }
 
@@ -116,16 +174,36 @@ pub fn check_files(paths: &[PathBuf], opts: &Options) -> Result<Outcome, Error> 
 
 /// Checks the history files of several eras (`eras[k]`: the files of era
 /// `k`, a run after `k` restarts; see [`check::check_eras`]): `opts` as
-/// given, but with percore's [`VALUES`].
+/// given, but with percore's [`VALUES`]. Within an era, the files recorded
+/// on one boot of one machine are one source (one clock); the others are
+/// a source each.
 pub fn check_era_files(eras: &[Vec<PathBuf>], opts: &Options) -> Result<Outcome, Error> {
     let mut sources = Vec::with_capacity(eras.len());
     let mut bytes = 0;
     for paths in eras {
         let mut era = Vec::with_capacity(paths.len());
+        // Files with a shared clock, by boot id, in the order first seen.
+        let mut shared: Vec<(String, Vec<(String, HistoryReader)>)> = Vec::new();
         for p in paths {
             let reader = HistoryReader::open(p)?;
             bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-            era.push(Source { name: p.display().to_string(), ops: Records(reader) });
+            let name = p.display().to_string();
+            match (&reader.header.boot_id, reader.header.epoch_monotonic_ns) {
+                (Some(boot), Some(_)) => match shared.iter_mut().find(|(b, _)| b == boot) {
+                    Some((_, files)) => files.push((name, reader)),
+                    None => shared.push((boot.clone(), vec![(name, reader)])),
+                },
+                _ => era.push(Source { name, ops: Records::one(reader) }),
+            }
+        }
+        for (_, files) in shared {
+            // Positions (#N) count through the files in this order.
+            let name = match files.len() {
+                1 => files[0].0.clone(),
+                n => format!("{} + {} more file(s) on its clock", files[0].0, n - 1),
+            };
+            let ops = Records::shared_clock(files.into_iter().map(|(_, r)| r).collect());
+            era.push(Source { name, ops });
         }
         sources.push(era);
     }
@@ -139,6 +217,7 @@ pub fn check_era_files(eras: &[Vec<PathBuf>], opts: &Options) -> Result<Outcome,
         e => Error::Check(e),
     })?;
     outcome.bytes = bytes;
+    outcome.input_files = eras.iter().map(Vec::len).sum();
     Ok(outcome)
 }
 
@@ -301,6 +380,8 @@ pub fn synthesize(path: &Path, spec: &check::synth::Spec) -> Result<u64, Error> 
         epoch_unix_ns: 0,
         clock: "simulated ns".into(),
         threads: spec.clients as usize,
+        boot_id: None,
+        epoch_monotonic_ns: None,
     };
     let io = |source: std::io::Error| Error::Io { what: path.display().to_string(), source };
     let sink = HistorySink::create(path, &header).map_err(io)?;
