@@ -25,10 +25,34 @@
 # earlier killed run are removed first. Bounded: gives up after 170 s.
 #
 #   cluster/test.sh                       # PERCORE_BIN defaults to target/release/percore (built if missing)
+#   cluster/test.sh --nemesis 20s         # instead: the three hosts serve one replicated shard
+#                                         # (replicas = 3) and cluster/nemesis.sh runs against
+#                                         # them; passes if the nemesis passes
+#   cluster/test.sh --nemesis 15s --expect-violation
+#                                         # the same with a mutation (PERCORE_SERVER_ARGS, e.g.
+#                                         # "--fault follower-reads" on a test build): passes
+#                                         # only if the checker finds a VIOLATION
 #   KEEP_LOGS=1 cluster/test.sh           # keep the temporary directory (logs, plots)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 started=$(date +%s)
+nemesis="" expect=pass
+case "${1:-}" in
+--nemesis) nemesis=${2:?--nemesis needs a duration (e.g. 20s)} ;;
+"") ;;
+*) echo "test.sh: unknown argument $1 (only --nemesis DURATION [--expect-violation])" >&2; exit 1 ;;
+esac
+case "${3:-}" in
+--expect-violation) expect=violation ;;
+"") ;;
+*) echo "test.sh: unknown argument $3 (only --expect-violation)" >&2; exit 1 ;;
+esac
+limit=170
+if [ -n "$nemesis" ]; then
+    n=${nemesis%s}
+    [[ "$n" =~ ^[0-9]+$ ]] || { echo "test.sh: --nemesis $nemesis: whole seconds, e.g. 20s" >&2; exit 1; }
+    limit=$((150 + n))
+fi
 log() { printf 'test.sh: [%3d s] %s\n' "$(($(date +%s) - started))" "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { log "needs root (network namespaces, sshd)"; exit 1; }
@@ -94,14 +118,15 @@ finish() {
 trap finish EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 # The watchdog: closes the lock, checks once a second that the test still
-# runs (so it ends with it), and stops it at 170 s.
+# runs (so it ends with it), and stops it at 170 s (a nemesis run: 150 s
+# more than its duration).
 (
     exec 9>&-
-    for _ in $(seq 1 170); do
+    for _ in $(seq 1 "$limit"); do
         sleep 1
         kill -0 $$ 2>/dev/null || exit 0
     done
-    log "over 170 s: giving up"
+    log "over $limit s: giving up"
     kill -TERM $$
 ) 2>/dev/null &
 watchdog=$!
@@ -162,6 +187,43 @@ for i in "${!NS[@]}"; do
     done
 done
 log "3 hosts up: ${ADDR[*]} (sshd in ${NS[*]})"
+
+if [ -n "$nemesis" ]; then
+    # One replicated shard on the three hosts; the load runs here, on the
+    # bridge's side. Every node's log is under its own name in one tree.
+    cat >"$T/nemesis.toml" <<EOF
+# The namespace nemesis cluster (made by cluster/test.sh --nemesis).
+base_port = 7000
+replicas = 3
+data_dir = "$T/data/{node}"
+fsync = "always"
+
+[ssh]
+user = "root"
+identity = "$T/id_ed25519"
+options = ["UserKnownHostsFile=$T/known_hosts", "GlobalKnownHostsFile=/dev/null", "StrictHostKeyChecking=yes"]
+dir = "$T/work"
+$(for i in 0 1 2; do printf '\n[[server]]\nname = "node%s"\naddr = "%s"\ncores = [%s]\n' "$i" "${ADDR[$i]}" "$((i % 2))"; done)
+EOF
+    export PERCORE_SSH_OPTS="-F none"
+    # A mutation run partitions followers only: a follower cut off from the
+    # leader while the majority writes is where a local read goes stale.
+    faults=()
+    [ "$expect" = pass ] || faults=(--faults partition --victim follower)
+    nemesis_rc=0
+    "$REPO/cluster/nemesis.sh" "$T/nemesis.toml" --duration "$nemesis" --logs "$T/nemesis" "${faults[@]}" \
+        ${NEMESIS_SEED:+--seed "$NEMESIS_SEED"} 2>&1 | tee "$T/nemesis.out" >&2 || nemesis_rc=$?
+    if [ "$expect" = pass ]; then
+        check "nemesis.sh --duration $nemesis passes" test "$nemesis_rc" = 0
+    else
+        check "nemesis.sh with ${PERCORE_SERVER_ARGS:-no mutation} fails" test "$nemesis_rc" = 1
+        check "with a VIOLATION from the checker" grep -q "checker: VIOLATION" "$T/nemesis.out"
+    fi
+    log "cluster nemesis test: $passed passed, $failed failed"
+    echo "$passed passed, $failed failed"
+    [ "$failed" = 0 ]
+    exit
+fi
 
 cluster_file() { # cluster_file EXTRA_TOML → the test's cluster file text
     cat <<EOF

@@ -15,12 +15,13 @@
 #      what it changed (PERCORE_TUNE=report: only say; =no: skip);
 #   4. starts `percore server --config … --node NAME` on every server node
 #      (pinned by the file), recording its pid; if one fails to start, stops
-#      the ones this run started and exits 1;
+#      the ones this run started and exits 1. PERCORE_SERVER_ARGS adds
+#      flags to every server (split at spaces; e.g. "--raft-tick 50ms");
 #   5. waits until every shard answers its handshake (`percore ping`, run on
 #      the first client node).
 #
-# Idempotent: a server already running with the same binary and cluster
-# file is left alone; one started from another binary or file is restarted.
+# Idempotent: a server already running with the same binary, cluster file
+# and PERCORE_SERVER_ARGS is left alone; one started otherwise is restarted.
 set -euo pipefail
 # shellcheck source=cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -124,19 +125,20 @@ undo() {
     done
 }
 for i in "${SERVERS[@]}"; do
-    out=$(remote "$i" "$(printf 'BIN_SHA=%q\nCFG_SHA=%q\n' "$BIN_SHA" "$CFG_SHA")$REMOTE_LIB"'
+    out=$(remote "$i" "$(printf 'BIN_SHA=%q\nCFG_SHA=%q\nEXTRA=%q\n' "$BIN_SHA" "$CFG_SHA" "${PERCORE_SERVER_ARGS:-}")$REMOTE_LIB"'
 if [ -f "$ND/server.pid" ] && pid=$(cat "$ND/server.pid") && alive "$pid" && is_percore "$pid"; then
-    if [ "$(cat "$ND/server.started" 2>/dev/null)" = "$BIN_SHA $CFG_SHA" ]; then
+    if [ "$(cat "$ND/server.started" 2>/dev/null)" = "$BIN_SHA $CFG_SHA $EXTRA" ]; then
         echo "running $pid"; exit 0
     fi
-    echo "$NODE: binary or cluster file changed since the server started: restarting it" >&2
+    echo "$NODE: binary, cluster file or PERCORE_SERVER_ARGS changed since the server started: restarting it" >&2
     stop_pidfile "$ND/server.pid" server >&2
 fi
 rm -f "$ND/server.pid" "$ND/server.out" "$ND/server.err"
-setsid "$BIN" server --config "$ND/cluster.toml" --node "$NODE" >"$ND/server.out" 2>"$ND/server.err" </dev/null &
+read -ra extra <<<"$EXTRA"
+setsid "$BIN" server --config "$ND/cluster.toml" --node "$NODE" "${extra[@]}" >"$ND/server.out" 2>"$ND/server.err" </dev/null &
 pid=$!
 echo "$pid" >"$ND/server.pid"
-echo "$BIN_SHA $CFG_SHA" >"$ND/server.started"
+echo "$BIN_SHA $CFG_SHA $EXTRA" >"$ND/server.started"
 for n in $(seq 1 300); do
     if grep -qs " ready: " "$ND/server.err"; then echo "started $pid"; exit 0; fi
     alive "$pid" || break

@@ -2,12 +2,15 @@
 # Every test percore has, from a fresh machine with only the Rust toolchain:
 # installs what the tests need (Debian packages, when run as root), then runs
 # the workspace's tests (profile ci), the cluster scripts against ssh
-# daemons in network namespaces, bounded fuzzing of the wire decoder, the executor and the
-# store, and a soak under hostile traffic ending in a linearizability check.
+# daemons in network namespaces, the nemesis (kill, partition, pause) on a
+# replicated cluster in those namespaces and its follower-reads mutation,
+# bounded fuzzing of the wire decoder, the executor and the store, and a
+# soak under hostile traffic ending in a linearizability check.
 #
-#   tools/test.sh                 # everything
-#   FUZZ_SECONDS=10 tools/test.sh # shorter fuzzing (default 60 s per target)
-#   SOAK_SECONDS=600 tools/test.sh # longer soak (default 20 s)
+#   tools/test.sh                   # everything
+#   FUZZ_SECONDS=10 tools/test.sh   # shorter fuzzing (default 60 s per target)
+#   SOAK_SECONDS=600 tools/test.sh  # longer soak (default 20 s)
+#   NEMESIS_SECONDS=60 tools/test.sh # longer nemesis (default 20 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,6 +54,14 @@ export PERCORE_BIN=$PWD/target/ci/percore
 
 echo "== cluster scripts over ssh against network-namespace hosts (cluster/test.sh)" >&2
 cluster/test.sh
+
+echo "== nemesis: kill, partition, pause on a replicated cluster under a recorded load (cluster/test.sh --nemesis ${NEMESIS_SECONDS:-20}s)" >&2
+cluster/test.sh --nemesis "${NEMESIS_SECONDS:-20}s"
+
+# The test build's fault switch: followers answer reads from their own
+# stores; the nemesis must then fail with the checker's VIOLATION.
+echo "== nemesis mutation: --fault follower-reads must be caught (cluster/test.sh --nemesis 15s --expect-violation)" >&2
+PERCORE_SERVER_ARGS="--fault follower-reads" cluster/test.sh --nemesis 15s --expect-violation
 
 echo "== fuzzing the wire decoder, the executor and the store (${FUZZ_SECONDS:-60} s per target)" >&2
 tools/fuzz.sh "${FUZZ_SECONDS:-60}"
