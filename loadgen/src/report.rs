@@ -17,7 +17,7 @@
 //! | `errors`, `error_detail` | refused operations (`wrong_shard`, `too_large`, `out_of_memory`, `not_durable`, `no_leader`, `other`) plus 1 if a connection failed (`connection`: the message); a refused operation took no effect and is not in the history |
 //! | `per_server[]` | `node`, `ops_s`, `shards[]` (`shard`, `addr`, `ops_s`) |
 //! | `timeline[]` | per interval: `t_s` (end of interval), `ops_s`, `get_p99_us`, `put_p99_us`, `lag_p99_us`, `busy`, `shard_ops_s[]` (by shard id) |
-//! | `failover` | a replicated cluster's run that lost a leader: `lost_in_flight` (operations whose outcome is unknown; PUTs are in the history as such), `reconnects` |
+//! | `failover` | a run that follows replicated shards' leaders: `lost_in_flight` (operations whose outcome is unknown; PUTs are in the history as such), `reconnects` |
 //! | `client_cpu_ns_per_op` | load threads' CPU time ÷ operations issued |
 //! | `client_lag_us` | open loop only: send lag, how late operations were sent after their intended time (`count, mean, p50, …, max`, sampled every 16th operation); time spent waiting for the server's replies (a full pipeline) is not lag. Its p99 above [`CLIENT_LAG_WARN_US`] means the client fell behind its schedule, and the latencies include its own delays |
 //! | `client_busy` | share of the load threads' wall time spent working (0–1), rather than polling with nothing to do or blocked waiting |
@@ -340,7 +340,8 @@ pub struct Report {
     pub client_lag_us: Option<Percentiles>,
     /// Share of the load threads' wall time spent working (0–1).
     pub client_busy: Option<f64>,
-    /// A replicated cluster's run: connections lost and re-established.
+    /// A run that follows replicated shards' leaders: connections lost and
+    /// re-established.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverReport>,
     /// Operations issued in all (warm-up and drain included).
