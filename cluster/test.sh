@@ -188,6 +188,16 @@ for i in "${!NS[@]}"; do
 done
 log "3 hosts up: ${ADDR[*]} (sshd in ${NS[*]})"
 
+ssh_toml() { # the [ssh] table of the test's cluster files
+    cat <<EOF
+[ssh]
+user = "root"
+identity = "$T/id_ed25519"
+options = ["UserKnownHostsFile=$T/known_hosts", "GlobalKnownHostsFile=/dev/null", "StrictHostKeyChecking=yes"]
+dir = "$T/work"
+EOF
+}
+
 if [ -n "$nemesis" ]; then
     # One replicated shard on the three hosts; the load runs here, on the
     # bridge's side. Every node's log is under its own name in one tree.
@@ -198,11 +208,7 @@ replicas = 3
 data_dir = "$T/data/{node}"
 fsync = "always"
 
-[ssh]
-user = "root"
-identity = "$T/id_ed25519"
-options = ["UserKnownHostsFile=$T/known_hosts", "GlobalKnownHostsFile=/dev/null", "StrictHostKeyChecking=yes"]
-dir = "$T/work"
+$(ssh_toml)
 $(for i in 0 1 2; do printf '\n[[server]]\nname = "node%s"\naddr = "%s"\ncores = [%s]\n' "$i" "${ADDR[$i]}" "$((i % 2))"; done)
 EOF
     export PERCORE_SSH_OPTS="-F none"
@@ -232,11 +238,7 @@ base_port = 7000
 metrics_port = 9100
 requirepass = "pct-test-secret"
 
-[ssh]
-user = "root"
-identity = "$T/id_ed25519"
-options = ["UserKnownHostsFile=$T/known_hosts", "GlobalKnownHostsFile=/dev/null", "StrictHostKeyChecking=yes"]
-dir = "$T/work"
+$(ssh_toml)
 
 [[server]]
 name = "node0"

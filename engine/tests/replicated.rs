@@ -6,52 +6,13 @@
 //! killed node restarts over its log, catches up, and then carries the
 //! group when another node dies.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use testkit::resp::{Resp, Value};
 use testkit::{Server, TempDir};
 
-/// `n` distinct free ports (all held open until every one is picked).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
-}
-
-/// A cluster file for three one-core nodes `n0`..`n2` on loopback.
-fn cluster_file(dir: &Path) -> (PathBuf, Vec<String>) {
-    let mut text = String::from("replicas = 3\n");
-    let mut addrs = Vec::new();
-    let ports = free_ports(6);
-    for i in 0..3 {
-        let (port, peer) = (ports[2 * i], ports[2 * i + 1]);
-        text += &format!(
-            "[[server]]\nname = \"n{i}\"\naddr = \"127.0.0.1\"\nport = {port}\npeer_port = {peer}\ncores = [0]\n"
-        );
-        addrs.push(format!("127.0.0.1:{port}"));
-    }
-    let path = dir.join("cluster.toml");
-    std::fs::write(&path, text).expect("write the cluster file");
-    (path, addrs)
-}
-
 fn start(file: &Path, node: usize, data: &Path) -> Server {
-    let (f, d) = (file.to_str().expect("utf8"), data.join(format!("n{node}")));
-    let name = format!("n{node}");
-    let args = [
-        "--config",
-        f,
-        "--node",
-        &name,
-        "--data-dir",
-        d.to_str().expect("utf8"),
-        "--fsync",
-        "always",
-        "--raft-tick",
-        "50ms",
-        "--stats-interval-ms",
-        "0",
-    ];
-    Server::start_with(env!("CARGO_BIN_EXE_percore-server"), &args)
+    testkit::start_replicated(env!("CARGO_BIN_EXE_percore-server"), &[], file, node, data)
 }
 
 /// Runs `args` on the cluster as a Redis Cluster client does: on any live
@@ -94,7 +55,7 @@ fn get(addrs: &[String], key: &str) -> Option<String> {
 #[test]
 fn a_replicated_cluster_survives_its_leaders_kill_and_a_restarted_node_catches_up() {
     let dir = TempDir::new("replicated");
-    let (file, addrs) = cluster_file(dir.path());
+    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
     let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, dir.path()))).collect();
 
     for i in 0..100 {
@@ -186,7 +147,7 @@ fn a_replicated_cluster_survives_its_leaders_kill_and_a_restarted_node_catches_u
 #[test]
 fn a_replicated_node_refuses_to_start_without_a_data_dir_or_with_a_bad_tick() {
     let dir = TempDir::new("replicated-refused");
-    let (file, _) = cluster_file(dir.path());
+    let (file, _) = testkit::replicated_cluster_file(dir.path());
     let refused = |extra: &[&str]| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_percore-server"));
         cmd.args(["--config", file.to_str().expect("utf8"), "--node", "n0", "--stats-interval-ms", "0"]).args(extra);

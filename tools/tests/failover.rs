@@ -12,55 +12,15 @@
 //! linearizable.
 
 use loadgen::proto::cluster::{parse_cluster_slots, query};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use testkit::{Server, TempDir};
 
 const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
 
-/// `n` distinct free ports (all held open until every one is picked).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
-}
-
-/// A cluster file for three one-core nodes `n0`..`n2`, one replicated shard.
-fn cluster_file(dir: &Path) -> (PathBuf, Vec<String>) {
-    let mut text = String::from("replicas = 3\n");
-    let mut addrs = Vec::new();
-    let ports = free_ports(6);
-    for i in 0..3 {
-        let (port, peer) = (ports[2 * i], ports[2 * i + 1]);
-        text += &format!(
-            "[[server]]\nname = \"n{i}\"\naddr = \"127.0.0.1\"\nport = {port}\npeer_port = {peer}\ncores = [0]\n"
-        );
-        addrs.push(format!("127.0.0.1:{port}"));
-    }
-    let path = dir.join("cluster.toml");
-    std::fs::write(&path, text).expect("write the cluster file");
-    (path, addrs)
-}
-
 fn start(file: &Path, node: usize, dir: &TempDir) -> Server {
-    let data = dir.join(&format!("n{node}"));
-    let name = format!("n{node}");
-    let args = [
-        "server",
-        "--config",
-        file.to_str().expect("utf8"),
-        "--node",
-        &name,
-        "--data-dir",
-        data.to_str().expect("utf8"),
-        "--fsync",
-        "always",
-        "--raft-tick",
-        "50ms",
-        "--stats-interval-ms",
-        "0",
-    ];
-    Server::start_with(PERCORE, &args)
+    testkit::start_replicated(PERCORE, &["server"], file, node, dir.path())
 }
 
 /// The shard's leader, as the first node that answers `CLUSTER SLOTS` with
@@ -97,7 +57,7 @@ fn load_core() -> String {
 #[test]
 fn a_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable() {
     let dir = TempDir::new("failover");
-    let (file, addrs) = cluster_file(dir.path());
+    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
     let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, &dir))).collect();
     let core = load_core();
 

@@ -9,6 +9,8 @@
 //!   a chosen per-operation error (`NotDurable`, `OutOfMemory`, …).
 //! - [`resp`]: a blocking RESP2/RESP3 client that reads replies into values.
 //! - [`TempDir`]: a private temporary directory, removed when dropped.
+//! - [`free_ports`] and [`replicated_cluster_file`]: a three-node
+//!   replicated cluster's file on loopback.
 //! - [`measure()`]: the timing loop of the `cargo bench` targets.
 
 pub mod fake;
@@ -56,6 +58,46 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `n` distinct free loopback ports (all held open until every one is
+/// picked, so none is handed out twice).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+/// Writes `dir/cluster.toml`: three one-core server nodes `n0`..`n2` on
+/// loopback (free client and peer ports), one shard replicated on all
+/// three (`replicas = 3`). Returns the file and the nodes' client
+/// endpoints (`127.0.0.1:PORT`, in node order).
+pub fn replicated_cluster_file(dir: &Path) -> (PathBuf, Vec<String>) {
+    let mut text = String::from("replicas = 3\n");
+    let mut addrs = Vec::new();
+    let ports = free_ports(6);
+    for i in 0..3 {
+        let (port, peer) = (ports[2 * i], ports[2 * i + 1]);
+        text += &format!(
+            "[[server]]\nname = \"n{i}\"\naddr = \"127.0.0.1\"\nport = {port}\npeer_port = {peer}\ncores = [0]\n"
+        );
+        addrs.push(format!("127.0.0.1:{port}"));
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, text).expect("write the cluster file");
+    (path, addrs)
+}
+
+/// Starts node `n{node}` of a [`replicated_cluster_file`] from `program`
+/// (`args_before`: e.g. `["server"]` for the `percore` binary), with its
+/// data directory `data/n{node}`, `fsync always` and a 50 ms Raft tick
+/// (elections within 0.5–1 s).
+pub fn start_replicated(program: &str, args_before: &[&str], file: &Path, node: usize, data: &Path) -> Server {
+    let (name, dir) = (format!("n{node}"), data.join(format!("n{node}")));
+    let mut args: Vec<&str> = args_before.to_vec();
+    args.extend(["--config", file.to_str().expect("utf8"), "--node", &name]);
+    args.extend(["--data-dir", dir.to_str().expect("utf8"), "--fsync", "always"]);
+    args.extend(["--raft-tick", "50ms", "--stats-interval-ms", "0"]);
+    Server::start_with(program, &args)
 }
 
 #[cfg(test)]
