@@ -1095,9 +1095,7 @@ impl<P: Protocol> Worker<P> {
             return;
         }
         if let Some(h) = self.spec.history.as_mut() {
-            for p in c.ops.iter().filter(|p| p.kind == OpKind::Put) {
-                h.record(p.record, p.kind, p.written, p.t, crate::history::NO_RESPONSE);
-            }
+            record_unanswered(h, &c.ops);
         }
         self.tally.stats.lost += c.ops.len() as u64;
         c.ops.clear();
@@ -1179,12 +1177,18 @@ impl<P: Protocol> Worker<P> {
             // PUTs still without a reply (a stopped or failed run) may have
             // taken effect: recorded with an unknown outcome.
             for c in &self.conns {
-                for p in c.ops.iter().filter(|p| p.kind == OpKind::Put) {
-                    h.record(p.record, p.kind, p.written, p.t, crate::history::NO_RESPONSE);
-                }
+                record_unanswered(&mut h, &c.ops);
             }
             h.finish();
         }
+    }
+}
+
+/// Records the PUTs of `ops`, which got no reply, with an unknown outcome
+/// (they may have taken effect); GETs without a reply say nothing.
+fn record_unanswered(h: &mut HistoryWriter, ops: &VecDeque<Pending>) {
+    for p in ops.iter().filter(|p| p.kind == OpKind::Put) {
+        h.record(p.record, p.kind, p.written, p.t, crate::history::NO_RESPONSE);
     }
 }
 
