@@ -571,12 +571,17 @@ impl Shard {
     /// log has grown past the threshold, and none runs; none for a shard
     /// in memory only.
     fn maybe_snapshot(self: &Rc<Shard>) {
-        let (Some(d), Some(log)) = (&self.setup.opts.durability, &self.log) else { return };
+        let Some(d) = &self.setup.opts.durability else { return };
+        let since = match (&self.log, &self.replicated) {
+            (Some(log), _) => log.since_snapshot(),
+            (None, Some(r)) => r.log().since_snapshot(),
+            (None, None) => return,
+        };
         let s = &self.snapshots;
         if s.running.get() {
             return;
         }
-        let by_size = d.snapshot_after > 0 && log.since_snapshot() >= d.snapshot_after.max(s.size.get());
+        let by_size = d.snapshot_after > 0 && since >= d.snapshot_after.max(s.size.get());
         if !(s.requested.get() || by_size) {
             return;
         }
@@ -589,24 +594,49 @@ impl Shard {
     /// Takes a snapshot now, truncates the log behind it, says so, and
     /// answers whoever waits.
     async fn snapshot_now(&self) {
-        let (Some(d), Some(log)) = (&self.setup.opts.durability, &self.log) else { return };
+        let Some(d) = &self.setup.opts.durability else { return };
         self.snapshots.running.set(true);
         let id = self.setup.id;
         let dir = crate::log::shard_dir(&d.data_dir, id);
-        let result = crate::log::snapshot::take(&self.store, &dir, id).await.map_err(|e| e.to_string());
-        match &result {
-            Ok(t) => {
-                log.truncate(t.seq);
-                let (used, spare) = log.segments();
-                eprintln!(
-                    "percore-server: shard {id}: snapshot at sequence number {}: {} records, {:.1} MB, {} ms; log segments: {used} in use, {spare} spare",
-                    t.seq,
-                    t.records,
-                    t.bytes as f64 / 1e6,
-                    t.ms
-                );
+        let result = match (&self.log, &self.replicated) {
+            (Some(log), _) => {
+                let result = crate::log::snapshot::take(&self.store, &dir, id).await.map_err(|e| e.to_string());
+                if let Ok(t) = &result {
+                    log.truncate(t.seq);
+                    let (used, spare) = log.segments();
+                    eprintln!(
+                        "percore-server: shard {id}: snapshot at sequence number {}: {} records, {:.1} MB, {} ms; log segments: {used} in use, {spare} spare",
+                        t.seq,
+                        t.records,
+                        t.bytes as f64 / 1e6,
+                        t.ms
+                    );
+                }
+                result
             }
-            Err(e) => eprintln!("percore-server: shard {id}: snapshot failed: {e}"),
+            (None, Some(r)) => {
+                let keep = match usize::try_from(d.snapshot_after) {
+                    Ok(0) | Err(_) => crate::replica::group::KEEP_FOR_LAGGING,
+                    Ok(n) => n.min(crate::replica::group::KEEP_FOR_LAGGING),
+                };
+                let result = r.snapshot(id, &dir, keep).await;
+                if let Ok(t) = &result {
+                    let (used, spare) = r.log().segments();
+                    let (first, last) = r.replica.with_log(|l| (l.first(), l.last()));
+                    eprintln!(
+                        "percore-server: shard {id}: snapshot at Raft entry {}: {} records, {:.1} MB, {} ms; log segments: {used} in use, {spare} spare; entries {first}..={last} kept in memory",
+                        t.seq,
+                        t.records,
+                        t.bytes as f64 / 1e6,
+                        t.ms
+                    );
+                }
+                result
+            }
+            (None, None) => return,
+        };
+        if let Err(e) = &result {
+            eprintln!("percore-server: shard {id}: snapshot failed: {e}");
         }
         self.snapshots.finish(result);
     }

@@ -140,7 +140,7 @@ fn start(
                 Over::Memory(log) => (*log, None, None),
                 Over::Disk(dir) => {
                     let mut log = RaftLog::new(&(1..=voters).collect::<Vec<_>>());
-                    let r = recover::recover_raft(&dir, 0, &mut log, false).unwrap();
+                    let r = recover::recover_raft(&dir, 0, &mut log, &mut Store::default(), false).unwrap();
                     let state = Rc::new(LogState::new(Fsync::Always, r.next_seq - 1));
                     state.adopt(r.chain.clone(), r.spare.clone(), r.replayed_bytes);
                     let d = Durability {
@@ -388,7 +388,7 @@ fn elect_fail_over_and_catch_up(dirs: Option<&[PathBuf]>) {
         Some(d) => {
             let dir = d[old as usize - 1].clone();
             let mut recovered = RaftLog::new(&[1, 2, 3]);
-            recover::recover_raft(&dir, 0, &mut recovered, false).unwrap();
+            recover::recover_raft(&dir, 0, &mut recovered, &mut Store::default(), false).unwrap();
             assert_eq!(recovered.hard_state(), log.hard_state(), "the hard state came back from disk");
             assert_eq!((recovered.first(), recovered.last()), (log.first(), log.last()), "so did the entries");
             assert!(term >= 1 && recovered.hard_state().vote != 0, "it had voted");

@@ -161,3 +161,183 @@ fn a_replicated_node_refuses_to_start_without_a_data_dir_or_with_a_bad_tick() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("--raft-tick 0s must be between 1ms and 10s"), "{err}");
 }
+
+/// A field of a node's `INFO replication`.
+fn info(addr: &str, field: &str) -> Option<u64> {
+    let text = Resp::try_connect(addr)?.try_cmd(&["INFO", "replication"])?.text();
+    text.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().parse().ok())
+}
+
+fn digest(addr: &str) -> Option<String> {
+    Resp::try_connect(addr)?.try_cmd(&["DEBUG", "DIGEST"]).map(|v| v.text())
+}
+
+/// The log segments in use after a node's last snapshot, from its stderr.
+fn segments_in_use(server: &Server) -> Option<usize> {
+    let err = server.stderr();
+    let line = err.lines().rev().find(|l| l.contains("snapshot at Raft entry"))?;
+    line.split("log segments: ").nth(1)?.split(' ').next()?.parse().ok()
+}
+
+/// Waits until every node in `addrs` has applied what the leader
+/// committed and their stores' digests are equal; returns the digest.
+fn agree(addrs: &[&String], leader: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let commit = info(leader, "percore_raft_commit_index");
+        let applied: Vec<Option<u64>> = addrs.iter().map(|a| info(a, "percore_raft_applied_index")).collect();
+        let digests: Vec<Option<String>> = addrs.iter().map(|a| digest(a)).collect();
+        if commit.is_some()
+            && applied.iter().all(|a| *a == commit)
+            && digests.iter().all(|d| d.is_some() && *d == digests[0])
+        {
+            return Ok(digests[0].clone().expect("a digest"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("replicas never agreed: commit {commit:?}, applied {applied:?}, digests {digests:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Snapshots bound the Raft log, and a follower that was down while the
+/// others wrote far past their snapshots catches up from the leader's: it
+/// installs it (its own log could not serve), and every store ends with
+/// the same digest. Restarted over its own snapshot and log, it agrees
+/// again; the leader restarted the same way keeps every write.
+#[test]
+fn a_follower_far_behind_catches_up_from_a_snapshot_and_the_stores_agree() {
+    let dir = TempDir::new("replicated-snapshot");
+    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
+    // Small frames allow small segments: the log's truncation shows.
+    let mut text = std::fs::read_to_string(&file).expect("cluster file");
+    text += "[limits]\nmax_frame_bytes = 65536\nmax_value_len = 16384\n";
+    std::fs::write(&file, text).expect("cluster file");
+    let opts = ["--snapshot-after", "64kb", "--log-segment-size", "160kb"];
+    let start = |n: usize| testkit::start_replicated(env!("CARGO_BIN_EXE_percore-server"), &opts, &file, n, dir.path());
+    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(i))).collect();
+    let leader = set(&addrs, "first", "1");
+    let l = addrs.iter().position(|a| *a == leader).expect("a node");
+    let f = (l + 1) % 3;
+    let mut down = nodes[f].take().expect("running");
+    down.signal(libc::SIGKILL);
+    down.wait_exit(Duration::from_secs(10)).expect("killed");
+
+    // About 1.5 MB of writes: some two dozen snapshots' worth.
+    let value = "v".repeat(500);
+    let mut at = Resp::connect(&leader);
+    for i in 0..3000 {
+        let (k, v) = (format!("k{i}"), format!("{i}{value}"));
+        if at.try_cmd(&["SET", &k, &v]) != Some(Value::Simple("OK".into())) {
+            at = Resp::connect(&set(&addrs, &k, &v));
+        }
+    }
+    let leader = set(&addrs, "last", "1");
+    let live: Vec<&String> = addrs.iter().enumerate().filter(|(i, _)| *i != f).map(|(_, a)| a).collect();
+    agree(&live, &leader).unwrap();
+    for (i, a) in addrs.iter().enumerate().filter(|(i, _)| *i != f) {
+        let first = info(a, "percore_raft_log_first_index").expect("INFO");
+        assert!(first > 1000, "node {a}'s log was compacted behind its snapshots (first index {first})");
+        let used = segments_in_use(nodes[i].as_ref().expect("running"));
+        assert!(
+            used.is_some_and(|n| n <= 2),
+            "node {a}'s log was truncated behind its snapshots: {used:?} segments of 160 KB in use"
+        );
+    }
+
+    // The follower comes back: the entries it lacks are gone from every
+    // log, so only the leader's snapshot can bring it up to date.
+    nodes[f] = Some(start(f));
+    let all: Vec<&String> = addrs.iter().collect();
+    let stderr = |n: usize| nodes[n].as_ref().map(|s| s.stderr()).unwrap_or_default();
+    let before = agree(&all, &leader).unwrap_or_else(|e| panic!("{e}; the restarted node said:\n{}", stderr(f)));
+    assert!(info(&addrs[f], "percore_snapshots_installed").expect("INFO") >= 1, "it installed a snapshot");
+    assert!(Path::new(&dir.path().join(format!("n{f}/shard-0/snapshot"))).exists(), "and kept it");
+
+    // Restarted over its own snapshot and log, it agrees again.
+    let mut again = nodes[f].take().expect("running");
+    again.signal(libc::SIGKILL);
+    again.wait_exit(Duration::from_secs(10)).expect("killed");
+    nodes[f] = Some(start(f));
+    let stderr = |n: usize| nodes[n].as_ref().map(|s| s.stderr()).unwrap_or_default();
+    assert_eq!(agree(&all, &leader).unwrap_or_else(|e| panic!("{e}; the restarted node said:\n{}", stderr(f))), before);
+    let err = nodes[f].as_ref().expect("running").stderr();
+    assert!(!err.contains("a snapshot of 0 records"), "it started from its snapshot: {err}");
+
+    // The leader, killed and restarted over its own snapshot and log,
+    // keeps every acknowledged write.
+    let l = addrs.iter().position(|a| *a == leader).expect("a node");
+    let mut old = nodes[l].take().expect("running");
+    old.signal(libc::SIGKILL);
+    old.wait_exit(Duration::from_secs(10)).expect("killed");
+    nodes[l] = Some(start(l));
+    for i in (0..3000).step_by(7) {
+        assert_eq!(get(&addrs, &format!("k{i}")), Some(format!("{i}{value}")), "k{i}");
+    }
+    let leader = set(&addrs, "after", "1");
+    let stderr = |n: usize| nodes[n].as_ref().map(|s| s.stderr()).unwrap_or_default();
+    agree(&all, &leader).unwrap_or_else(|e| panic!("{e}; the restarted leader said:\n{}", stderr(l)));
+}
+
+/// What a replica's peer port holds is bounded whoever connects: at most
+/// 16 connections without a hello, each for 5 s, and one per member (a
+/// member that dials again replaces its older connection). The group goes
+/// on serving throughout.
+#[test]
+fn a_peer_port_holds_a_bounded_number_of_connections() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = TempDir::new("replicated-peers");
+    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
+    let text = std::fs::read_to_string(&file).expect("cluster file");
+    let peer_port: u16 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("peer_port = "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("n0's peer port");
+    let _nodes: Vec<Server> = (0..3).map(|i| start(&file, i, dir.path())).collect();
+    set(&addrs, "before", "1");
+    let peer = ("127.0.0.1", peer_port);
+    // Closed by the server: the read ends (EOF or reset), not the timeout.
+    let closed = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        match s.read(&mut [0u8; 64]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    };
+    let mut silent: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(peer).expect("connect")).collect();
+    // Let the node accept them all before the one too many.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = TcpStream::connect(peer).expect("connect");
+    assert!(closed(&mut extra), "the 17th silent connection is closed");
+    // …at once, while the 16 are still held (they wait out their time).
+    silent[0].set_nonblocking(true).expect("nonblocking");
+    let open = matches!(silent[0].read(&mut [0u8; 8]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    assert!(open, "the 17th was refused before the first 16 timed out");
+    silent[0].set_nonblocking(false).expect("blocking");
+    for s in &mut silent {
+        assert!(closed(s), "a connection without a hello is closed after its time");
+    }
+    // A hello as member 2 of group 0, twice: the newer replaces the older.
+    let hello = |from: u64| {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(b"PCRP");
+        h[4..6].copy_from_slice(&1u16.to_le_bytes());
+        h[12..20].copy_from_slice(&from.to_le_bytes());
+        h
+    };
+    let mut first = TcpStream::connect(peer).expect("connect");
+    first.write_all(&hello(2)).expect("hello");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut second = TcpStream::connect(peer).expect("connect");
+    second.write_all(&hello(2)).expect("hello");
+    assert!(closed(&mut first), "the older connection from member 2 is closed");
+    drop(second);
+    // The real member 2 redials, and the group serves as before.
+    for i in 0..20 {
+        set(&addrs, &format!("after{i}"), "1");
+    }
+    assert_eq!(get(&addrs, "before").as_deref(), Some("1"));
+}

@@ -179,20 +179,40 @@ pub fn recover(dir: &Path, shard: u32, store: &mut Store, truncate_corrupt: bool
     let started = Instant::now();
     store.set_now(crate::store::unix_ms());
     let snapshot = super::snapshot::load(dir, shard, store)?;
-    replay(dir, shard, snapshot, truncate_corrupt, started, |entry| replay_into(store, entry))
+    replay(dir, shard, snapshot, truncate_corrupt, started, |_, entry| replay_into(store, entry))
 }
 
-/// Replays a replicated shard's log in `dir` into `log`, its Raft log (the
-/// store is rebuilt by applying the committed entries). Torn tails and
-/// corruption are handled as in [`recover`].
+/// Replays a replicated shard's log in `dir` into `log`, its Raft log, from
+/// its snapshot on when it has one: the snapshot's records go into `store`
+/// and its Raft index, term and membership become the log's start (the
+/// store is rebuilt by applying the committed entries after it). Torn
+/// tails and corruption are handled as in [`recover`].
 pub fn recover_raft(
     dir: &Path,
     shard: u32,
     log: &mut crate::replica::storage::RaftLog,
+    store: &mut Store,
     truncate_corrupt: bool,
 ) -> Result<Recovered, LogError> {
-    let loaded = super::snapshot::Loaded::default();
-    replay(dir, shard, loaded, truncate_corrupt, Instant::now(), |entry| log.replay(entry).map_err(Refusal::Other))
+    let started = Instant::now();
+    store.set_now(crate::store::unix_ms());
+    let loaded = match super::snapshot::load_raft(dir, shard, store)? {
+        Some((loaded, meta)) => {
+            let mut snap = raft::eraftpb::Snapshot::default();
+            snap.set_metadata(meta.clone());
+            log.apply_snapshot(snap).map_err(|e| {
+                LogError::io(
+                    dir,
+                    "loading the snapshot",
+                    std::io::Error::other(format!("the Raft log refused it: {e}")),
+                )
+            })?;
+            log.offer_snapshot_file(dir.to_path_buf(), shard, meta);
+            loaded
+        }
+        None => super::snapshot::Loaded::default(),
+    };
+    replay(dir, shard, loaded, truncate_corrupt, started, |seq, entry| log.replay(seq, entry).map_err(Refusal::Other))
 }
 
 /// The replay both recoveries share: every record from the one after
@@ -203,7 +223,7 @@ fn replay(
     snapshot: super::snapshot::Loaded,
     truncate_corrupt: bool,
     started: Instant,
-    mut apply: impl FnMut(&Entry<'_>) -> Result<(), Refusal>,
+    mut apply: impl FnMut(u64, &Entry<'_>) -> Result<(), Refusal>,
 ) -> Result<Recovered, LogError> {
     let mut segs = segments(dir, shard)?;
     let mut expected = snapshot.seq + 1;
@@ -244,7 +264,7 @@ fn replay(
             }
             match record::decode(&bytes[at..]) {
                 Ok((r, n)) if r.seq == expected => {
-                    apply(&r.entry).map_err(|refusal| {
+                    apply(r.seq, &r.entry).map_err(|refusal| {
                         let (path, offset, seq) = (seg.path.clone(), at as u64, r.seq);
                         match refusal {
                             Refusal::Store(source) => LogError::Replay { path, offset, seq, source },

@@ -21,10 +21,22 @@
 //! a crash leaves the old snapshot or the new one, never half of one.
 //! After that the log's segments that hold nothing past the snapshot go
 //! back to the writer for reuse.
+//!
+//! # A replicated shard's snapshot
+//!
+//! Its header says where in the Raft log the store stands: magic
+//! `PCORSNP2`, the same fields, then the Raft [`SnapshotMetadata`] (index,
+//! term, membership) as protobuf bytes, and a CRC over the whole block.
+//! Its records are numbered with the Raft index (the records of a snapshot
+//! a leader sent are kept as they came), and its `seq` is the shard log's
+//! last record the snapshot makes unneeded: the log is replayed from the
+//! one after. A shard refuses a snapshot of the other kind.
 
 use super::record::{self, Entry};
 use super::{BLOCK, LogError};
 use crate::store::Store;
+use protobuf::Message as _;
+use raft::eraftpb::SnapshotMetadata;
 use std::path::{Path, PathBuf};
 
 /// Name of a shard's snapshot file.
@@ -34,9 +46,15 @@ pub const TMP: &str = "snapshot.tmp";
 /// Bytes of records a step hands out before the shard runs other tasks.
 pub const STEP_BYTES: usize = 1 << 20;
 const MAGIC: &[u8; 8] = b"PCORSNP1";
+const MAGIC_RAFT: &[u8; 8] = b"PCORSNP2";
+/// Where a replicated snapshot's Raft metadata starts in the header block.
+const RAFT_AT: usize = 48;
+/// Longest Raft metadata a header holds (the membership of a group of
+/// hundreds of members fits).
+pub const MAX_RAFT_META: usize = BLOCK - RAFT_AT - 4;
 
 /// A snapshot's header fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Header {
     /// The shard it belongs to.
     pub shard: u32,
@@ -46,34 +64,66 @@ pub struct Header {
     pub records: u64,
     /// Bytes of records (from byte 4096 on).
     pub bytes: u64,
+    /// A replicated shard's: the Raft index, term and membership the store
+    /// holds (its records are numbered with the index).
+    pub raft: Option<SnapshotMetadata>,
 }
 
 impl Header {
-    /// The header block.
-    pub fn encode(&self) -> [u8; BLOCK] {
+    /// The header block; `None` if the Raft metadata is longer than
+    /// [`MAX_RAFT_META`].
+    pub fn encode(&self) -> Option<[u8; BLOCK]> {
         let mut h = [0u8; BLOCK];
-        h[..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&self.shard.to_le_bytes());
         h[16..24].copy_from_slice(&self.seq.to_le_bytes());
         h[24..32].copy_from_slice(&self.records.to_le_bytes());
         h[32..40].copy_from_slice(&self.bytes.to_le_bytes());
-        let crc = crc32c::crc32c(&h[..40]);
-        h[40..44].copy_from_slice(&crc.to_le_bytes());
-        h
+        let Some(meta) = &self.raft else {
+            h[..8].copy_from_slice(MAGIC);
+            let crc = crc32c::crc32c(&h[..40]);
+            h[40..44].copy_from_slice(&crc.to_le_bytes());
+            return Some(h);
+        };
+        let meta = meta.write_to_bytes().ok().filter(|m| m.len() <= MAX_RAFT_META)?;
+        h[..8].copy_from_slice(MAGIC_RAFT);
+        h[40..44].copy_from_slice(&(meta.len() as u32).to_le_bytes());
+        h[RAFT_AT..RAFT_AT + meta.len()].copy_from_slice(&meta);
+        let crc = crc32c::crc32c(&h[..BLOCK - 4]);
+        h[BLOCK - 4..].copy_from_slice(&crc.to_le_bytes());
+        Some(h)
     }
 
     /// Reads a header block; `None` if it is not a valid one.
     pub fn decode(h: &[u8]) -> Option<Header> {
-        if h.len() < 44 || &h[..8] != MAGIC {
+        if h.len() < 44 {
             return None;
         }
         let u64_at = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().unwrap_or([0; 8]));
-        let crc = u32::from_le_bytes(h[40..44].try_into().ok()?);
-        if crc32c::crc32c(&h[..40]) != crc {
+        let u32_at = |at: usize| u32::from_le_bytes(h[at..at + 4].try_into().unwrap_or([0; 4]));
+        let raft = if &h[..8] == MAGIC {
+            if crc32c::crc32c(&h[..40]) != u32_at(40) {
+                return None;
+            }
+            None
+        } else if &h[..8] == MAGIC_RAFT && h.len() >= BLOCK {
+            if crc32c::crc32c(&h[..BLOCK - 4]) != u32_at(BLOCK - 4) {
+                return None;
+            }
+            let len = u32_at(40) as usize;
+            if len > MAX_RAFT_META {
+                return None;
+            }
+            Some(SnapshotMetadata::parse_from_bytes(&h[RAFT_AT..RAFT_AT + len]).ok()?)
+        } else {
             return None;
-        }
-        let shard = u32::from_le_bytes(h[8..12].try_into().ok()?);
-        Some(Header { shard, seq: u64_at(16), records: u64_at(24), bytes: u64_at(32) })
+        };
+        Some(Header { shard: u32_at(8), seq: u64_at(16), records: u64_at(24), bytes: u64_at(32), raft })
+    }
+
+    /// The number every record of the snapshot carries: the Raft index for
+    /// a replicated shard's, else the sequence number.
+    pub fn stamp(&self) -> u64 {
+        self.raft.as_ref().map_or(self.seq, |m| m.index)
     }
 }
 
@@ -91,40 +141,87 @@ pub struct Loaded {
 /// Loads shard `shard`'s snapshot from `dir` into `store`, if there is one.
 /// A snapshot that is damaged or belongs to another shard is an error that
 /// names the file: the log before it may be gone, so starting without it
-/// could lose acknowledged data.
+/// could lose acknowledged data. A replicated shard's snapshot is refused
+/// here (see [`load_raft`]).
 pub fn load(dir: &Path, shard: u32, store: &mut Store) -> Result<Loaded, LogError> {
     let path = dir.join(FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
-        Err(e) => return Err(LogError::io(&path, "reading the snapshot", e)),
+    let Some((h, bytes)) = read(&path, shard)? else { return Ok(Loaded::default()) };
+    if h.raft.is_some() {
+        return Err(bad(&path, "it is a replicated shard's snapshot, and this shard is not replicated".into()));
+    }
+    load_records(&path, &h, &bytes, store)
+}
+
+/// Loads a replicated shard's snapshot from `dir` into `store`, if there
+/// is one: what was loaded, and where in the Raft log the store now stands.
+/// Refuses an unreplicated shard's snapshot and damage as [`load`] does.
+pub fn load_raft(dir: &Path, shard: u32, store: &mut Store) -> Result<Option<(Loaded, SnapshotMetadata)>, LogError> {
+    let path = dir.join(FILE);
+    let Some((h, bytes)) = read(&path, shard)? else { return Ok(None) };
+    let Some(meta) = h.raft.clone() else {
+        return Err(bad(&path, "it is an unreplicated shard's snapshot, and this shard is replicated".into()));
     };
-    let bad = |what: String| LogError::io(&path, "loading the snapshot", std::io::Error::other(what));
+    Ok(Some((load_records(&path, &h, &bytes, store)?, meta)))
+}
+
+/// A replicated shard's snapshot as a leader sends it: its Raft metadata
+/// and its records. `None` if there is none.
+pub fn read_raft(dir: &Path, shard: u32) -> Result<Option<(SnapshotMetadata, Vec<u8>)>, LogError> {
+    let path = dir.join(FILE);
+    let Some((h, mut bytes)) = read(&path, shard)? else { return Ok(None) };
+    let Some(meta) = h.raft else {
+        return Err(bad(&path, "it is an unreplicated shard's snapshot, and this shard is replicated".into()));
+    };
+    bytes.truncate(BLOCK + h.bytes as usize);
+    bytes.drain(..BLOCK);
+    Ok(Some((meta, bytes)))
+}
+
+fn bad(path: &Path, what: String) -> LogError {
+    LogError::io(path, "loading the snapshot", std::io::Error::other(what))
+}
+
+/// The snapshot file's header and bytes (`None`: no file), its header
+/// checked against the shard and the file's length.
+fn read(path: &Path, shard: u32) -> Result<Option<(Header, Vec<u8>)>, LogError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LogError::io(path, "reading the snapshot", e)),
+    };
     let Some(h) = Header::decode(&bytes) else {
-        return Err(
-            bad("its header is damaged (restore the file, or remove the data directory to start empty)".into()),
-        );
+        return Err(bad(
+            path,
+            "its header is damaged (restore the file, or remove the data directory to start empty)".into(),
+        ));
     };
     if h.shard != shard {
-        return Err(bad(format!("it belongs to shard {}, not {shard}", h.shard)));
+        return Err(bad(path, format!("it belongs to shard {}, not {shard}", h.shard)));
     }
-    let end = (BLOCK as u64).checked_add(h.bytes).filter(|&e| e <= bytes.len() as u64).ok_or_else(|| {
-        bad(format!("its header says {} bytes of records, the file has {}", h.bytes, bytes.len().saturating_sub(BLOCK)))
-    })? as usize;
+    if (BLOCK as u64).checked_add(h.bytes).is_none_or(|e| e > bytes.len() as u64) {
+        let have = bytes.len().saturating_sub(BLOCK);
+        return Err(bad(path, format!("its header says {} bytes of records, the file has {have}", h.bytes)));
+    }
+    Ok(Some((h, bytes)))
+}
+
+fn load_records(path: &Path, h: &Header, bytes: &[u8], store: &mut Store) -> Result<Loaded, LogError> {
+    let end = BLOCK + h.bytes as usize;
+    let stamp = h.stamp();
     store.reserve(usize::try_from(h.records).unwrap_or(0));
     let mut at = BLOCK;
     let mut n = 0u64;
     while at < end {
         let (r, len) =
-            record::decode(&bytes[at..end]).map_err(|e| bad(format!("record {} at byte {at}: {e}", n + 1)))?;
+            record::decode(&bytes[at..end]).map_err(|e| bad(path, format!("record {} at byte {at}: {e}", n + 1)))?;
         let Entry::Set { key, value, expire_at } = r.entry else {
-            return Err(bad(format!("record {} at byte {at} is not a SET", n + 1)));
+            return Err(bad(path, format!("record {} at byte {at} is not a SET", n + 1)));
         };
-        if r.seq != h.seq {
-            return Err(bad(format!("record {} at byte {at} has sequence number {}, not {}", n + 1, r.seq, h.seq)));
+        if r.seq != stamp {
+            return Err(bad(path, format!("record {} at byte {at} has sequence number {}, not {stamp}", n + 1, r.seq)));
         }
         store.put_expiring(key, value, expire_at).map_err(|source| LogError::Replay {
-            path: path.clone(),
+            path: path.to_path_buf(),
             offset: at as u64,
             seq: r.seq,
             source,
@@ -133,7 +230,7 @@ pub fn load(dir: &Path, shard: u32, store: &mut Store) -> Result<Loaded, LogErro
         at += len;
     }
     if n != h.records {
-        return Err(bad(format!("it holds {n} records, its header says {}", h.records)));
+        return Err(bad(path, format!("it holds {n} records, its header says {}", h.records)));
     }
     Ok(Loaded { seq: h.seq, records: n, bytes: bytes.len() as u64 })
 }
@@ -162,8 +259,6 @@ pub struct Taken {
 /// them, and the file is synced and renamed into place. Fails if a
 /// snapshot is running already.
 pub async fn take(store: &std::cell::RefCell<Store>, dir: &Path, shard: u32) -> Result<Taken, LogError> {
-    use glommio::io::OpenOptions;
-    let started = std::time::Instant::now();
     let seq = {
         let mut st = store.borrow_mut();
         let seq = st.journal_last_seq();
@@ -172,6 +267,32 @@ pub async fn take(store: &std::cell::RefCell<Store>, dir: &Path, shard: u32) -> 
         }
         seq
     };
+    let written = write_records(store, dir, seq).await?;
+    let header = Header { shard, seq, records: written.records, bytes: written.bytes, raft: None };
+    written.commit(header).await
+}
+
+/// A snapshot's records written to [`TMP`], its header not yet: see
+/// [`Written::commit`] and [`Written::abandon`].
+pub struct Written {
+    file: glommio::io::DmaFile,
+    tmp: PathBuf,
+    dir: PathBuf,
+    /// Records written.
+    pub records: u64,
+    /// Bytes of records written.
+    pub bytes: u64,
+    end: u64,
+    started: std::time::Instant,
+}
+
+/// Writes the records of the snapshot running in `store` (begun with
+/// `stamp`: [`Store::snapshot_begin`]) to [`TMP`] in `dir`, in steps of
+/// [`STEP_BYTES`] with the executor free to run batches between them. On
+/// an error the walk is stopped and the file removed.
+pub async fn write_records(store: &std::cell::RefCell<Store>, dir: &Path, stamp: u64) -> Result<Written, LogError> {
+    use glommio::io::OpenOptions;
+    let started = std::time::Instant::now();
     let tmp = dir.join(TMP);
     let result = async {
         let file = OpenOptions::new()
@@ -188,7 +309,10 @@ pub async fn take(store: &std::cell::RefCell<Store>, dir: &Path, shard: u32) -> 
         let records = loop {
             step.clear();
             let done = store.borrow_mut().snapshot_step(&mut step, STEP_BYTES);
-            record::seal(&mut step, seq);
+            if done.is_none() && !store.borrow().snapshot_running() {
+                return Err(LogError::io(&tmp, "writing the snapshot", std::io::Error::other("no snapshot runs")));
+            }
+            record::seal(&mut step, stamp);
             bytes += step.len() as u64;
             pending.extend_from_slice(&step);
             let whole =
@@ -213,15 +337,7 @@ pub async fn take(store: &std::cell::RefCell<Store>, dir: &Path, shard: u32) -> 
             // Let the shard's connections run between steps.
             futures_lite::future::yield_now().await;
         };
-        let header = Header { shard, seq, records, bytes };
-        let mut buf = file.alloc_dma_buffer(BLOCK);
-        buf.as_bytes_mut().copy_from_slice(&header.encode());
-        file.write_at(buf, 0).await.map_err(|e| LogError::io(&tmp, "writing the snapshot header", e.into()))?;
-        super::sync_off_core(&file, &tmp, "syncing the snapshot").await?;
-        let _ = file.close().await;
-        std::fs::rename(&tmp, path(dir)).map_err(|e| LogError::io(&tmp, "renaming the snapshot into place", e))?;
-        super::sync_dir_off_core(dir, "syncing the shard directory").await?;
-        Ok(Taken { seq, records, bytes: at, ms: started.elapsed().as_millis() as u64 })
+        Ok(Written { file, tmp: tmp.clone(), dir: dir.to_path_buf(), records, bytes, end: at, started })
     }
     .await;
     if result.is_err() {
@@ -234,6 +350,76 @@ pub async fn take(store: &std::cell::RefCell<Store>, dir: &Path, shard: u32) -> 
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+impl Written {
+    /// Writes `header` (its records and bytes must be these), syncs the
+    /// file, renames it into place and syncs the directory: from then on
+    /// the snapshot is the shard's.
+    pub async fn commit(self, header: Header) -> Result<Taken, LogError> {
+        let tmp = self.tmp.clone();
+        let result = async {
+            let block = header.encode().ok_or_else(|| {
+                LogError::io(
+                    &tmp,
+                    "writing the snapshot header",
+                    std::io::Error::other("the Raft metadata is too long"),
+                )
+            })?;
+            let mut buf = self.file.alloc_dma_buffer(BLOCK);
+            buf.as_bytes_mut().copy_from_slice(&block);
+            self.file
+                .write_at(buf, 0)
+                .await
+                .map_err(|e| LogError::io(&tmp, "writing the snapshot header", e.into()))?;
+            super::sync_off_core(&self.file, &tmp, "syncing the snapshot").await?;
+            std::fs::rename(&tmp, path(&self.dir))
+                .map_err(|e| LogError::io(&tmp, "renaming the snapshot into place", e))?;
+            super::sync_dir_off_core(&self.dir, "syncing the shard directory").await?;
+            Ok(Taken {
+                seq: header.seq,
+                records: header.records,
+                bytes: self.end,
+                ms: self.started.elapsed().as_millis() as u64,
+            })
+        }
+        .await;
+        let _ = self.file.close().await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Drops the written records: the point they hold is no longer wanted.
+    pub async fn abandon(self) {
+        let _ = self.file.close().await;
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Writes a replicated shard's snapshot as a leader sent it (`records`,
+/// numbered with `header`'s Raft index) with blocking calls: written to
+/// [`TMP`], synced, renamed into place, the directory synced. The shard is
+/// a follower while it installs one, so it has no client to keep waiting.
+pub fn write_received(dir: &Path, header: &Header, records: &[u8]) -> Result<(), LogError> {
+    use std::io::Write;
+    let tmp = dir.join(TMP);
+    let block = header.encode().ok_or_else(|| {
+        LogError::io(&tmp, "writing the snapshot header", std::io::Error::other("the Raft metadata is too long"))
+    })?;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&block)?;
+        f.write_all(records)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path(dir))?;
+        super::sync_dir(dir)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        LogError::io(&tmp, "writing a received snapshot", e)
+    })
 }
 
 #[cfg(test)]
@@ -405,14 +591,63 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_shard_refuses_the_others_snapshot() {
+        let dir = std::env::temp_dir().join(format!("percore-snapkind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut recs = Vec::new();
+        record::encode(&mut recs, 9, &Entry::Set { key: b"k", value: b"v", expire_at: None });
+        record::seal(&mut recs, 9);
+        let meta = SnapshotMetadata { index: 9, term: 3, ..Default::default() };
+        let h = Header { shard: 1, seq: 77, records: 1, bytes: recs.len() as u64, raft: Some(meta.clone()) };
+        write_received(&dir, &h, &recs).unwrap();
+        let mut store = Store::default();
+        let err = load(&dir, 1, &mut store).unwrap_err().to_string();
+        assert!(err.contains("replicated shard's snapshot"), "{err}");
+        let (loaded, m) = load_raft(&dir, 1, &mut store).unwrap().unwrap();
+        assert_eq!((loaded.seq, loaded.records, m), (77, 1, meta.clone()));
+        assert_eq!(store.get(b"k"), Some(&b"v"[..]));
+        assert_eq!(read_raft(&dir, 1).unwrap(), Some((meta, recs.clone())));
+        assert!(load_raft(&dir, 2, &mut Store::default()).unwrap_err().to_string().contains("belongs to shard 1"));
+        // Records must carry the Raft index.
+        let wrong = Header { seq: 9, raft: None, ..h };
+        write_received(
+            &dir,
+            &Header { raft: Some(SnapshotMetadata { index: 8, ..Default::default() }), ..wrong.clone() },
+            &recs,
+        )
+        .unwrap();
+        assert!(load_raft(&dir, 1, &mut Store::default()).unwrap_err().to_string().contains("not 8"));
+        write_received(&dir, &wrong, &recs).unwrap();
+        let err = load_raft(&dir, 1, &mut Store::default()).unwrap_err().to_string();
+        assert!(err.contains("unreplicated shard's snapshot"), "{err}");
+        assert_eq!(load(&dir, 1, &mut Store::default()).unwrap().records, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn headers_round_trip_and_reject_damage() {
-        let h = Header { shard: 2, seq: 99, records: 5, bytes: 640 };
-        let b = h.encode();
-        assert_eq!(Header::decode(&b), Some(h));
+        let h = Header { shard: 2, seq: 99, records: 5, bytes: 640, raft: None };
+        let b = h.encode().expect("fits");
+        assert_eq!(Header::decode(&b), Some(h.clone()));
+        assert_eq!(h.stamp(), 99);
         for i in 0..44 {
             let mut bad = b;
             bad[i] ^= 1;
             assert_eq!(Header::decode(&bad), None, "byte {i}");
         }
+        let mut meta = SnapshotMetadata { index: 1234, term: 7, ..Default::default() };
+        meta.mut_conf_state().voters = vec![1, 2, 3];
+        let r = Header { raft: Some(meta.clone()), ..h };
+        let b = r.encode().expect("fits");
+        assert_eq!(Header::decode(&b), Some(r.clone()));
+        assert_eq!(r.stamp(), 1234, "a replicated snapshot's records carry its Raft index");
+        for i in (0..60).chain([BLOCK - 100, BLOCK - 1]) {
+            let mut bad = b;
+            bad[i] ^= 1;
+            assert_eq!(Header::decode(&bad), None, "byte {i}");
+        }
+        meta.mut_conf_state().voters = (0..2000).collect();
+        assert_eq!(Header { raft: Some(meta), ..r }.encode(), None, "metadata past the block is refused");
     }
 }

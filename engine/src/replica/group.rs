@@ -4,10 +4,24 @@
 //!
 //! A replicated shard needs a data directory: its log is the Raft log,
 //! and a replica that forgot its votes or entries on a restart could elect
-//! two leaders or lose committed writes. At start the log is replayed into
-//! the Raft log ([`crate::log::recover::recover_raft`]); raft-rs then hands
-//! the committed entries out again and the machine rebuilds the store from
-//! them (the store itself is not on disk: the log is).
+//! two leaders or lose committed writes. At start the snapshot, if any,
+//! is loaded into the store and the log after it is replayed into the
+//! Raft log ([`crate::log::recover::recover_raft`]); raft-rs then hands
+//! the committed entries after the snapshot out again and the machine
+//! applies them.
+//!
+//! # Snapshots and the log's truncation
+//!
+//! Once the log has grown by the node's `--snapshot-after` bytes since the
+//! last snapshot (or on SAVE, BGSAVE, `percore save`), [`Replicated::snapshot`]
+//! writes the store at an entry's point (`Machine::snapshot_point`) to the
+//! shard's snapshot file, keeps it only once that entry is applied with
+//! the term it was proposed in, journals the hard state again, and then
+//! drops the log's segments and the in-memory entries it covers — but for
+//! up to [`KEEP_FOR_LAGGING`] bytes of entries a lagging peer still needs.
+//! A peer further behind (or a new one) is sent the snapshot file in one
+//! message (at most `peer::MAX_MESSAGE` bytes: a larger store's replica
+//! that falls that far behind cannot catch up, a documented limit).
 //!
 //! The first leader of each group is the member the cluster file names
 //! (the set's servers take turns), which campaigns at once; the others
@@ -26,6 +40,7 @@ use super::node::{Replica, ReplicaConfig};
 use super::storage::RaftLog;
 use crate::log::Durability;
 use crate::log::recover::Recovered;
+use crate::log::snapshot::{Header, Taken};
 use crate::log::writer::{LogState, Writer};
 use crate::store::Store;
 
@@ -36,6 +51,9 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const ELECTION_TICKS: usize = 10;
 /// Ticks between a leader's heartbeats.
 pub const HEARTBEAT_TICKS: usize = 2;
+/// Bytes of entries a leader keeps in memory past its snapshot for peers
+/// that lag (or the node's `--snapshot-after`, if smaller).
+pub const KEEP_FOR_LAGGING: usize = 32 << 20;
 
 /// What a replicated shard is started from (built by the server).
 #[derive(Debug)]
@@ -87,7 +105,12 @@ impl Replicated {
     ) -> Result<Replicated, String> {
         let voters: Vec<u64> = setup.members.iter().map(|m| m.id).collect();
         let mut log = RaftLog::new(&voters);
-        let r = crate::log::recover::recover_raft(dir, id, &mut log, d.truncate_corrupt).map_err(|e| e.to_string())?;
+        let r = crate::log::recover::recover_raft(dir, id, &mut log, &mut store.borrow_mut(), d.truncate_corrupt)
+            .map_err(|e| e.to_string())?;
+        // The snapshot's records went into the store's journal: they are
+        // the log's already, not changes to propose.
+        store.borrow_mut().journal_take(&mut Vec::new());
+        let applied = log.base().0;
         let state = Rc::new(LogState::new(d.fsync, r.next_seq - 1));
         state.adopt(r.chain.clone(), r.spare.clone(), r.replayed_bytes);
         let peers = setup
@@ -111,14 +134,15 @@ impl Replicated {
             tick: setup.tick,
             election_ticks: ELECTION_TICKS,
             heartbeat_ticks: HEARTBEAT_TICKS,
-            applied: 0,
+            applied,
             preferred: setup.first_leader,
         };
         let replica = Replica::new(&cfg, log, Some((state.clone(), r.next_seq)))
-            .map_err(|e| format!("replica {} of shard {id}: {e}", setup.me))?;
+            .map_err(|e| format!("replica {} of shard {id}: {e}", setup.me))?
+            .with_snapshot_dir(dir.to_path_buf(), id);
         Ok(Replicated {
             replica: Rc::new(replica),
-            machine: Rc::new(Machine::new(store.clone(), 0)),
+            machine: Rc::new(Machine::new(store.clone(), applied).with_snapshot_dir(dir.to_path_buf(), id)),
             members: setup.members,
             log: state,
             recovered: RefCell::new(Some(r)),
@@ -137,16 +161,61 @@ impl Replicated {
         self.members.iter().find(|m| m.id == leader).map(|m| format!("{}:{}", m.addr, m.port))
     }
 
+    /// The Raft log's marks (for the snapshot trigger and the stats).
+    pub fn log(&self) -> &LogState {
+        &self.log
+    }
+
+    /// Takes a snapshot of the store (shard `shard`, directory `dir`) and
+    /// truncates the log behind it (see the module comment); `keep_bytes`
+    /// of entries stay in memory for lagging peers. `Err` says why none was
+    /// kept (the point's entry was replaced by a new leader, the replica
+    /// stopped, the disk failed…): the log stays as it was.
+    pub async fn snapshot(&self, shard: u32, dir: &std::path::Path, keep_bytes: usize) -> Result<Taken, String> {
+        let (index, term) = self.machine.snapshot_point(&self.replica)?;
+        let written =
+            crate::log::snapshot::write_records(self.machine.store(), dir, index).await.map_err(|e| e.to_string())?;
+        let ready = async {
+            if !self.machine.wait_applied(index).await {
+                return Err(format!("the replica stopped before entry {index} was applied"));
+            }
+            let meta = self.replica.snapshot_meta(index, term)?;
+            let seq = self
+                .replica
+                .with_log(|l| l.seq_of(index))
+                .ok_or_else(|| format!("entry {index} has no record in the shard's log yet"))?;
+            Ok((meta, seq))
+        };
+        let (meta, seq) = match ready.await {
+            Ok(found) => found,
+            Err(e) => {
+                written.abandon().await;
+                return Err(e);
+            }
+        };
+        let header = Header { shard, seq, records: written.records, bytes: written.bytes, raft: Some(meta.clone()) };
+        let taken = written.commit(header).await.map_err(|e| e.to_string())?;
+        if let Some(hs) = self.replica.snapshot_taken(dir.to_path_buf(), shard, meta, keep_bytes) {
+            self.log.kick();
+            self.log.safe_at(hs).await?;
+            self.log.truncate(seq);
+        }
+        Ok(Taken { seq: index, ..taken })
+    }
+
     /// Starts the Raft log's writer, the replica's loop, the proposer and
     /// the peer port's accept loop.
     pub async fn start(self: &Rc<Self>, id: u32, dir: &std::path::Path, d: &Durability) -> Result<Tasks, String> {
         let r = self.recovered.borrow_mut().take().ok_or("the replica was started twice")?;
+        let (base, _) = self.replica.with_log(|l| l.base());
         eprintln!(
-            "percore-server: shard {id}: replica {} of {}: Raft log recovered from {} in {:.3} s: {} records ({} segments); fsync {}",
+            "percore-server: shard {id}: replica {} of {}: Raft log recovered from {} in {:.3} s: a snapshot of {} records at entry {base} ({:.1} MB), then {} records ({} segments); fsync {}",
             self.replica.id(),
             self.members.len(),
             dir.display(),
             r.elapsed.as_secs_f64(),
+            r.snapshot.records,
+            r.snapshot.bytes as f64 / 1e6,
             r.records,
             r.segments,
             d.fsync,

@@ -32,9 +32,21 @@
 //! entry: cleared, and every committed entry re-applied from the Raft log.
 //! A new leader serves only once it has applied every entry of earlier
 //! terms ([`Machine::serving`]).
+//!
+//! # Snapshots
+//!
+//! [`Machine::snapshot_point`] fixes the store's point for a snapshot
+//! (`log::snapshot`, fork-less): on a follower, the last entry applied; on
+//! the leader, whose store runs ahead of what is committed, the last entry
+//! it proposed, once everything the store journaled is proposed. The
+//! snapshot is the shard's only once that entry is applied with the term
+//! it was proposed in (the group's `snapshot`). When the log no longer
+//! holds the entries a rebuild needs, the store is rebuilt from the
+//! snapshot file and the entries after it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::task::Waker;
 
@@ -80,6 +92,8 @@ pub struct Machine {
     kicked: Cell<bool>,
     proposer: RefCell<Option<Waker>>,
     stopping: Cell<bool>,
+    /// The shard's directory and index, where its snapshot file is.
+    snapshot_dir: Option<(PathBuf, u32)>,
 }
 
 impl Machine {
@@ -108,7 +122,77 @@ impl Machine {
             kicked: Cell::new(false),
             proposer: RefCell::new(None),
             stopping: Cell::new(false),
+            snapshot_dir: None,
         }
+    }
+
+    /// Rebuilds the store from shard `shard`'s snapshot file in `dir` when
+    /// the Raft log no longer holds the entries it needs.
+    pub fn with_snapshot_dir(mut self, dir: PathBuf, shard: u32) -> Machine {
+        self.snapshot_dir = Some((dir, shard));
+        self
+    }
+
+    /// The store, shared with the shard's connections.
+    pub fn store(&self) -> &RefCell<Store> {
+        &self.store
+    }
+
+    /// Highest entry applied to the store.
+    pub fn applied(&self) -> u64 {
+        self.applied.get()
+    }
+
+    /// Fixes the point of a snapshot of the store and begins it
+    /// ([`Store::snapshot_begin`], numbered with the entry's index): the
+    /// entry whose application the store stands at, and the term it must
+    /// have once applied (see the module comment). `Err` says why not now.
+    pub fn snapshot_point(&self, replica: &Replica) -> Result<(u64, u64), String> {
+        if let Some(f) = self.failure() {
+            return Err(f);
+        }
+        if self.dirty.get() {
+            return Err("the store is to be rebuilt".into());
+        }
+        if self.leading.get() {
+            if !self.serving() {
+                return Err("this leader has not applied the entries of earlier terms yet".into());
+            }
+            self.propose(replica).map_err(|e| e.to_string())?;
+        } else if self.store.borrow().journal_pending() > 0 {
+            return Err("the store holds changes no entry has".into());
+        }
+        let last = self.inflight.borrow().back().copied();
+        let (index, term) = match last {
+            Some(p) => (p.index, p.term),
+            None => {
+                let a = self.applied.get();
+                (a, replica.with_log(|l| raft::Storage::term(l, a)).map_err(|e| e.to_string())?)
+            }
+        };
+        if index == 0 {
+            return Err("nothing is applied yet".into());
+        }
+        if !self.store.borrow_mut().snapshot_begin(index) {
+            return Err("a snapshot is already running".into());
+        }
+        Ok((index, term))
+    }
+
+    /// Waits until the entry at `index` is applied: `false` if the machine
+    /// failed or stopped first.
+    pub async fn wait_applied(&self, index: u64) -> bool {
+        std::future::poll_fn(|cx| {
+            if self.failure.borrow().is_some() || self.stopping.get() {
+                return std::task::Poll::Ready(false);
+            }
+            if self.applied.get() >= index {
+                return std::task::Poll::Ready(true);
+            }
+            self.waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
     }
 
     /// Whether client batches may run here now: this replica leads, has
@@ -252,12 +336,33 @@ impl Machine {
         false
     }
 
-    /// Clears the store and applies every committed entry before `upto`.
+    /// Clears the store and applies every committed entry before `upto`:
+    /// from the snapshot file on, when the log starts after a snapshot.
     fn rebuild(&self, log: &RaftLog, upto: u64) -> bool {
         let mut store = self.store.borrow_mut();
         store.set_now(crate::store::unix_ms());
         store.clear();
-        for i in log.first()..upto {
+        let mut from = log.first();
+        let (base, _) = log.base();
+        if base > 0 {
+            // Rare (a leader deposed with changes in flight): the file is
+            // read on the shard's executor.
+            let Some((dir, shard)) = &self.snapshot_dir else {
+                return self
+                    .fail(format!("the store must be rebuilt from the snapshot at entry {base}, and none is kept"));
+            };
+            match crate::log::snapshot::load_raft(dir, *shard, &mut store) {
+                Ok(Some((_, meta))) if meta.index >= base && meta.index < upto => from = meta.index + 1,
+                Ok(found) => {
+                    let at = found.map(|(_, m)| m.index);
+                    return self.fail(format!(
+                        "the store must be rebuilt from a snapshot between entries {base} and {upto}, and the snapshot file holds {at:?}"
+                    ));
+                }
+                Err(e) => return self.fail(format!("rebuilding the store: {e}")),
+            }
+        }
+        for i in from..upto {
             let Some(e) = log.entry(i) else {
                 return self.fail(format!("entry {i} is needed to rebuild the store, and the log no longer has it"));
             };
@@ -315,10 +420,11 @@ impl Machine {
         }
     }
 
-    /// Ends [`Machine::run_proposer`].
+    /// Ends [`Machine::run_proposer`] and [`Machine::wait_applied`].
     pub fn stop(&self) {
         self.stopping.set(true);
         self.kick();
+        self.wake();
     }
 
     /// The shard's proposer task: [`Machine::propose`] whenever kicked,

@@ -22,14 +22,15 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::task::Waker;
 use std::time::Duration;
 
 use glommio::net::TcpStream;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
-use raft::{RawNode, ReadState, StateRole};
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot, SnapshotMetadata};
+use raft::{RawNode, ReadState, SnapshotStatus, StateRole};
 
 use super::peer::{self, Link, PeerError};
 use super::storage::RaftLog;
@@ -143,6 +144,15 @@ pub struct Replica {
     /// Sockets of the connections peers dialled, shut down by [`Replica::stop`].
     inbound: RefCell<HashMap<u64, RawFd>>,
     next_inbound: Cell<u64>,
+    /// Connections served that have not named their sender yet.
+    unidentified: Cell<usize>,
+    /// The connection each member is served on (its newest).
+    by_member: RefCell<HashMap<u64, u64>>,
+    /// Where a snapshot received from the leader is kept (the shard's
+    /// directory and index), when durable.
+    snapshot_dir: Option<(PathBuf, u32)>,
+    /// Snapshots installed from the leader so far.
+    installed: Cell<u64>,
 }
 
 /// Removes a served connection from [`Replica::stop`]'s list.
@@ -151,6 +161,16 @@ struct Served<'a>(&'a Replica, u64);
 impl Drop for Served<'_> {
     fn drop(&mut self) {
         self.0.inbound.borrow_mut().remove(&self.1);
+        self.0.by_member.borrow_mut().retain(|_, conn| *conn != self.1);
+    }
+}
+
+/// Counts a connection among those not identified yet, while it lives.
+struct Unidentified<'a>(&'a Cell<usize>);
+
+impl Drop for Unidentified<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 
@@ -200,9 +220,87 @@ impl Replica {
             durable: durable.map(|(state, next)| (state, RefCell::new(Journal::new(next)))),
             inbound: RefCell::new(HashMap::new()),
             next_inbound: Cell::new(0),
+            unidentified: Cell::new(0),
+            by_member: RefCell::new(HashMap::new()),
+            snapshot_dir: None,
+            installed: Cell::new(0),
         })
     }
 
+    /// Keeps snapshots received from the leader in shard `shard`'s
+    /// directory `dir` (made durable before the replica acknowledges one),
+    /// and lets its log's records before them be dropped.
+    pub fn with_snapshot_dir(mut self, dir: PathBuf, shard: u32) -> Replica {
+        self.snapshot_dir = Some((dir, shard));
+        self
+    }
+
+    /// Snapshots installed from the leader since the start.
+    pub fn installed(&self) -> u64 {
+        self.installed.get()
+    }
+
+    /// The Raft metadata of a snapshot of the store at entry `index`, which
+    /// must have been proposed in `term`: `Err` (why not) if the log no
+    /// longer holds it with that term, or a membership change lies between
+    /// what is applied and it (the membership at `index` is then not known
+    /// here).
+    pub fn snapshot_meta(&self, index: u64, term: u64) -> Result<SnapshotMetadata, String> {
+        let raw = self.raw.borrow();
+        let log = raw.store();
+        match raft::Storage::term(log, index) {
+            Ok(t) if t == term => {}
+            Ok(t) => return Err(format!("entry {index} is of term {t} now, not {term}: a new leader replaced it")),
+            Err(e) => return Err(format!("entry {index} is no longer in the log ({e})")),
+        }
+        let applied = self.applied.get();
+        let conf_between =
+            (applied + 1..=index).filter_map(|i| log.entry(i)).any(|e| e.get_entry_type() != EntryType::EntryNormal);
+        if conf_between || index < applied {
+            return Err(format!("the membership at entry {index} is not known (applied: {applied})"));
+        }
+        Ok(SnapshotMetadata { index, term, conf_state: Some(log.conf_state().clone()).into(), ..Default::default() })
+    }
+
+    /// After a snapshot of the store at `meta` became the shard's (its file
+    /// durable in `dir`): peers that need the entries it holds are sent it,
+    /// the entries it holds leave memory — but for those a lagging peer
+    /// still needs, up to `keep_bytes` of them — and the hard state is
+    /// journaled again, so that no record the log's truncation drops is
+    /// needed. Returns the sequence number of that record (`None`: not
+    /// durable).
+    pub fn snapshot_taken(&self, dir: PathBuf, shard: u32, meta: SnapshotMetadata, keep_bytes: usize) -> Option<u64> {
+        let index = meta.index;
+        let mut raw = self.raw.borrow_mut();
+        let leading = raw.raft.state == StateRole::Leader;
+        // Entries from the lowest a peer still needs on are kept, while
+        // they are few enough; a peer further behind is sent the snapshot.
+        let mut from = index + 1;
+        if leading {
+            let needed = raw.raft.prs().iter().filter(|(id, _)| **id != self.id).map(|(_, p)| p.matched + 1).min();
+            if let Some(needed) = needed.filter(|&n| n <= index) {
+                let log = raw.store();
+                let mut kept = 0usize;
+                while from > needed.max(log.first()) {
+                    let Some(e) = log.entry(from - 1) else { break };
+                    kept += e.data.len() + e.context.len();
+                    if kept > keep_bytes {
+                        break;
+                    }
+                    from -= 1;
+                }
+            }
+        }
+        let store = raw.mut_store();
+        store.offer_snapshot_file(dir, shard, meta);
+        store.compact(from);
+        let hs = store.hard_state().clone();
+        drop(raw);
+        let (_, journal) = self.durable.as_ref()?;
+        let mut j = journal.borrow_mut();
+        j.append(&Record::RaftState(&hs.write_to_bytes().expect("a hard state always encodes")));
+        Some(j.last_seq())
+    }
     /// This replica's id.
     pub fn id(&self) -> u64 {
         self.id
@@ -296,23 +394,49 @@ impl Replica {
         if self.stopping.get() {
             return PeerError::Io(std::io::ErrorKind::ConnectionAborted.into());
         }
+        if self.unidentified.get() >= peer::MAX_UNIDENTIFIED {
+            return PeerError::TooManyUnidentified;
+        }
         let conn = self.next_inbound.replace(self.next_inbound.get() + 1);
         self.inbound.borrow_mut().insert(conn, stream.as_raw_fd());
         let _served = Served(self, conn);
+        self.unidentified.set(self.unidentified.get() + 1);
+        let waiting = Unidentified(&self.unidentified);
         let mut h = [0u8; peer::HELLO];
-        if let Err(e) = futures_lite::AsyncReadExt::read_exact(&mut stream, &mut h).await {
-            return e.into();
+        let hello = futures_lite::future::or(
+            async { Some(futures_lite::AsyncReadExt::read_exact(&mut stream, &mut h).await) },
+            async {
+                glommio::timer::sleep(peer::HELLO_TIMEOUT).await;
+                None
+            },
+        );
+        match hello.await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return e.into(),
+            None => return PeerError::HelloTimeout,
         }
+        drop(waiting);
         let from = match peer::parse_hello(&h) {
             Ok((group, _)) if group != self.group => return PeerError::WrongGroup { got: group, want: self.group },
             Ok((_, from)) if from == self.id || !self.members.contains(&from) => return PeerError::UnknownPeer(from),
             Ok((_, from)) => from,
             Err(e) => return e,
         };
+        // One connection per member: a newer one means the member redialled
+        // and the older is dead on its side.
+        if let Some(old) = self.by_member.borrow_mut().insert(from, conn)
+            && let Some(&fd) = self.inbound.borrow().get(&old)
+        {
+            // SAFETY: `fd` is the socket of a stream another `serve` still
+            // owns (it leaves `inbound` before the stream is dropped);
+            // shutdown does not close it, it ends that task's reads.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
         let mut buf = Vec::new();
         loop {
             let msg = match peer::read_message(&mut stream, &mut buf).await {
                 Ok(m) => m,
+                Err(_) if self.by_member.borrow().get(&from) != Some(&conn) => return PeerError::Replaced,
                 Err(e) => return e,
             };
             if msg.from != from || msg.to != self.id {
@@ -349,6 +473,10 @@ impl Replica {
             for l in self.links.values() {
                 if l.take_unreachable() {
                     self.raw.borrow_mut().report_unreachable(l.peer);
+                }
+                if let Some(sent) = l.take_snapshot_sent() {
+                    let status = if sent { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+                    self.raw.borrow_mut().report_snapshot(l.peer, status);
                 }
             }
             self.handle_ready(sm).await;
@@ -416,7 +544,7 @@ impl Replica {
     }
 
     async fn handle_ready(&self, sm: &impl StateMachine) {
-        let (number, persisted, seq) = {
+        let (number, persisted, seq, drop_upto) = {
             let mut raw = self.raw.borrow_mut();
             if !raw.has_ready() {
                 return;
@@ -426,23 +554,45 @@ impl Replica {
                 sm.role(ss.raft_state == StateRole::Leader, raw.raft.raft_log.last_index());
             }
             self.send(rd.take_messages());
+            // The log's records before a snapshot received now are of no use
+            // once it and the next hard state are durable.
+            let mut drop_upto = None;
             if !rd.snapshot().is_empty() {
                 let snap = rd.snapshot().clone();
+                if let Err(e) = self.keep_snapshot(&snap) {
+                    // It must be durable before it is acknowledged: the
+                    // replica stops, its peers go on without it.
+                    eprintln!("group {} replica {}: {e}; replica stopped", self.group, self.id);
+                    drop(raw);
+                    self.stop();
+                    return;
+                }
+                drop_upto = self.durable.as_ref().map(|(_, j)| j.borrow().last_seq());
                 sm.restore(&snap);
                 let index = snap.get_metadata().index;
+                let meta = snap.get_metadata().clone();
                 // raft-rs hands a snapshot out only when it is newer than
                 // the log, so the log takes it.
                 if raw.mut_store().apply_snapshot(snap).is_ok() {
                     self.applied.set(index);
+                    self.installed.set(self.installed.get() + 1);
+                    if let Some((dir, shard)) = &self.snapshot_dir {
+                        raw.mut_store().offer_snapshot_file(dir.clone(), *shard, meta);
+                    }
                 }
             }
             for s in rd.take_read_states() {
                 sm.read_ready(s);
             }
             self.apply(&mut raw, sm, rd.take_committed_entries());
-            raw.advance_apply_to(self.applied.get());
-            let seq = self.journal(rd.entries(), rd.hs());
-            if let Err(gap) = raw.mut_store().append(rd.entries()) {
+            // A snapshot installed now counts as applied once it counts as
+            // persisted (after `on_persist_ready`): raft-rs refuses an
+            // applied index past what is persisted.
+            let persisted = raw.raft.raft_log.persisted;
+            raw.advance_apply_to(self.applied.get().min(persisted));
+            let hs = rd.hs().cloned().or_else(|| drop_upto.map(|_| raw.store().hard_state().clone()));
+            let (first_seq, seq) = self.journal(rd.entries(), hs.as_ref()).unwrap_or((0, None));
+            if let Err(gap) = raw.mut_store().append_at(rd.entries(), first_seq) {
                 // raft-rs hands out entries that continue its stable log, so
                 // a gap is a bug; going on would fork the group, so the
                 // replica stops (its peers elect without it).
@@ -459,7 +609,7 @@ impl Replica {
             // The entries are readable from the storage already, as
             // raft-rs asks; they count as persisted once the log says so.
             raw.advance_append_async(rd);
-            (number, persisted, seq)
+            (number, persisted, seq, drop_upto)
         };
         if let (Some((state, _)), Some(seq)) = (&self.durable, seq) {
             state.kick();
@@ -470,8 +620,17 @@ impl Replica {
                 self.stop();
                 return;
             }
+            if let Some(upto) = drop_upto {
+                state.truncate(upto);
+            }
         }
-        self.raw.borrow_mut().on_persist_ready(number);
+        let mut raw = self.raw.borrow_mut();
+        raw.on_persist_ready(number);
+        let applied = self.applied.get();
+        if raw.raft.raft_log.applied < applied && applied <= raw.raft.raft_log.persisted {
+            raw.advance_apply_to(applied);
+        }
+        drop(raw);
         self.send(persisted);
         // What persisting made possible (a leader's commit) is in the
         // next Ready.
@@ -479,20 +638,49 @@ impl Replica {
     }
 
     /// Journals a `Ready`'s entries and hard state, when durable: the
-    /// sequence number of the last record (`None`: nothing to wait for).
-    fn journal(&self, entries: &[Entry], hs: Option<&raft::eraftpb::HardState>) -> Option<u64> {
+    /// sequence number of the first entry's record (0: no entry) and of the
+    /// last record (`None`: nothing to wait for). `None` when not durable.
+    fn journal(&self, entries: &[Entry], hs: Option<&raft::eraftpb::HardState>) -> Option<(u64, Option<u64>)> {
         let (_, journal) = self.durable.as_ref()?;
         let mut j = journal.borrow_mut();
         if entries.is_empty() && hs.is_none() {
-            return None;
+            return Some((0, None));
         }
+        let first = if entries.is_empty() { 0 } else { j.last_seq() + 1 };
         for e in entries {
             j.append(&Record::RaftEntry(&e.write_to_bytes().expect("a raft entry always encodes")));
         }
         if let Some(hs) = hs {
             j.append(&Record::RaftState(&hs.write_to_bytes().expect("a hard state always encodes")));
         }
-        Some(j.last_seq())
+        Some((first, Some(j.last_seq())))
+    }
+
+    /// Makes a snapshot received from the leader durable as the shard's
+    /// snapshot file, when the replica keeps one.
+    fn keep_snapshot(&self, snap: &Snapshot) -> Result<(), String> {
+        let (Some((dir, shard)), Some((_, journal))) = (&self.snapshot_dir, &self.durable) else { return Ok(()) };
+        let meta = snap.get_metadata();
+        let data: &[u8] = &snap.data;
+        let mut records = 0u64;
+        let mut at = 0;
+        while at < data.len() {
+            match crate::log::record::decode(&data[at..]) {
+                Ok((r, n)) if r.seq == meta.index && matches!(r.entry, Record::Set { .. }) => {
+                    records += 1;
+                    at += n;
+                }
+                _ => return Err(format!("the snapshot at {} from the leader is damaged at byte {at}", meta.index)),
+            }
+        }
+        let header = crate::log::snapshot::Header {
+            shard: *shard,
+            seq: journal.borrow().last_seq(),
+            records,
+            bytes: data.len() as u64,
+            raft: Some(meta.clone()),
+        };
+        crate::log::snapshot::write_received(dir, &header, data).map_err(|e| e.to_string())
     }
 
     fn apply(&self, raw: &mut RawNode<RaftLog>, sm: &impl StateMachine, entries: Vec<Entry>) {

@@ -12,7 +12,12 @@
 //! # Limits and trust
 //!
 //! A message longer than [`MAX_MESSAGE`] closes the connection before its
-//! bytes are read. The peer port serves a node's fellow replicas only:
+//! bytes are read. A replica serves at most [`MAX_UNIDENTIFIED`]
+//! connections that have not sent their hello yet, each for at most
+//! [`HELLO_TIMEOUT`], and one connection per fellow member: a member that
+//! dials again (its old connection died on its side) replaces its old one,
+//! which is closed. What a peer port holds is thus bounded by the group's
+//! size, whoever connects to it. The peer port serves a node's fellow replicas only:
 //! raft-rs assumes its peers run raft-rs (a forged message claiming a
 //! commit beyond a replica's log makes raft-rs panic), so a deployment
 //! must keep it unreachable from clients, as Redis Cluster does its bus.
@@ -43,6 +48,11 @@ pub const MAX_MESSAGE: usize = 256 << 20;
 /// Messages a link holds for a peer it cannot reach (or that reads slowly).
 pub const MAX_QUEUED: usize = 4096;
 
+/// Connections a replica serves at once that have not named their sender.
+pub const MAX_UNIDENTIFIED: usize = 16;
+/// How long a connection may take to send its hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a write to a peer may wait before the link redials.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -66,6 +76,15 @@ pub enum PeerError {
     /// The hello names a replica that is not a member.
     #[error("replica {0} is not a member of this group")]
     UnknownPeer(u64),
+    /// [`MAX_UNIDENTIFIED`] connections are waiting for their hello already.
+    #[error("{MAX_UNIDENTIFIED} peer connections have not sent their hello yet")]
+    TooManyUnidentified,
+    /// No hello came within [`HELLO_TIMEOUT`].
+    #[error("no hello within {HELLO_TIMEOUT:?}")]
+    HelloTimeout,
+    /// The same member dialled again; this older connection gave way.
+    #[error("replaced by a newer connection from the same member")]
+    Replaced,
     /// A message's length is over [`MAX_MESSAGE`].
     #[error("message of {0} bytes (at most {MAX_MESSAGE})")]
     TooLarge(usize),
@@ -118,6 +137,10 @@ pub fn encode(msg: &Message, out: &mut Vec<u8>) {
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
+fn is_snapshot(m: &Message) -> bool {
+    m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot
+}
+
 /// Reads one framed message, reusing `buf` for its bytes.
 pub async fn read_message(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Message, PeerError> {
     let mut len = [0u8; 4];
@@ -148,6 +171,9 @@ pub struct Link {
     /// Set when a message was dropped or the connection failed since the
     /// node last looked ([`Link::take_unreachable`]).
     unreachable: Cell<bool>,
+    /// Whether the last snapshot queued was written out (`Some(true)`) or
+    /// lost (`Some(false)`), since the node last looked.
+    snapshot_sent: Cell<Option<bool>>,
     stopping: Cell<bool>,
 }
 
@@ -160,6 +186,7 @@ impl Link {
             queue: RefCell::new(VecDeque::new()),
             waker: RefCell::new(None),
             unreachable: Cell::new(false),
+            snapshot_sent: Cell::new(None),
             stopping: Cell::new(false),
         }
     }
@@ -169,6 +196,9 @@ impl Link {
         let mut q = self.queue.borrow_mut();
         if q.len() >= MAX_QUEUED {
             self.unreachable.set(true);
+            if is_snapshot(&msg) {
+                self.snapshot_sent.set(Some(false));
+            }
             return;
         }
         q.push_back(msg);
@@ -182,6 +212,13 @@ impl Link {
     /// so it probes the peer instead of streaming to it).
     pub fn take_unreachable(&self) -> bool {
         self.unreachable.replace(false)
+    }
+
+    /// Whether a snapshot was written to the peer (`Some(true)`) or lost
+    /// (`Some(false)`) since the last call: raft-rs waits for this word
+    /// before it sends the peer anything else.
+    pub fn take_snapshot_sent(&self) -> Option<bool> {
+        self.snapshot_sent.take()
     }
 
     /// Ends [`Link::run`].
@@ -225,10 +262,16 @@ impl Link {
                     return;
                 }
                 out.clear();
+                let mut snapshot = false;
                 for m in self.queue.borrow_mut().drain(..) {
+                    snapshot |= is_snapshot(&m);
                     encode(&m, &mut out);
                 }
-                if stream.write_all(&out).await.is_err() {
+                let written = stream.write_all(&out).await.is_ok();
+                if snapshot {
+                    self.snapshot_sent.set(Some(written));
+                }
+                if !written {
                     self.drop_queued();
                     break;
                 }
@@ -239,6 +282,9 @@ impl Link {
     fn drop_queued(&self) {
         let mut q = self.queue.borrow_mut();
         if !q.is_empty() {
+            if q.iter().any(is_snapshot) {
+                self.snapshot_sent.set(Some(false));
+            }
             q.clear();
             self.unreachable.set(true);
         }

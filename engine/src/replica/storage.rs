@@ -13,6 +13,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::path::PathBuf;
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{Error, GetEntriesContext, RaftState, Result, Storage, StorageError};
@@ -29,6 +30,23 @@ pub struct LogGap {
     pub have_last: u64,
 }
 
+/// A snapshot peers are offered: held whole, or read from the shard's
+/// snapshot file when a peer needs it.
+#[derive(Debug)]
+enum Offered {
+    Held(Snapshot),
+    File { dir: PathBuf, shard: u32, meta: SnapshotMetadata },
+}
+
+impl Offered {
+    fn index(&self) -> u64 {
+        match self {
+            Offered::Held(s) => s.get_metadata().index,
+            Offered::File { meta, .. } => meta.index,
+        }
+    }
+}
+
 /// One replica's Raft log, in memory (see the module comment).
 #[derive(Debug, Default)]
 pub struct RaftLog {
@@ -38,10 +56,13 @@ pub struct RaftLog {
     base: SnapshotMetadata,
     /// Entries `base.index + 1 ..= last`.
     entries: VecDeque<Entry>,
+    /// The shard log's sequence number of each entry's record (0: kept in
+    /// memory only), parallel to `entries`.
+    seqs: VecDeque<u64>,
     /// Bytes of the entries' data and context.
     bytes: usize,
     /// The snapshot offered to peers that need compacted entries.
-    offered: Option<Snapshot>,
+    offered: Option<Offered>,
     /// The highest index a peer asked a snapshot for while none was
     /// offered at or above it (0: none asked).
     wanted: Cell<u64>,
@@ -85,10 +106,29 @@ impl RaftLog {
         self.entries.get(usize::try_from(at).ok()?)
     }
 
+    /// The index and term of the last entry folded into the snapshot (0, 0:
+    /// none).
+    pub fn base(&self) -> (u64, u64) {
+        (self.base.index, self.base.term)
+    }
+
+    /// The shard log's sequence number of the record that holds entry
+    /// `index` (`None`: not held, or held in memory only).
+    pub fn seq_of(&self, index: u64) -> Option<u64> {
+        let at = index.checked_sub(self.first())?;
+        self.seqs.get(usize::try_from(at).ok()?).copied().filter(|&s| s > 0)
+    }
+
     /// Appends `ents` (consecutive indices), first dropping every held entry
     /// from `ents[0].index` on: a new leader's entries replace a deposed
-    /// one's uncommitted tail.
+    /// one's uncommitted tail. Kept in memory only (see [`RaftLog::append_at`]).
     pub fn append(&mut self, ents: &[Entry]) -> std::result::Result<(), LogGap> {
+        self.append_at(ents, 0)
+    }
+
+    /// [`RaftLog::append`], for entries whose records the shard's log holds
+    /// from sequence number `first_seq` on, one each.
+    pub fn append_at(&mut self, ents: &[Entry], first_seq: u64) -> std::result::Result<(), LogGap> {
         let Some(head) = ents.first() else { return Ok(()) };
         let gap = LogGap { first: head.index, have_first: self.first(), have_last: self.last() };
         if head.index < self.first() || head.index > self.last() + 1 {
@@ -101,9 +141,11 @@ impl RaftLog {
         for dropped in self.entries.drain(keep..) {
             self.bytes -= dropped.data.len() + dropped.context.len();
         }
-        for e in ents {
+        self.seqs.truncate(keep);
+        for (i, e) in ents.iter().enumerate() {
             self.bytes += e.data.len() + e.context.len();
             self.entries.push_back(e.clone());
+            self.seqs.push_back(if first_seq == 0 { 0 } else { first_seq + i as u64 });
         }
         Ok(())
     }
@@ -134,9 +176,11 @@ impl RaftLog {
         }
         let new_base = index - 1;
         let term = self.entry(new_base).map(|e| e.term).unwrap_or(self.base.term);
-        for dropped in self.entries.drain(..(index - self.first()) as usize) {
+        let n = (index - self.first()) as usize;
+        for dropped in self.entries.drain(..n) {
             self.bytes -= dropped.data.len() + dropped.context.len();
         }
+        self.seqs.drain(..n);
         self.base.index = new_base;
         self.base.term = term;
     }
@@ -152,6 +196,7 @@ impl RaftLog {
         self.hard.term = self.hard.term.max(meta.term);
         self.hard.commit = meta.index;
         self.entries.clear();
+        self.seqs.clear();
         self.bytes = 0;
         self.conf = meta.take_conf_state();
         self.base = meta;
@@ -160,25 +205,46 @@ impl RaftLog {
 
     /// Offers `snap` (data included) to peers that need entries it covers.
     pub fn offer_snapshot(&mut self, snap: Snapshot) {
-        if snap.get_metadata().index >= self.wanted.get() {
+        self.offer(Offered::Held(snap));
+    }
+
+    /// Offers the snapshot file of shard `shard` in `dir`, which holds the
+    /// store at `meta`, to peers that need entries it covers: it is read
+    /// when one does.
+    pub fn offer_snapshot_file(&mut self, dir: PathBuf, shard: u32, meta: SnapshotMetadata) {
+        self.offer(Offered::File { dir, shard, meta });
+    }
+
+    fn offer(&mut self, offered: Offered) {
+        if offered.index() >= self.wanted.get() {
             self.wanted.set(0);
         }
-        self.offered = Some(snap);
+        self.offered = Some(offered);
     }
 
     /// Takes one record of the shard's log back at recovery: an entry
     /// (replacing every entry from its index on, as when it was first
-    /// appended) or a hard state. Anything else does not belong here.
-    pub fn replay(&mut self, record: &crate::log::record::Entry<'_>) -> std::result::Result<(), String> {
+    /// appended) or a hard state, `seq` its sequence number. An entry the
+    /// snapshot the log starts from holds already is passed over. Anything
+    /// else does not belong here.
+    pub fn replay(&mut self, seq: u64, record: &crate::log::record::Entry<'_>) -> std::result::Result<(), String> {
         use crate::log::record::Entry as Record;
         use protobuf::Message as _;
         match *record {
             Record::RaftEntry(bytes) => {
                 let e = Entry::parse_from_bytes(bytes).map_err(|e| format!("an undecodable Raft entry: {e}"))?;
-                self.append(std::slice::from_ref(&e)).map_err(|gap| gap.to_string())
+                if e.index <= self.base.index {
+                    return Ok(());
+                }
+                self.append_at(std::slice::from_ref(&e), seq).map_err(|gap| gap.to_string())
             }
             Record::RaftState(bytes) => {
-                let hs = HardState::parse_from_bytes(bytes).map_err(|e| format!("an undecodable hard state: {e}"))?;
+                let mut hs =
+                    HardState::parse_from_bytes(bytes).map_err(|e| format!("an undecodable hard state: {e}"))?;
+                // A snapshot holds committed entries only: a hard state
+                // written before it was taken may name an older commit.
+                hs.commit = hs.commit.max(self.base.index);
+                hs.term = hs.term.max(self.base.term);
                 self.hard = hs;
                 Ok(())
             }
@@ -237,7 +303,20 @@ impl Storage for RaftLog {
 
     fn snapshot(&self, request_index: u64, _to: u64) -> Result<Snapshot> {
         match &self.offered {
-            Some(s) if s.get_metadata().index >= request_index => Ok(s.clone()),
+            Some(Offered::Held(s)) if s.get_metadata().index >= request_index => Ok(s.clone()),
+            Some(Offered::File { dir, shard, meta }) if meta.index >= request_index => {
+                // Read when a peer needs it (rarely: a replica far behind),
+                // not held in memory meanwhile.
+                match crate::log::snapshot::read_raft(dir, *shard) {
+                    Ok(Some((m, data))) if m.index == meta.index => {
+                        let mut s = Snapshot::default();
+                        s.set_metadata(m);
+                        s.data = data.into();
+                        Ok(s)
+                    }
+                    _ => Err(Error::Store(StorageError::SnapshotTemporarilyUnavailable)),
+                }
+            }
             _ => {
                 self.wanted.set(self.wanted.get().max(request_index.max(1)));
                 Err(Error::Store(StorageError::SnapshotTemporarilyUnavailable))
@@ -404,16 +483,43 @@ mod tests {
         let bytes = |e: &Entry| e.write_to_bytes().unwrap();
         let mut log = RaftLog::new(&[1, 2, 3]);
         // Term 1 wrote 1..=3; a leader of term 2 replaced 3 and added 4.
-        for e in [entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c"), entry(3, 2, b"C"), entry(4, 2, b"d")] {
-            log.replay(&Record::RaftEntry(&bytes(&e))).unwrap();
+        let written = [entry(1, 1, b"a"), entry(2, 1, b"b"), entry(3, 1, b"c"), entry(3, 2, b"C"), entry(4, 2, b"d")];
+        for (seq, e) in (10..).zip(written) {
+            log.replay(seq, &Record::RaftEntry(&bytes(&e))).unwrap();
         }
         let hs = HardState { term: 2, vote: 3, commit: 4, ..HardState::default() };
-        log.replay(&Record::RaftState(&hs.write_to_bytes().unwrap())).unwrap();
+        log.replay(15, &Record::RaftState(&hs.write_to_bytes().unwrap())).unwrap();
         assert_eq!((log.first(), log.last(), log.hard_state()), (1, 4, &hs));
         assert_eq!(log.entry(3).unwrap().data.as_ref(), b"C");
-        assert!(log.replay(&Record::RaftEntry(&bytes(&entry(9, 2, b"gap")))).unwrap_err().contains("do not continue"));
-        assert!(log.replay(&Record::RaftEntry(b"\xff\xff")).unwrap_err().contains("undecodable"));
-        assert!(log.replay(&Record::Delete { key: b"k" }).unwrap_err().contains("not replicated"));
+        assert_eq!([1, 2, 3, 4].map(|i| log.seq_of(i)), [Some(10), Some(11), Some(13), Some(14)]);
+        assert!(
+            log.replay(16, &Record::RaftEntry(&bytes(&entry(9, 2, b"gap")))).unwrap_err().contains("do not continue")
+        );
+        assert!(log.replay(16, &Record::RaftEntry(b"\xff\xff")).unwrap_err().contains("undecodable"));
+        assert!(log.replay(16, &Record::Delete { key: b"k" }).unwrap_err().contains("not replicated"));
+    }
+
+    #[test]
+    fn replay_after_a_snapshot_passes_over_what_it_holds_and_keeps_its_commit() {
+        use crate::log::record::Entry as Record;
+        use protobuf::Message as _;
+        let mut log = RaftLog::new(&[1, 2, 3]);
+        let mut s = Snapshot::default();
+        s.mut_metadata().index = 5;
+        s.mut_metadata().term = 2;
+        log.apply_snapshot(s).unwrap();
+        let bytes = |e: &Entry| e.write_to_bytes().unwrap();
+        // Records the truncation left before the snapshot's point: entries
+        // it holds, and a hard state written before it was taken.
+        log.replay(40, &Record::RaftEntry(&bytes(&entry(4, 2, b"old")))).unwrap();
+        log.replay(41, &Record::RaftEntry(&bytes(&entry(5, 2, b"old")))).unwrap();
+        let stale = HardState { term: 2, vote: 1, commit: 3, ..HardState::default() };
+        log.replay(42, &Record::RaftState(&stale.write_to_bytes().unwrap())).unwrap();
+        log.replay(43, &Record::RaftEntry(&bytes(&entry(6, 2, b"new")))).unwrap();
+        assert_eq!((log.first(), log.last(), log.base()), (6, 6, (5, 2)));
+        assert_eq!(log.hard_state().commit, 5, "a snapshot holds committed entries only");
+        assert_eq!((log.seq_of(5), log.seq_of(6)), (None, Some(43)));
+        assert_eq!(log.term(5).unwrap(), 2);
     }
 
     #[test]

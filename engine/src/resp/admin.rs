@@ -43,7 +43,7 @@ impl Cx<'_> {
                 _ => err(self.out, "ERR wrong number of arguments for 'ping' command"),
             },
             "echo" => resp::bulk(self.out, a[1]),
-            "save" | "bgsave" if self.shard.log.is_none() => {
+            "save" | "bgsave" if self.shard.log.is_none() && self.shard.replicated.is_none() => {
                 err(self.out, "ERR this node keeps nothing on disk: start it with --data-dir to snapshot")
             }
             "save" => return After::Save,
@@ -56,6 +56,13 @@ impl Cx<'_> {
                 }
             }
             "lastsave" => resp::integer(self.out, self.shard.snapshots.last_ok() as i64),
+            // A replica's own store, whether or not it serves: comparing
+            // replicas is what it is for.
+            "debug" if a.len() == 2 && a[1].eq_ignore_ascii_case(b"digest") => {
+                let digest = self.shard.store.borrow().digest();
+                resp::bulk(self.out, format!("{digest:016x}").as_bytes());
+            }
+            "debug" => err(self.out, "ERR DEBUG: only DIGEST is served here"),
             "quit" => {
                 resp::simple(self.out, "OK");
                 return After::Quit;
@@ -403,18 +410,20 @@ impl Cx<'_> {
 
     /// INFO's replication section: this replica's role in its shard's
     /// group, the leader it knows of, the Raft term, commit and applied
-    /// indices, the Raft log it holds, and how often its store was rebuilt.
+    /// indices, the Raft log it holds in memory, how often its store was
+    /// rebuilt, and the snapshots it installed from a leader.
     fn replication(&self) -> String {
         let Some(r) = &self.shard.replicated else {
             return "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n".to_string();
         };
         let st = r.replica.status();
-        let (entries, bytes) = r.replica.with_log(|l| (l.last() + 1 - l.first(), l.bytes()));
+        let (entries, bytes, first) = r.replica.with_log(|l| (l.last() + 1 - l.first(), l.bytes(), l.first()));
         let leader = r.members.iter().find(|m| m.id == st.leader).map(|m| format!("{}:{}", m.addr, m.port));
         format!(
             "# Replication\r\nrole:{}\r\npercore_replicas:{}\r\npercore_replica_id:{}\r\npercore_leader:{}\r\n\
              percore_serving:{}\r\npercore_raft_term:{}\r\npercore_raft_commit_index:{}\r\npercore_raft_applied_index:{}\r\n\
-             percore_raft_log_entries:{entries}\r\npercore_raft_log_bytes:{bytes}\r\npercore_store_rebuilds:{}\r\n",
+             percore_raft_log_entries:{entries}\r\npercore_raft_log_bytes:{bytes}\r\npercore_raft_log_first_index:{first}\r\n\
+             percore_store_rebuilds:{}\r\npercore_snapshots_installed:{}\r\n",
             if st.leading { "master" } else { "slave" },
             r.members.len(),
             st.id,
@@ -424,6 +433,7 @@ impl Cx<'_> {
             st.commit,
             st.applied,
             r.machine.rebuilds(),
+            r.replica.installed(),
         )
     }
 

@@ -120,6 +120,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("save", 1, ADMIN, NONE, "server", "Snapshots this core's keys and waits until the snapshot is durable."),
     spec("bgsave", -1, ADMIN, NONE, "server", "Starts a snapshot of this core's keys."),
     spec("lastsave", 1, ADMIN, NONE, "server", "Returns the Unix time of this core's last successful snapshot."),
+    spec("debug", -2, ADMIN, NONE, "server", "DIGEST: a digest of this core's keys, equal on replicas that agree."),
     spec("cluster", -2, ADMIN, NONE, "cluster", "SLOTS, SHARDS, NODES, MYID, KEYSLOT, COUNTKEYSINSLOT, INFO."),
 ];
 
