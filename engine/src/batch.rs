@@ -333,6 +333,8 @@ mod tests {
             port: 1,
             cpu: 0,
             slots: vec![wire::cluster::even_slots(1, 0)],
+            replicas: Vec::new(),
+            leader: 0,
         }])
         .expect("map");
         map.owned_slots(0)

@@ -602,24 +602,41 @@ impl Conn<'_> {
                     let req = decode_request(body, &self.shard.setup.limits)
                         .map_err(|e| body_refusal::<ArchivedRequest>(e, body))?;
                     let s = self.shard;
-                    s.faults.before_batch();
-                    let counts = execute(
-                        &mut s.store.borrow_mut(),
-                        crate::store::unix_ms(),
-                        s.owned_now(),
-                        s.setup.limits.max_frame_bytes as usize,
-                        &s.faults,
-                        req,
-                        &mut self.wbuf,
-                        &mut self.enc,
-                    );
-                    s.count(|c| counts.add_to(c));
+                    if !s.serving()
+                        && let Some(leader) = s.leader_hint()
+                    {
+                        // A replica that does not serve runs nothing: every
+                        // operation goes to the leader.
+                        let n = req.ops.len();
+                        self.enc.begin(&mut self.wbuf, req.batch_id.to_native(), n);
+                        for _ in 0..n {
+                            self.enc.not_leader(leader);
+                        }
+                        self.enc.finish(&mut self.wbuf);
+                        s.count(|c| {
+                            c.ops += n as u64;
+                            c.wrong_shard += n as u64;
+                        });
+                    } else {
+                        s.faults.before_batch();
+                        let counts = execute(
+                            &mut s.store.borrow_mut(),
+                            crate::store::unix_ms(),
+                            s.owned_now(),
+                            s.setup.limits.max_frame_bytes as usize,
+                            &s.faults,
+                            req,
+                            &mut self.wbuf,
+                            &mut self.enc,
+                        );
+                        s.count(|c| counts.add_to(c));
+                    }
                 }
                 Kind::Hello => {
                     let hello = decode::<ArchivedHello>(Kind::Hello, body)
                         .map_err(|e| body_refusal::<ArchivedHello>(e, body))?;
                     self.check_hello(hello)?;
-                    self.wbuf.extend_from_slice(&self.shard.setup.hello_reply);
+                    self.wbuf.extend_from_slice(&self.shard.hello_reply());
                     self.shard.handshake_done(self.slot);
                 }
                 Kind::StatsRequest => {

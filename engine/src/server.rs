@@ -227,6 +227,7 @@ pub(crate) fn shard_setup(
         memory_limit: memory_limit(opts.limits.maxmemory, server.cores.len()),
         owned: cluster.map.owned_slots(id),
         hello_reply,
+        hello: reply,
         resp: crate::resp::RespNode::new(
             id,
             cluster.map.shards(),

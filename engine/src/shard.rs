@@ -203,6 +203,9 @@ pub(crate) struct ShardSetup {
     pub owned: SlotSet,
     /// The handshake reply frame, encoded once (it is the same for every client).
     pub hello_reply: Vec<u8>,
+    /// The handshake reply, as a value (a replicated shard's names its
+    /// leader of the moment: [`Shard::hello_reply`]).
+    pub hello: wire::msg::HelloReply,
     /// The RESP door's view of the node.
     pub resp: crate::resp::RespNode,
     /// The cluster layout this shard serves, as its data directory's
@@ -397,6 +400,34 @@ impl Shard {
     /// `Some(addr:port)` of the leader, `None` while no leader is known.
     pub fn redirect(&self) -> Option<String> {
         self.replicated.as_ref().and_then(|r| r.leader_endpoint())
+    }
+
+    /// The member id of the replica percore clients should go to instead
+    /// of this one, which does not serve: the leader, 0 while none is
+    /// known or this replica leads but cannot serve yet (catching up,
+    /// handing over). `None` when the shard is not replicated.
+    pub fn leader_hint(&self) -> Option<u32> {
+        let r = self.replicated.as_ref()?;
+        let st = r.replica.status();
+        Some(if st.leader == st.id { 0 } else { u32::try_from(st.leader).unwrap_or(0) })
+    }
+
+    /// The handshake reply for a percore client: the node's, with this
+    /// shard's current leader in the map when the shard is replicated.
+    pub fn hello_reply(&self) -> std::borrow::Cow<'_, [u8]> {
+        let Some(r) = &self.replicated else { return std::borrow::Cow::Borrowed(&self.setup.hello_reply) };
+        let mut reply = self.setup.hello.clone();
+        let leader = r.replica.status().leader;
+        if let Some(me) = reply.map.get_mut(self.setup.id as usize) {
+            me.leader = u32::try_from(leader).unwrap_or(0);
+        }
+        let mut out = Vec::new();
+        match wire::codec::encode(wire::frame::Kind::HelloReply, &reply, &mut out) {
+            Ok(_) => std::borrow::Cow::Owned(out),
+            // The node's own reply encoded at start; this one differs by
+            // a number only.
+            Err(_) => std::borrow::Cow::Borrowed(&self.setup.hello_reply),
+        }
     }
 
     /// Whether replies wait before they leave: the shard keeps a durable

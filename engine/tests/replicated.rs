@@ -341,3 +341,43 @@ fn a_peer_port_holds_a_bounded_number_of_connections() {
     }
     assert_eq!(get(&addrs, "before").as_deref(), Some("1"));
 }
+
+/// Percore frames on a replicated cluster: the handshake's map names the
+/// shard's replicas and its leader, a follower answers every operation
+/// NotLeader with the leader's member id (and does nothing), and the
+/// wire client follows the leader — through its kill too.
+#[test]
+fn percore_clients_are_told_the_leader_and_follow_it() {
+    use wire::client::{Client, Connection, Expect};
+    use wire::msg::{Op, OpResult};
+    let dir = TempDir::new("replicated-percore");
+    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
+    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, dir.path()))).collect();
+    let leader = set(&addrs, "probe", "1");
+    let l = addrs.iter().position(|a| *a == leader).expect("a node");
+    let follower = &addrs[(l + 1) % 3];
+
+    let mut conn = Connection::connect(follower, Expect::default(), Duration::from_secs(5)).expect("handshake");
+    let shard = &conn.hello().map[0];
+    let ports: Vec<String> = shard.replicas.iter().map(|r| format!("{}:{}", r.addr, r.port)).collect();
+    assert_eq!(ports, addrs, "the map names every replica, by member id");
+    assert_eq!(shard.leader_endpoint().as_deref(), Some(leader.as_str()), "and the leader the follower knows");
+    let leader_id = shard.leader;
+    let ops = [Op::Put { key: b"from-follower".to_vec(), value: b"x".to_vec() }, Op::Get { key: b"probe".to_vec() }];
+    let results = conn.execute(&ops).expect("answered");
+    assert_eq!(results, vec![OpResult::NotLeader(leader_id), OpResult::NotLeader(leader_id)]);
+    assert_eq!(get(&addrs, "from-follower"), None, "a follower ran nothing");
+
+    // The client, discovering through the follower, goes to the leader.
+    let mut client = Client::discover(follower, None, Duration::from_secs(10)).expect("discover");
+    client.put(b"k", b"v1").expect("put through the leader");
+    assert_eq!(client.get(b"k").expect("get"), Some(b"v1".to_vec()));
+
+    // The leader dies: the client finds the new one by itself.
+    let mut killed = nodes[l].take().expect("running");
+    killed.signal(libc::SIGKILL);
+    killed.wait_exit(Duration::from_secs(10)).expect("killed");
+    client.put(b"k", b"v2").expect("put after the failover");
+    assert_eq!(client.get(b"k").expect("get"), Some(b"v2".to_vec()));
+    assert_eq!(get(&addrs, "k").as_deref(), Some("v2"));
+}

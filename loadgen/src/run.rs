@@ -18,7 +18,7 @@ use crate::proto::percore::Percore;
 use crate::report::{Report, RunConfigReport, ServerFigures, ShardFigures};
 use crate::worker::{self, Endpoint, IntervalStats, Msg, Phase, WorkerError, WorkerSpec};
 use hdrhistogram::Histogram;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,6 +96,13 @@ impl std::fmt::Debug for Topology {
 }
 
 impl Topology {
+    /// Whether shards are replicated, so that a run follows their leaders:
+    /// a Redis Cluster map that lists replicas, or a percore map whose
+    /// shards name theirs.
+    pub fn follows_leaders(&self) -> bool {
+        !self.failover_seeds.is_empty() || self.map.shards().iter().any(|s| !s.replicas.is_empty())
+    }
+
     /// From a cluster file; every hello carries `password`.
     pub fn from_cluster(c: &Cluster, password: Option<String>) -> Topology {
         Topology {
@@ -140,6 +147,8 @@ impl Topology {
             port,
             cpu: 0,
             slots: vec![wire::msg::SlotRange { start: 0, end: (wire::slot::SLOTS - 1) as u16 }],
+            replicas: Vec::new(),
+            leader: 0,
         };
         let map = ShardMap::new(vec![info]).map_err(RunError::Config)?;
         let source = format!("{}://{addr}", peer.name());
@@ -183,6 +192,8 @@ impl Topology {
                 port: n.port,
                 cpu: 0,
                 slots: n.slots.clone(),
+                replicas: Vec::new(),
+                leader: 0,
             })
             .collect();
         let map = ShardMap::new(shards).map_err(|e| RunError::Config(format!("CLUSTER SLOTS from {addr}: {e}")))?;
@@ -386,18 +397,97 @@ fn connect_percore(topo: &Topology, timeout: Duration) -> Result<Vec<Endpoint<Pe
     topo.shards()
         .iter()
         .map(|s| {
+            if !s.replicas.is_empty() {
+                let started = Instant::now();
+                return percore_leader(&topo.map, topo.password.as_deref(), &topo.limits, s.id, timeout, 0)
+                    .map_err(|last| wire::Error::NoLeader { shard: s.id, waited: started.elapsed(), last });
+            }
             let addr = format!("{}:{}", s.addr, s.port);
             let expect = Expect { shard: Some(s.id), total_shards: Some(total), password: topo.password.clone() };
-            let conn = Connection::connect(&addr, expect, timeout)?;
-            let limits = conn.limits();
-            let stream = conn.into_stream();
-            stream.set_read_timeout(None).map_err(|source| wire::Error::Io { addr: addr.clone(), source })?;
-            stream.set_write_timeout(None).map_err(|source| wire::Error::Io { addr: addr.clone(), source })?;
-            // Replies may be as large as the server's frames.
-            let recv = Limits { max_frame_bytes: limits.max_frame_bytes.max(topo.limits.max_frame_bytes), ..limits };
-            Ok(Endpoint { proto: Percore::new(&addr, recv), stream, shard: s.id, addr, node: s.node.clone() })
+            percore_endpoint(&addr, &s.node, expect, &topo.limits, timeout).map(|(ep, _)| ep)
         })
         .collect()
+}
+
+/// A handshaken percore connection to `addr`, made an endpoint for the
+/// shard `expect` names, with the leader that shard's replica there knows
+/// of (0: none, or not replicated).
+fn percore_endpoint(
+    addr: &str,
+    node: &str,
+    expect: Expect,
+    server_limits: &Limits,
+    timeout: Duration,
+) -> Result<(Endpoint<Percore>, u32), wire::Error> {
+    let shard = expect.shard.unwrap_or(0);
+    let conn = Connection::connect(addr, expect, timeout)?;
+    let limits = conn.limits();
+    let leader = conn.hello().map.get(shard as usize).map_or(0, |s| s.leader);
+    let stream = conn.into_stream();
+    let io = |source| wire::Error::Io { addr: addr.to_string(), source };
+    stream.set_read_timeout(None).map_err(io)?;
+    stream.set_write_timeout(None).map_err(io)?;
+    // Replies may be as large as the server's frames.
+    let recv = Limits { max_frame_bytes: limits.max_frame_bytes.max(server_limits.max_frame_bytes), ..limits };
+    let ep =
+        Endpoint { proto: Percore::new(addr, recv), stream, shard, addr: addr.to_string(), node: node.to_string() };
+    Ok((ep, leader))
+}
+
+/// Connects to the leader of replicated shard `id`: the replica the map
+/// names first, then the others (from the `turn`-th on); each replica's
+/// handshake says which member leads as far as it knows, and a replica that
+/// names itself is taken. `Err` says what each try found.
+fn percore_leader(
+    map: &ShardMap,
+    password: Option<&str>,
+    limits: &Limits,
+    id: u32,
+    timeout: Duration,
+    turn: usize,
+) -> Result<Endpoint<Percore>, String> {
+    let info = map.shards().get(id as usize).ok_or_else(|| format!("shard {id} is not in the map"))?;
+    let n = info.replicas.len();
+    let mut order: VecDeque<u32> = (0..n).map(|k| info.replicas[(turn + k) % n.max(1)].id).collect();
+    if info.leader != 0 {
+        order.push_front(info.leader);
+    }
+    let mut why = Vec::new();
+    let mut tried = Vec::new();
+    while let Some(member) = order.pop_front() {
+        if tried.contains(&member) || tried.len() > 2 * n {
+            continue;
+        }
+        tried.push(member);
+        let Some(r) = info.replica(member) else { continue };
+        let addr = format!("{}:{}", r.addr, r.port);
+        let expect =
+            Expect { shard: Some(id), total_shards: Some(map.len() as u32), password: password.map(str::to_string) };
+        match percore_endpoint(&addr, &r.node, expect, limits, timeout) {
+            Ok((ep, leader)) if leader == member => return Ok(ep),
+            Ok((_, 0)) => why.push(format!("{addr}: knows no leader")),
+            Ok((_, leader)) => {
+                why.push(format!("{addr}: member {leader} leads"));
+                order.push_front(leader);
+                tried.retain(|&t| t != leader);
+            }
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// Failover for replicated percore shards: finds the shard's leader
+/// through its replicas' handshakes ([`percore_leader`]), each bounded by
+/// `timeout` (at most 500 ms), starting from another replica each time.
+fn percore_redial(topo: &Topology, timeout: Duration) -> crate::worker::Redial<Percore> {
+    let (map, password, limits) = (topo.map.clone(), topo.password.clone(), topo.limits);
+    let ask = timeout.min(Duration::from_millis(500));
+    let mut turn = 0usize;
+    Box::new(move |shard| {
+        turn = turn.wrapping_add(1);
+        percore_leader(&map, password.as_deref(), &limits, shard, ask, turn)
+    })
 }
 
 /// Opens one plain connection per shard of a Redis or memcached topology
@@ -475,7 +565,12 @@ pub fn execute(topo: &Topology, cfg: &RunConfig, stop: Arc<AtomicBool>) -> Resul
     match topo.peer {
         Peer::Percore => {
             let endpoints = (0..threads).map(|_| connect_percore(topo, cfg.timeout)).collect::<Result<Vec<_>, _>>()?;
-            launch(topo, cfg, stop, endpoints, || None)
+            // As for RESP below: a run follows replicated shards' leaders.
+            let failover = matches!(cfg.phase, PhaseSpec::Run { .. }) && topo.follows_leaders();
+            if failover {
+                eprintln!("percore-loadgen: replicated shards: a lost leader is followed (asking its replicas)");
+            }
+            launch(topo, cfg, stop, endpoints, || failover.then(|| percore_redial(topo, cfg.timeout)))
         }
         Peer::Redis => {
             let endpoints = (0..threads)
@@ -772,7 +867,7 @@ fn launch<P: crate::proto::Protocol + Send + 'static>(
         client_busy: busy_share(s),
         // A run that follows replicated shards' leaders says so, even when
         // no leader changed.
-        failover: (matches!(cfg.phase, PhaseSpec::Run { .. }) && !topo.failover_seeds.is_empty())
+        failover: (matches!(cfg.phase, PhaseSpec::Run { .. }) && topo.follows_leaders())
             .then_some(crate::report::FailoverReport { lost_in_flight: s.lost, reconnects: s.reconnects }),
         issued,
         history: cfg.history.as_ref().map(|p| crate::report::HistoryReport {

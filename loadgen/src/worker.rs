@@ -1218,6 +1218,8 @@ mod tests {
             port: 1,
             cpu: 0,
             slots: vec![SlotRange { start: 0, end: (wire::slot::SLOTS - 1) as u16 }],
+            replicas: Vec::new(),
+            leader: 0,
         };
         let (tx, _) = std::sync::mpsc::channel();
         let spec = WorkerSpec {

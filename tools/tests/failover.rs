@@ -2,8 +2,8 @@
 //!
 //! Three real `percore server` nodes on loopback (one core each,
 //! `replicas = 3`, every node with its own data directory and `fsync
-//! always`); `percore loadgen run` drives YCSB-A through the RESP door,
-//! pointed at a follower, with a history. The leader is killed with
+//! always`); `percore loadgen run` drives YCSB-A through the RESP door or
+//! with percore frames, pointed at a follower, with a history. The leader is killed with
 //! SIGKILL under the load and restarted over its log a little later. The
 //! run must go on: it redials the new leader, reports the reconnect and
 //! the operations whose outcome is unknown (never as successes), shows
@@ -55,7 +55,18 @@ fn load_core() -> String {
 }
 
 #[test]
-fn a_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable() {
+fn a_resp_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable() {
+    follows_the_leader_through_its_kill("redis");
+}
+
+/// The same with percore frames: a follower answers NotLeader naming the
+/// leader, the handshake's map names the replicas, and the run follows.
+#[test]
+fn a_percore_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable() {
+    follows_the_leader_through_its_kill("percore");
+}
+
+fn follows_the_leader_through_its_kill(scheme: &str) {
     let dir = TempDir::new("failover");
     let (file, addrs) = testkit::replicated_cluster_file(dir.path());
     let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, &dir))).collect();
@@ -63,7 +74,7 @@ fn a_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable(
 
     // Load once the shard has a leader (an election may still run).
     let first = leader(&addrs);
-    let target = format!("redis://{first}");
+    let target = format!("{scheme}://{first}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = percore(&["loadgen", "load", "--target", &target, "--records", "2000", "--cores", &core, "-q"]);
@@ -78,7 +89,7 @@ fn a_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable(
     let follower = addrs.iter().find(|a| **a != leader(&addrs)).expect("a follower").clone();
     let (history, json) = (dir.join("run.hist"), dir.join("run.json"));
     let mut run = Command::new(PERCORE)
-        .args(["loadgen", "run", "--target", &format!("redis://{follower}"), "--workload", "a"])
+        .args(["loadgen", "run", "--target", &format!("{scheme}://{follower}"), "--workload", "a"])
         .args(["--records", "2000", "--duration", "6s", "--warmup", "0s", "--interval", "100ms"])
         .args(["--timeout", "1s", "--batch", "16", "--pipeline", "2", "--cores", &core, "-q"])
         .arg("--history")
@@ -110,6 +121,7 @@ fn a_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable(
     }
     let out = run.wait_with_output().expect("the load generator's output");
     let stderr = text(&out.stderr);
+    eprint!("{stderr}");
     assert!(out.status.success(), "the run must survive the failover: {stderr}");
     assert!(stderr.contains("following its leader") && stderr.contains("now on "), "{stderr}");
 
@@ -125,12 +137,11 @@ fn a_run_follows_the_leader_through_its_kill_and_the_history_stays_linearizable(
     let away = timeline.iter().position(|s| shard_ops(s) == 0.0).unwrap_or(timeline.len());
     assert!(gap >= 1 && last > away, "the shard was away, then served again: {timeline:?}");
 
-    eprint!("{stderr}");
     let check = percore(&["check", history.to_str().expect("utf8")]);
     let verdict = text(&check.stdout);
     assert!(check.status.success() && verdict.contains("linearizable"), "{verdict}{}", text(&check.stderr));
     eprintln!(
-        "failover: {} reconnect(s), {} operations lost in flight, shard away for {} ms of the timeline; {}",
+        "failover ({scheme}): {} reconnect(s), {} operations lost in flight, shard away for {} ms of the timeline; {}",
         reconnects,
         report["failover"]["lost_in_flight"],
         gap * 100,

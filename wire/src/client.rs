@@ -13,7 +13,8 @@ use crate::error::Error;
 use crate::frame::{FrameError, Kind, Next, PROTOCOL_VERSION, next_frame};
 use crate::limits::Limits;
 use crate::msg::{
-    ArchivedErrorBody, ArchivedHelloReply, ArchivedStatsReply, Hello, HelloReply, Op, OpResult, Response, StatsReply,
+    ArchivedErrorBody, ArchivedHelloReply, ArchivedStatsReply, Hello, HelloReply, Op, OpResult, ReplicaInfo, Response,
+    StatsReply,
 };
 use rkyv::rancor;
 use std::io::{Read, Write};
@@ -352,13 +353,110 @@ impl Client {
 
     fn one(&mut self, op: Op) -> Result<OpResult, Error> {
         let shard = self.map.shard_of(op.key());
-        let conn = self.conn(shard)?;
-        let addr = conn.addr.clone();
-        let mut results = conn.execute(std::slice::from_ref(&op))?;
-        match results.pop() {
-            Some(OpResult::Error(code)) => Err(Error::Op { addr, code }),
-            Some(r) => Ok(r),
-            None => Err(Error::Protocol { addr, message: "empty response".into() }),
+        if self.map.shards()[shard as usize].replicas.is_empty() {
+            let conn = self.conn(shard)?;
+            let addr = conn.addr.clone();
+            let mut results = conn.execute(std::slice::from_ref(&op))?;
+            return match results.pop() {
+                Some(OpResult::Error(code)) => Err(Error::Op { addr, code }),
+                Some(OpResult::NotLeader(_)) => {
+                    Err(Error::Protocol { addr, message: "NotLeader from a shard that is not replicated".into() })
+                }
+                Some(r) => Ok(r),
+                None => Err(Error::Protocol { addr, message: "empty response".into() }),
+            };
+        }
+        self.follow(shard, &op)
+    }
+
+    /// Runs `op` on replicated shard `shard`'s leader, following it: a
+    /// replica that answers NotLeader names the leader, which is tried next;
+    /// one that cannot be reached (or closes the connection) is passed
+    /// over, and while no leader is known the client waits (50 ms, doubling
+    /// to 500 ms) and asks the replicas again, for as long as the client's
+    /// timeout. An operation that was answered NotLeader was not done, so
+    /// sending it again is safe; one whose connection failed after it was
+    /// sent may have been done, and a PUT or DELETE sent again is done
+    /// again (with the same value: no harm to the key's final state).
+    fn follow(&mut self, shard: u32, op: &Op) -> Result<OpResult, Error> {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        let mut last;
+        let mut tried = 0usize;
+        loop {
+            let info = self.map.shards()[shard as usize].clone();
+            let at = info
+                .replica(info.leader)
+                .cloned()
+                .unwrap_or_else(|| info.replicas[tried % info.replicas.len()].clone());
+            tried += 1;
+            let outcome = self.on_replica(shard, &at, op);
+            match outcome {
+                Ok(OpResult::Error(code)) => return Err(Error::Op { addr: format!("{}:{}", at.addr, at.port), code }),
+                Ok(OpResult::NotLeader(leader)) => {
+                    last = format!("{}:{} answered NotLeader (leader: {leader})", at.addr, at.port);
+                    self.set_leader(shard, if leader == at.id { 0 } else { leader });
+                    if leader != 0 && leader != at.id {
+                        continue;
+                    }
+                }
+                Ok(r) => return Ok(r),
+                Err(e @ (Error::Mismatch { .. } | Error::Server { .. } | Error::Limit(_))) => return Err(e),
+                Err(e) => {
+                    last = e.to_string();
+                    self.set_leader(shard, 0);
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= self.timeout {
+                return Err(Error::NoLeader { shard, waited, last });
+            }
+            std::thread::sleep(pause.min(self.timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Runs `op` on replica `at` of `shard` (connecting to it if the shard's
+    /// connection is elsewhere); a failed connection is dropped.
+    fn on_replica(&mut self, shard: u32, at: &ReplicaInfo, op: &Op) -> Result<OpResult, Error> {
+        let addr = format!("{}:{}", at.addr, at.port);
+        let slot = &mut self.conns[shard as usize];
+        if slot.as_ref().is_some_and(|c| c.addr != addr) {
+            *slot = None;
+        }
+        if slot.is_none() {
+            let expect = Expect {
+                shard: Some(shard),
+                total_shards: Some(self.map.len() as u32),
+                password: self.password.clone(),
+            };
+            let conn = Connection::connect(&addr, expect, self.timeout)?;
+            // The replica says who leads as far as it knows.
+            let leader = conn.hello.map.get(shard as usize).map_or(0, |s| s.leader);
+            *slot = Some(conn);
+            if leader != 0 && leader != at.id {
+                self.set_leader(shard, leader);
+                return Ok(OpResult::NotLeader(leader));
+            }
+        }
+        let conn = self.conns[shard as usize].as_mut().expect("just connected");
+        match conn.execute(std::slice::from_ref(op)) {
+            Ok(mut results) => results.pop().ok_or_else(|| Error::Protocol { addr, message: "empty response".into() }),
+            Err(e) => {
+                self.conns[shard as usize] = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn set_leader(&mut self, shard: u32, leader: u32) {
+        let mut shards = self.map.shards().to_vec();
+        if shards[shard as usize].leader == leader {
+            return;
+        }
+        shards[shard as usize].leader = leader;
+        if let Ok(map) = ShardMap::new(shards) {
+            self.map = map;
         }
     }
 

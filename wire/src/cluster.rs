@@ -25,7 +25,7 @@
 //! first is [`crate::slot::slot_of`]).
 
 use crate::limits::{Limits, ServerLimits, parse_bytes, parse_duration};
-use crate::msg::{ShardInfo, SlotRange};
+use crate::msg::{ReplicaInfo, ShardInfo, SlotRange};
 use crate::slot::{SLOTS, slot_of};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -652,12 +652,14 @@ impl Cluster {
                     port: s.port + i as u16,
                     cpu,
                     slots,
+                    replicas: Vec::new(),
+                    leader: 0,
                 });
             }
         }
         shards.sort_by_key(|s| s.id);
         let map = ShardMap::new(shards).map_err(invalid)?;
-        Ok(Cluster {
+        let mut cluster = Cluster {
             source: source.to_string(),
             replicas,
             base_port,
@@ -670,7 +672,27 @@ impl Cluster {
             requirepass: file.requirepass.filter(|p| !p.is_empty()),
             data_dir: file.data_dir.filter(|d| !d.is_empty()),
             fsync: file.fsync,
-        })
+        };
+        if replicas > 1 {
+            // Each replicated shard names its replicas, and its first
+            // leader (the server the map lists it at) as its leader.
+            let shards = cluster
+                .map
+                .shards()
+                .iter()
+                .map(|s| {
+                    let members = cluster.members(s.id);
+                    let leader = members.iter().find(|m| m.node == s.node).map_or(0, |m| m.id as u32);
+                    let replicas = members
+                        .into_iter()
+                        .map(|m| ReplicaInfo { id: m.id as u32, node: m.node, addr: m.addr, port: m.port })
+                        .collect();
+                    ShardInfo { replicas, leader, ..s.clone() }
+                })
+                .collect();
+            cluster.map = ShardMap::new(shards).map_err(invalid)?;
+        }
+        Ok(cluster)
     }
 
     /// A one-node cluster: shard `i` on `addr:ports[i]`, pinned to
@@ -699,6 +721,8 @@ impl Cluster {
                 port: ports[i],
                 cpu: cores[i],
                 slots: vec![even_slots(n, i)],
+                replicas: Vec::new(),
+                leader: 0,
             })
             .collect();
         let map = ShardMap::new(shards).map_err(invalid)?;
@@ -737,7 +761,7 @@ impl Cluster {
             addr: server.addr.clone(),
             port: server.port + i as u16,
             cpu: server.cores[i],
-            slots: self.map.shards()[id as usize].slots.clone(),
+            ..self.map.shards()[id as usize].clone()
         }
     }
 
@@ -977,6 +1001,8 @@ mod tests {
             port,
             cpu: 0,
             slots: vec![even_slots(2, id as usize)],
+            replicas: Vec::new(),
+            leader: 0,
         };
         let a = super::node_id(&info(0, 7000));
         // Pinned: a change here changes every deployed node's id.
@@ -1110,6 +1136,8 @@ cores = "0,1"
                     port: 1,
                     cpu: 0,
                     slots: vec![even_slots(n, i)],
+                    replicas: Vec::new(),
+                    leader: 0,
                 })
                 .collect();
             let map = ShardMap::new(shards).expect("even split covers every slot");

@@ -23,8 +23,9 @@
 //! A relative pointer is the signed distance from the pointer's own address
 //! to its target. Request entry: `tag u8, 3 zero bytes, key relptr, key len,
 //! value relptr, value len` (the last 8 bytes zero for GET/DELETE). Response
-//! entry: `tag u8, error code u8 (Error only), 2 zero bytes, value relptr,
-//! value len` (the last 8 zero unless Value). Tags follow declaration order.
+//! entry: `tag u8, error code u8 (Error only), 2 zero bytes, then value
+//! relptr and value len (Value), or the leader's member id `u32` and 4 zero
+//! bytes (NotLeader), or 8 zero bytes`. Tags follow declaration order.
 //!
 //! Cold bodies (handshake, stats, errors) are serialized by rkyv itself
 //! through [`encode`].
@@ -63,6 +64,7 @@ const TAG_VALUE: u8 = 0;
 const TAG_NOT_FOUND: u8 = 1;
 const TAG_DONE: u8 = 2;
 const TAG_ERROR: u8 = 3;
+const TAG_NOT_LEADER: u8 = 4;
 
 #[inline]
 fn pad_zeros(out: &mut Vec<u8>, from: usize, align: usize) {
@@ -334,6 +336,12 @@ impl ResponseEncoder {
         self.entries.push([TAG_ERROR as u32 | (code as u32) << 8, 0, 0]);
     }
 
+    /// Adds a not-leader result naming the leader's member id (0: none known).
+    #[inline]
+    pub fn not_leader(&mut self, leader: u32) {
+        self.entries.push([TAG_NOT_LEADER as u32, leader, 0]);
+    }
+
     /// Closes the response and returns the frame's length.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> usize {
         let body_start = self.frame_start + HEADER_LEN;
@@ -344,6 +352,8 @@ impl ResponseEncoder {
                 let at = entries_pos + (i * RESPONSE_ENTRY_LEN) as u32;
                 e[1] = e[1].wrapping_sub(at + 4).to_le();
                 e[2] = e[2].to_le();
+            } else if e[0] == TAG_NOT_LEADER as u32 {
+                e[1] = e[1].to_le();
             }
             e[0] = e[0].to_le();
         }
@@ -485,6 +495,8 @@ mod tests {
                 OpResult::Value(vec![]),
                 OpResult::Error(OpError::WrongShard),
                 OpResult::Value(b"xy".to_vec()),
+                OpResult::NotLeader(3),
+                OpResult::NotLeader(0),
             ],
         };
         let mut out = Vec::new();
@@ -496,6 +508,7 @@ mod tests {
                 OpResult::NotFound => enc.not_found(),
                 OpResult::Done => enc.done(),
                 OpResult::Error(e) => enc.error(*e),
+                OpResult::NotLeader(l) => enc.not_leader(*l),
             }
         }
         let predicted = enc.frame_len_with(0, 0);

@@ -67,6 +67,18 @@ pub enum Error {
         /// Why.
         code: OpError,
     },
+    /// A replicated shard had no leader to serve the operation within the
+    /// client's time: every replica was unreachable or answered NotLeader.
+    /// Nothing is known to have been done.
+    #[error("shard {shard}: no leader served within {waited:?} ({last})")]
+    NoLeader {
+        /// The shard.
+        shard: u32,
+        /// How long the client followed leaders.
+        waited: std::time::Duration,
+        /// The last thing that went wrong.
+        last: String,
+    },
     /// A request the client refuses to send (it would break a limit).
     #[error("{0}")]
     Limit(String),
@@ -86,7 +98,7 @@ impl Error {
             | Error::Closed { addr }
             | Error::Protocol { addr, .. }
             | Error::Op { addr, .. } => Some(addr),
-            Error::Limit(_) | Error::Config(_) => None,
+            Error::Limit(_) | Error::Config(_) | Error::NoLeader { .. } => None,
         }
     }
 }

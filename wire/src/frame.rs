@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic  b"PCOR"
-//!      4     1  protocol version ([`PROTOCOL_VERSION`], 4)
+//!      4     1  protocol version ([`PROTOCOL_VERSION`], 5)
 //!      5     1  frame kind (see [`Kind`])
 //!      6     2  flags, must be zero
 //!      8     4  body length in bytes (little-endian), the exact rkyv archive length
@@ -49,7 +49,15 @@ pub const MAGIC: [u8; 4] = *b"PCOR";
 /// carries the new code (the whole frame fails validation), so a version 3
 /// peer is refused with `UnsupportedVersion` (the pinned version 3
 /// fixtures show both facts).
-pub const PROTOCOL_VERSION: u8 = 4;
+///
+/// Version 5 added the `NotLeader` operation result (tag 4, carrying the
+/// leader's member id, 0 when none is known): a replica that does not lead
+/// its shard answers every operation with it and does nothing. The shard
+/// map's entries gained the shard's replicas and its leader, which changes
+/// the hello reply's layout, so a version 4 peer is refused with
+/// `UnsupportedVersion` (the pinned version 4 fixtures show that every
+/// other body kept its bytes).
+pub const PROTOCOL_VERSION: u8 = 5;
 /// Length of the fixed frame header.
 pub const HEADER_LEN: usize = 16;
 /// Every frame's total length is a multiple of this, and bodies start at a

@@ -147,6 +147,11 @@ pub enum OpResult {
     Done,
     /// The operation was not served.
     Error(OpError),
+    /// This port's shard is replicated and this replica does not lead it
+    /// now: nothing was done. Carries the leader's member id (its place in
+    /// the shard map's [`ShardInfo::replicas`]: the replica whose `id` it
+    /// is), 0 while no leader is known (an election). (Protocol 5.)
+    NotLeader(u32),
 }
 
 /// A response frame's body: one result per operation, in request order.
@@ -203,6 +208,49 @@ pub struct ShardInfo {
     pub cpu: u32,
     /// The hash slots it owns.
     pub slots: Vec<SlotRange>,
+    /// A replicated shard's replicas, by member id (the first server of
+    /// the set first); empty when the shard is not replicated. The fields
+    /// above name the member the cluster file makes its first leader.
+    /// (Protocol 5.)
+    pub replicas: Vec<ReplicaInfo>,
+    /// The member id of the replica that leads the shard, as the answering
+    /// core knows it: for the shard on the port that answered the
+    /// handshake, the leader now (0 if none is known); for any other, the
+    /// member the cluster file makes its first leader, to which leadership
+    /// returns. 0 when the shard is not replicated. (Protocol 5.)
+    pub leader: u32,
+}
+
+impl ShardInfo {
+    /// The replica whose member id is `id` (`None` for 0 or an id the
+    /// shard does not have).
+    pub fn replica(&self, id: u32) -> Option<&ReplicaInfo> {
+        self.replicas.iter().find(|r| r.id == id)
+    }
+
+    /// The `addr:port` of the replica that leads, as far as this map knows:
+    /// the shard's own address when it is not replicated; `None` while a
+    /// replicated shard has no known leader.
+    pub fn leader_endpoint(&self) -> Option<String> {
+        if self.replicas.is_empty() {
+            return Some(format!("{}:{}", self.addr, self.port));
+        }
+        self.replica(self.leader).map(|r| format!("{}:{}", r.addr, r.port))
+    }
+}
+
+/// One replica of a replicated shard, as the shard map names it.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct ReplicaInfo {
+    /// Its member id in the shard's group (1, 2, …).
+    pub id: u32,
+    /// The server node that hosts it.
+    pub node: String,
+    /// Address clients connect to.
+    pub addr: String,
+    /// Port it serves clients on.
+    pub port: u16,
 }
 
 /// The client's half of the handshake. Its `Debug` (and its archive's)
@@ -315,7 +363,8 @@ pub struct ShardCounters {
     pub deletes: u64,
     /// GETs that found nothing.
     pub misses: u64,
-    /// Operations answered WrongShard.
+    /// Operations answered WrongShard, or NotLeader (a follower sends
+    /// them on too).
     pub wrong_shard: u64,
     /// Bytes received.
     pub bytes_in: u64,

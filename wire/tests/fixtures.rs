@@ -41,6 +41,18 @@
 //!   to validate a whole response that carries code 3, so every frame's
 //!   header now says 4 and a version 3 frame is refused with
 //!   `UnsupportedVersion`.
+//! - **Version 5** (issue 15, "every shard replicated"): a follower must
+//!   answer an operation with `NotLeader` naming the leader, and the
+//!   handshake's shard map must name each shard's replicas and leader. So
+//!   operation results gained a variant, `NotLeader(u32)` (tag 4, the
+//!   leader's member id in the entry's next 4 bytes, 0 when none is known:
+//!   `response_not_leader_v5.bin`), and `ShardInfo` gained `replicas` and
+//!   `leader`, which changes the hello reply's layout: a version 4 hello
+//!   reply is no version 5 one. Every other body kept its bytes (the
+//!   version 4 request, response, error, stats and hello fixtures still
+//!   decode to the values they carried), but a version 4 client can read
+//!   neither the map nor a NotLeader, so every frame's header now says 5
+//!   and a version 4 frame is refused with `UnsupportedVersion`.
 
 use std::path::PathBuf;
 use wire::Limits;
@@ -49,7 +61,7 @@ use wire::codec::{RESPONSE_ENTRY_LEN, RequestEncoder, ResponseEncoder, decode_re
 use wire::frame::{FrameError, HEADER_LEN, Kind, Next, next_frame, parse_header};
 use wire::msg::{
     ArchivedErrorBody, ArchivedHello, ArchivedHelloReply, ArchivedStatsReply, ErrorBody, ErrorCode, Hello, HelloReply,
-    Op, OpError, OpResult, Request, Response, ShardCounters, ShardInfo, SlotRange, StatsReply,
+    Op, OpError, OpResult, ReplicaInfo, Request, Response, ShardCounters, ShardInfo, SlotRange, StatsReply,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -79,10 +91,10 @@ fn request_frame_is_pinned() {
     enc.delete(&mut out, b"{tag}x");
     enc.get(&mut out, b"");
     enc.finish(&mut out);
-    check("request_v4.bin", &out);
+    check("request_v5.bin", &out);
 
     // And today's decoder still reads the pinned bytes.
-    let pinned = std::fs::read(fixture("request_v4.bin")).expect("fixture");
+    let pinned = std::fs::read(fixture("request_v5.bin")).expect("fixture");
     let mut buf = RecvBuf::new(64, 1 << 20);
     buf.extend_from_slice(&pinned);
     let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };
@@ -155,13 +167,12 @@ fn version_2_frames_are_refused_but_their_bodies_other_than_the_hello_still_read
 
     let buf = body_of("response_v2.bin");
     let v2 = wire::codec::decode_response(buf.filled()).expect("v2 response body");
-    assert_eq!(buf.filled(), body_of("response_v4.bin").filled(), "the response body kept its bytes");
+    assert_eq!(buf.filled(), body_of("response_v5.bin").filled(), "the response body kept its bytes");
     assert_eq!(v2.results.len(), 6);
 
+    // (Its hello reply is no version 5 one: see the version 4 test.)
     let buf = body_of("hello_reply_v2.bin");
-    let a = wire::codec::decode::<ArchivedHelloReply>(Kind::HelloReply, buf.filled()).expect("v2 hello reply body");
-    let back = rkyv::deserialize::<HelloReply, rkyv::rancor::Error>(a).expect("deserializes");
-    assert_eq!(back, HelloReply { protocol: 2, ..fixture_hello_reply() });
+    assert!(wire::codec::decode::<ArchivedHelloReply>(Kind::HelloReply, buf.filled()).is_err());
 
     let buf = body_of("error_v2.bin");
     let err = wire::codec::decode::<ArchivedErrorBody>(Kind::Error, buf.filled()).expect("v2 error body");
@@ -202,7 +213,7 @@ fn version_3_frames_are_refused_but_their_bodies_still_read() {
     }
     // The bodies that carry no protocol number kept their bytes.
     for name in ["request", "response", "error", "stats_reply"] {
-        let (old, new) = (body_of(&format!("{name}_v3.bin")), body_of(&format!("{name}_v4.bin")));
+        let (old, new) = (body_of(&format!("{name}_v3.bin")), body_of(&format!("{name}_v5.bin")));
         assert_eq!(old.filled(), new.filled(), "the {name} body kept its bytes");
     }
 
@@ -221,9 +232,7 @@ fn version_3_frames_are_refused_but_their_bodies_still_read() {
     }
 
     let buf = body_of("hello_reply_v3.bin");
-    let a = wire::codec::decode::<ArchivedHelloReply>(Kind::HelloReply, buf.filled()).expect("v3 hello reply body");
-    let back = rkyv::deserialize::<HelloReply, rkyv::rancor::Error>(a).expect("deserializes");
-    assert_eq!(back, HelloReply { protocol: 3, ..fixture_hello_reply() });
+    assert!(wire::codec::decode::<ArchivedHelloReply>(Kind::HelloReply, buf.filled()).is_err());
 
     let buf = body_of("error_v3.bin");
     let a = wire::codec::decode::<ArchivedErrorBody>(Kind::Error, buf.filled()).expect("v3 error body");
@@ -248,7 +257,7 @@ fn response_frame_is_pinned() {
     enc.error(OpError::WrongShard);
     enc.error(OpError::OutOfMemory);
     enc.finish(&mut out);
-    check("response_v4.bin", &out);
+    check("response_v5.bin", &out);
 }
 
 /// Every per-operation error code, `NotDurable` (3, protocol 4) last: the
@@ -265,10 +274,10 @@ fn response_with_every_error_code_is_pinned() {
         enc.error(code);
     }
     enc.finish(&mut out);
-    check("response_not_durable_v4.bin", &out);
+    check("response_not_durable_v5.bin", &out);
 
     // The pinned bytes read back to the same codes...
-    let buf = body_of("response_not_durable_v4.bin");
+    let buf = body_of("response_not_durable_v5.bin");
     let a = wire::codec::decode_response(buf.filled()).expect("validates");
     let back = rkyv::deserialize::<Response, rkyv::rancor::Error>(a).expect("deserializes");
     let expected: Vec<OpResult> = codes.iter().map(|&c| OpResult::Error(c)).collect();
@@ -296,9 +305,9 @@ fn response_with_every_error_code_is_pinned() {
 
 #[test]
 fn handshake_frames_are_pinned() {
-    for (name, password) in [("hello_v4.bin", Some("s3cret")), ("hello_nopass_v4.bin", None)] {
+    for (name, password) in [("hello_v5.bin", Some("s3cret")), ("hello_nopass_v5.bin", None)] {
         let mut out = Vec::new();
-        let hello = fixture_hello(4, password);
+        let hello = fixture_hello(5, password);
         encode(Kind::Hello, &hello, &mut out).expect("encode");
         check(name, &out);
 
@@ -310,7 +319,10 @@ fn handshake_frames_are_pinned() {
 
     let mut out = Vec::new();
     encode(Kind::HelloReply, &fixture_hello_reply(), &mut out).expect("encode");
-    check("hello_reply_v4.bin", &out);
+    check("hello_reply_v5.bin", &out);
+    let buf = body_of("hello_reply_v5.bin");
+    let a = wire::codec::decode::<ArchivedHelloReply>(Kind::HelloReply, buf.filled()).expect("validates");
+    assert_eq!(rkyv::deserialize::<HelloReply, rkyv::rancor::Error>(a).expect("deserializes"), fixture_hello_reply());
 }
 
 fn fixture_hello(protocol: u8, password: Option<&str>) -> Hello {
@@ -324,8 +336,10 @@ fn fixture_hello(protocol: u8, password: Option<&str>) -> Hello {
 }
 
 fn fixture_hello_reply() -> HelloReply {
+    let replica =
+        |id: u32, node: &str, addr: &str| ReplicaInfo { id, node: node.into(), addr: addr.into(), port: 7001 };
     HelloReply {
-        protocol: 4,
+        protocol: 5,
         shard: 1,
         total_shards: 2,
         node: "node0".into(),
@@ -338,6 +352,8 @@ fn fixture_hello_reply() -> HelloReply {
                 port: 7000,
                 cpu: 1,
                 slots: vec![SlotRange { start: 0, end: 8191 }],
+                replicas: Vec::new(),
+                leader: 0,
             },
             ShardInfo {
                 id: 1,
@@ -346,9 +362,73 @@ fn fixture_hello_reply() -> HelloReply {
                 port: 7001,
                 cpu: 2,
                 slots: vec![SlotRange { start: 8192, end: 16383 }],
+                replicas: vec![
+                    replica(1, "node0", "10.10.1.1"),
+                    replica(2, "node1", "10.10.1.2"),
+                    replica(3, "node2", "10.10.1.3"),
+                ],
+                leader: 2,
             },
         ],
     }
+}
+
+/// A follower's answer: NotLeader naming the leader's member id, or 0.
+#[test]
+fn response_with_not_leader_is_pinned() {
+    let mut out = Vec::new();
+    let mut enc = ResponseEncoder::new();
+    enc.begin(&mut out, 9, 2);
+    enc.not_leader(2);
+    enc.not_leader(0);
+    enc.finish(&mut out);
+    check("response_not_leader_v5.bin", &out);
+    let buf = body_of("response_not_leader_v5.bin");
+    let a = wire::codec::decode_response(buf.filled()).expect("validates");
+    let back = rkyv::deserialize::<Response, rkyv::rancor::Error>(a).expect("deserializes");
+    assert_eq!(back, Response { batch_id: 9, results: vec![OpResult::NotLeader(2), OpResult::NotLeader(0)] });
+    // Tag 4, then the member id as a little-endian u32 at byte 4.
+    let body = buf.filled();
+    assert_eq!((body[0], &body[4..8]), (4, &2u32.to_le_bytes()[..]));
+    assert_eq!((body[RESPONSE_ENTRY_LEN], &body[RESPONSE_ENTRY_LEN + 4..RESPONSE_ENTRY_LEN + 8]), (4, &[0u8; 4][..]));
+}
+
+/// Version 4 frames: their headers are refused by name; every body but
+/// the hello reply's (whose shard map version 5 grew) still decodes to the
+/// values it carried.
+#[test]
+fn version_4_frames_are_refused_but_their_bodies_other_than_the_hello_reply_still_read() {
+    let v4 = [
+        "request_v4.bin",
+        "response_v4.bin",
+        "response_not_durable_v4.bin",
+        "hello_v4.bin",
+        "hello_nopass_v4.bin",
+        "hello_reply_v4.bin",
+        "error_v4.bin",
+        "stats_reply_v4.bin",
+    ];
+    for name in v4 {
+        let bytes = std::fs::read(fixture(name)).expect("version 4 fixture kept");
+        let head: &[u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().expect("header");
+        assert_eq!(parse_header(head, &Limits::default()), Err(FrameError::UnsupportedVersion { found: 4 }), "{name}");
+    }
+    for name in ["request", "response", "response_not_durable", "error", "stats_reply"] {
+        let (old, new) = (body_of(&format!("{name}_v4.bin")), body_of(&format!("{name}_v5.bin")));
+        assert_eq!(old.filled(), new.filled(), "the {name} body kept its bytes");
+    }
+    for (name, password) in [("hello_v4.bin", Some("s3cret")), ("hello_nopass_v4.bin", None)] {
+        let buf = body_of(name);
+        let a = wire::codec::decode::<ArchivedHello>(Kind::Hello, buf.filled()).expect("v4 hello body");
+        let back = rkyv::deserialize::<Hello, rkyv::rancor::Error>(a).expect("deserializes");
+        assert_eq!(back, fixture_hello(4, password), "{name}");
+    }
+    // The hello reply is why the version changed.
+    let buf = body_of("hello_reply_v4.bin");
+    assert!(
+        wire::codec::decode::<ArchivedHelloReply>(Kind::HelloReply, buf.filled()).is_err(),
+        "a version 4 hello reply body must not validate as a version 5 one"
+    );
 }
 
 #[test]
@@ -356,9 +436,9 @@ fn error_frame_is_pinned() {
     let mut out = Vec::new();
     let body = ErrorBody { code: ErrorCode::AuthFailed, message: "wrong password".into() };
     encode(Kind::Error, &body, &mut out).expect("encode");
-    check("error_v4.bin", &out);
+    check("error_v5.bin", &out);
 
-    let buf = body_of("error_v4.bin");
+    let buf = body_of("error_v5.bin");
     let a = wire::codec::decode::<ArchivedErrorBody>(Kind::Error, buf.filled()).expect("validates");
     assert_eq!(rkyv::deserialize::<ErrorBody, rkyv::rancor::Error>(a).expect("deserializes"), body);
 }
@@ -368,10 +448,10 @@ fn stats_reply_frame_is_pinned() {
     let reply = fixture_stats_reply();
     let mut out = Vec::new();
     encode(Kind::StatsReply, &reply, &mut out).expect("encode");
-    check("stats_reply_v4.bin", &out);
+    check("stats_reply_v5.bin", &out);
 
     // And today's decoder reads the pinned bytes back to the same values.
-    let pinned = std::fs::read(fixture("stats_reply_v4.bin")).expect("fixture");
+    let pinned = std::fs::read(fixture("stats_reply_v5.bin")).expect("fixture");
     let mut buf = RecvBuf::new(64, 1 << 20);
     buf.extend_from_slice(&pinned);
     let Ok(Next::Frame(frame)) = next_frame(buf.filled(), &Limits::default()) else { panic!("pinned frame") };

@@ -30,6 +30,7 @@ fn result() -> impl Strategy<Value = OpResult> {
         Just(OpResult::Error(OpError::TooLarge)),
         Just(OpResult::Error(OpError::OutOfMemory)),
         Just(OpResult::Error(OpError::NotDurable)),
+        (0u32..8).prop_map(OpResult::NotLeader),
     ]
 }
 
@@ -58,6 +59,7 @@ fn encode_response(resp: &Response, out: &mut Vec<u8>) -> usize {
             OpResult::NotFound => enc.not_found(),
             OpResult::Done => enc.done(),
             OpResult::Error(e) => enc.error(*e),
+            OpResult::NotLeader(l) => enc.not_leader(*l),
         }
     }
     enc.finish(out)

@@ -117,6 +117,8 @@ impl RespNode {
                             port: m.port,
                             cpu: m.cpu,
                             slots: s.slots.clone(),
+                            replicas: Vec::new(),
+                            leader: 0,
                         };
                         let id = node_id(&info);
                         (info, id)

@@ -15,30 +15,27 @@ pub struct Percore {
     enc: RequestEncoder,
     /// Limits for frames received (the server's own limits, with room for its replies).
     limits: Limits,
-    /// The batch id the next response must carry.
-    next_reply: u64,
-    /// Operations of each batch sent and not yet answered, oldest first:
-    /// a response must carry exactly that many results.
-    in_flight: VecDeque<usize>,
+    /// The batch open now.
+    open: u64,
+    /// Each batch sent and not yet answered, oldest first: its id and its
+    /// operations (a response must carry that id and exactly that many
+    /// results). Ids need not start at 1: a connection that replaces a
+    /// lost one goes on with the worker's numbering.
+    in_flight: VecDeque<(u64, usize)>,
     addr: String,
 }
 
 impl Percore {
     /// A protocol state for a connection to `addr` whose server announced `limits`.
     pub fn new(addr: &str, limits: Limits) -> Percore {
-        Percore {
-            enc: RequestEncoder::new(),
-            limits,
-            next_reply: 1,
-            in_flight: VecDeque::new(),
-            addr: addr.to_string(),
-        }
+        Percore { enc: RequestEncoder::new(), limits, open: 0, in_flight: VecDeque::new(), addr: addr.to_string() }
     }
 }
 
 impl Protocol for Percore {
     #[inline]
     fn begin(&mut self, out: &mut Vec<u8>, batch_id: u64) {
+        self.open = batch_id;
         self.enc.begin(out, batch_id);
     }
 
@@ -54,7 +51,7 @@ impl Protocol for Percore {
 
     #[inline]
     fn finish(&mut self, out: &mut Vec<u8>) {
-        self.in_flight.push_back(self.enc.len());
+        self.in_flight.push_back((self.open, self.enc.len()));
         self.enc.finish(out);
     }
 
@@ -77,12 +74,12 @@ impl Protocol for Percore {
             }
             let resp = decode_response(frame.body).map_err(|e| e.to_string())?;
             let id = resp.batch_id.to_native();
-            if id != self.next_reply {
-                return Err(format!("response to batch {id} where batch {} was due", self.next_reply));
-            }
             match self.in_flight.pop_front() {
-                Some(n) if n == resp.results.len() => {}
-                Some(n) => {
+                Some((due, _)) if due != id => {
+                    return Err(format!("response to batch {id} where batch {due} was due"));
+                }
+                Some((_, n)) if n == resp.results.len() => {}
+                Some((_, n)) => {
                     return Err(format!(
                         "batch {id} of {n} operations was answered with {} results",
                         resp.results.len()
@@ -90,7 +87,6 @@ impl Protocol for Percore {
                 }
                 None => return Err(format!("a response to batch {id}, which was never sent")),
             }
-            self.next_reply += 1;
             for r in resp.results.iter() {
                 on_reply(match r {
                     ArchivedOpResult::Value(v) => Reply::Value(v.as_slice()),
@@ -102,6 +98,10 @@ impl Protocol for Percore {
                         OpError::OutOfMemory => RefusedBy::OutOfMemory,
                         OpError::NotDurable => RefusedBy::NotDurable,
                     }),
+                    // A follower: sent elsewhere, as Redis Cluster's MOVED
+                    // (a leader named) or CLUSTERDOWN (none known).
+                    ArchivedOpResult::NotLeader(l) if l.to_native() == 0 => Reply::Refused(RefusedBy::NoLeader),
+                    ArchivedOpResult::NotLeader(_) => Reply::Refused(RefusedBy::WrongShard),
                 });
             }
             used += frame.len();
@@ -151,15 +151,33 @@ mod tests {
         let mut q = Percore::new("test:1", Limits::default());
         let e = q.decode(&response(1, 0), &mut |_| {}).expect_err("nothing was sent");
         assert_eq!(e, "a response to batch 1, which was never sent");
+        // A connection that takes over a lost one goes on with its numbers.
+        let mut r = Percore::new("test:1", Limits::default());
+        let mut sent = Vec::new();
+        r.begin(&mut sent, 536);
+        r.get(&mut sent, b"a");
+        r.finish(&mut sent);
+        let mut s = Percore::new("test:1", Limits::default());
+        let mut out = Vec::new();
+        s.begin(&mut out, 536);
+        s.get(&mut out, b"a");
+        s.finish(&mut out);
+        let e = r.decode(&response(535, 1), &mut |_| {}).expect_err("another batch");
+        assert_eq!(e, "response to batch 535 where batch 536 was due");
+        let right = response(536, 1);
+        assert_eq!(s.decode(&right, &mut |_| {}), Ok(right.len()));
     }
 
     #[test]
     fn each_operation_error_is_its_own_refusal() {
         let codes = [
-            (OpError::WrongShard, RefusedBy::WrongShard),
-            (OpError::TooLarge, RefusedBy::TooLarge),
-            (OpError::OutOfMemory, RefusedBy::OutOfMemory),
-            (OpError::NotDurable, RefusedBy::NotDurable),
+            (Some(OpError::WrongShard), RefusedBy::WrongShard),
+            (Some(OpError::TooLarge), RefusedBy::TooLarge),
+            (Some(OpError::OutOfMemory), RefusedBy::OutOfMemory),
+            (Some(OpError::NotDurable), RefusedBy::NotDurable),
+            // NotLeader naming member 2, then naming none.
+            (None, RefusedBy::WrongShard),
+            (None, RefusedBy::NoLeader),
         ];
         let mut p = Percore::new("test:1", Limits::default());
         let mut sent = Vec::new();
@@ -170,8 +188,12 @@ mod tests {
         p.finish(&mut sent);
         let (mut out, mut enc) = (Vec::new(), ResponseEncoder::new());
         enc.begin(&mut out, 1, codes.len());
-        for (code, _) in codes {
-            enc.error(code);
+        for (i, (code, _)) in codes.iter().enumerate() {
+            match code {
+                Some(code) => enc.error(*code),
+                None if i == 4 => enc.not_leader(2),
+                None => enc.not_leader(0),
+            }
         }
         enc.finish(&mut out);
         let mut got = Vec::new();

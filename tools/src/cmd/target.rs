@@ -23,7 +23,9 @@ pub struct TargetArgs {
     /// else none]. Other users can read a command line: prefer those two.
     #[arg(long, value_name = "SECRET")]
     pub password: Option<String>,
-    /// Connect/read timeout in milliseconds.
+    /// Connect/read timeout in milliseconds; also how long an operation on
+    /// a replicated shard follows its leader (through an election) before
+    /// it gives up.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub timeout_ms: u64,
 }

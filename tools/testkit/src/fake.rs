@@ -91,6 +91,8 @@ fn hello_reply(port: u16) -> HelloReply {
             port,
             cpu: 0,
             slots: vec![SlotRange { start: 0, end: (wire::slot::SLOTS - 1) as u16 }],
+            replicas: Vec::new(),
+            leader: 0,
         }],
     }
 }
