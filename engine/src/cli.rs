@@ -128,6 +128,16 @@ pub struct ServerArgs {
     /// without a word from its leader, a leader sends heartbeats every 2.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "100ms")]
     pub raft_tick: std::time::Duration,
+    /// Serve a replicated shard's reads on a leader lease instead of a
+    /// ReadIndex heartbeat round: no round trip per read, but it assumes
+    /// that no other replica can be elected within an election timeout (10
+    /// ticks) of the leader last hearing from a majority — that the nodes'
+    /// clocks advance at the same rate and that the leader's process is
+    /// never paused (a leader stopped with SIGSTOP, or stalled by the
+    /// machine, and resumed counts no time for the pause and may serve a
+    /// stale value). Off by default: ReadIndex rests on no clock.
+    #[arg(long)]
+    pub read_lease: bool,
     /// Spin this many microseconds before an idle executor parks (0: park at once).
     #[arg(long, value_name = "US", default_value_t = 0)]
     pub spin_us: u64,
@@ -242,6 +252,7 @@ impl ServerArgs {
             fault: Default::default(),
             durability,
             raft_tick: self.raft_tick,
+            read_lease: self.read_lease,
         })
     }
 }

@@ -45,6 +45,10 @@ pub struct ServerOptions {
     /// Time between Raft ticks of a replicated shard: elections start after
     /// 10 to 20 ticks without a leader's word, heartbeats go every 2.
     pub raft_tick: Duration,
+    /// Replicated shards serve reads on a leader lease (`--read-lease`:
+    /// rests on clocks and on the leader never pausing) instead of a
+    /// ReadIndex round.
+    pub read_lease: bool,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +65,7 @@ impl Default for ServerOptions {
             metrics_port: None,
             durability: None,
             raft_tick: crate::replica::group::TICK,
+            read_lease: false,
         }
     }
 }

@@ -293,6 +293,7 @@ pub fn serve(
                 first_leader,
                 peer_listener,
                 tick: opts.raft_tick,
+                read_lease: opts.read_lease,
             });
         }
         let pubslot = Arc::new(Published::default());

@@ -135,6 +135,7 @@ fn start(
                 heartbeat_ticks: 2,
                 applied: 0,
                 preferred: 0,
+                read_lease: false,
             };
             let (log, durable, writer) = match over {
                 Over::Memory(log) => (*log, None, None),

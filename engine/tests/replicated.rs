@@ -95,6 +95,7 @@ fn a_replicated_cluster_survives_its_leaders_kill_and_a_restarted_node_catches_u
     // INFO replication tells a follower from the leader.
     let info = Resp::connect(follower).cmd(&["INFO", "replication"]).text();
     assert!(info.contains("role:slave") && info.contains(&format!("percore_leader:{leader}")), "{info}");
+    assert!(info.contains("percore_read_mode:index"), "reads are confirmed by ReadIndex unless told: {info}");
     assert!(Resp::connect(&leader).cmd(&["INFO", "replication"]).text().contains("role:master"));
 
     // CLUSTER SLOTS and NODES, asked anywhere, list the leader as master
@@ -379,5 +380,51 @@ fn percore_clients_are_told_the_leader_and_follow_it() {
     killed.wait_exit(Duration::from_secs(10)).expect("killed");
     client.put(b"k", b"v2").expect("put after the failover");
     assert_eq!(client.get(b"k").expect("get"), Some(b"v2".to_vec()));
+    assert_eq!(get(&addrs, "k").as_deref(), Some("v2"));
+}
+
+/// `--read-lease`: reads are confirmed on the leader's lease (raft-rs's
+/// LeaseBased), with no heartbeat round per read. The node says so; and
+/// with both followers stopped (SIGSTOP) the leader still answers a read
+/// at once, within its lease — which a ReadIndex leader cannot do (no
+/// majority answers its round). That is the lease's clock assumption at
+/// work: here the followers are stopped, not electing another leader, so
+/// the value is current. The cluster goes on once they resume.
+#[test]
+fn a_cluster_told_to_read_on_a_lease_reads_without_a_majority_within_its_lease() {
+    let dir = TempDir::new("replicated-lease");
+    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
+    // A 300 ms tick: the lease (an election timeout, 10 ticks: 3 s) outlasts
+    // the steps below by far.
+    let lease = |n: usize| {
+        let (name, data) = (format!("n{n}"), dir.path().join(format!("n{n}")));
+        let args = ["--config", file.to_str().expect("utf8"), "--node", &name, "--data-dir"];
+        let rest = ["--fsync", "always", "--raft-tick", "300ms", "--read-lease", "--stats-interval-ms", "0"];
+        let all: Vec<&str> = args.iter().copied().chain([data.to_str().expect("utf8")]).chain(rest).collect();
+        Server::start_with(env!("CARGO_BIN_EXE_percore-server"), &all)
+    };
+    let nodes: Vec<Server> = (0..3).map(lease).collect();
+    set(&addrs, "k", "v1");
+    // Leadership settles on the member the cluster file names (n0).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while set(&addrs, "probe", "1") != addrs[0] {
+        assert!(Instant::now() < deadline, "n0 never led");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for a in &addrs {
+        let text = Resp::connect(a).cmd(&["INFO", "replication"]).text();
+        assert!(text.contains("percore_read_mode:lease"), "{a}: {text}");
+    }
+    let mut leader = Resp::connect(&addrs[0]);
+    assert_eq!(leader.cmd(&["GET", "k"]), Value::Bulk(b"v1".to_vec()));
+    for f in &nodes[1..] {
+        f.signal(libc::SIGSTOP);
+    }
+    let read = leader.try_cmd(&["GET", "k"]);
+    for f in &nodes[1..] {
+        f.signal(libc::SIGCONT);
+    }
+    assert_eq!(read, Some(Value::Bulk(b"v1".to_vec())), "read on the lease, no majority asked");
+    set(&addrs, "k", "v2");
     assert_eq!(get(&addrs, "k").as_deref(), Some("v2"));
 }

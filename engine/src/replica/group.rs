@@ -68,6 +68,8 @@ pub(crate) struct ReplicationSetup {
     pub peer_listener: std::net::TcpListener,
     /// Time between ticks.
     pub tick: Duration,
+    /// Reads on a leader lease instead of ReadIndex rounds.
+    pub read_lease: bool,
 }
 
 /// A replicated shard's replication state (see the module comment).
@@ -136,6 +138,7 @@ impl Replicated {
             heartbeat_ticks: HEARTBEAT_TICKS,
             applied,
             preferred: setup.first_leader,
+            read_lease: setup.read_lease,
         };
         let replica = Replica::new(&cfg, log, Some((state.clone(), r.next_seq)))
             .map_err(|e| format!("replica {} of shard {id}: {e}", setup.me))?

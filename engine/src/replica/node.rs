@@ -80,6 +80,10 @@ pub struct ReplicaConfig {
     /// another leader hands it the leadership, so that the groups' leaders
     /// stay spread over the servers as the cluster file spreads them.
     pub preferred: u64,
+    /// Confirm reads on the leader's lease (raft-rs's `LeaseBased`: no
+    /// round trip, but it rests on clocks and on the leader never pausing)
+    /// instead of a heartbeat round answered by a majority (`Safe`).
+    pub read_lease: bool,
 }
 
 /// Why a proposal was not taken.
@@ -137,6 +141,7 @@ pub struct Replica {
     stopping: Cell<bool>,
     isolated: Cell<bool>,
     preferred: u64,
+    read_lease: bool,
     applied: Cell<u64>,
     /// The shard's log, when durable: entries and hard states are journaled
     /// and a `Ready`'s persisted messages wait until they are safe.
@@ -193,9 +198,13 @@ impl Replica {
             // term when it comes back (pre-vote).
             check_quorum: true,
             pre_vote: true,
-            // Reads are confirmed by a heartbeat round (ReadIndex), not by
-            // a lease that would rest on clocks.
-            read_only_option: raft::ReadOnlyOption::Safe,
+            // Reads are confirmed by a heartbeat round (ReadIndex), unless
+            // the node was told to trust a lease (which rests on clocks).
+            read_only_option: if cfg.read_lease {
+                raft::ReadOnlyOption::LeaseBased
+            } else {
+                raft::ReadOnlyOption::Safe
+            },
             ..raft::Config::default()
         };
         raft_cfg.validate()?;
@@ -216,6 +225,7 @@ impl Replica {
             stopping: Cell::new(false),
             isolated: Cell::new(false),
             preferred: cfg.preferred,
+            read_lease: cfg.read_lease,
             applied: Cell::new(cfg.applied),
             durable: durable.map(|(state, next)| (state, RefCell::new(Journal::new(next)))),
             inbound: RefCell::new(HashMap::new()),
@@ -233,6 +243,11 @@ impl Replica {
     pub fn with_snapshot_dir(mut self, dir: PathBuf, shard: u32) -> Replica {
         self.snapshot_dir = Some((dir, shard));
         self
+    }
+
+    /// Whether reads are confirmed on a leader lease (else by ReadIndex).
+    pub fn read_lease(&self) -> bool {
+        self.read_lease
     }
 
     /// Snapshots installed from the leader since the start.

@@ -423,7 +423,7 @@ impl Cx<'_> {
             "# Replication\r\nrole:{}\r\npercore_replicas:{}\r\npercore_replica_id:{}\r\npercore_leader:{}\r\n\
              percore_serving:{}\r\npercore_raft_term:{}\r\npercore_raft_commit_index:{}\r\npercore_raft_applied_index:{}\r\n\
              percore_raft_log_entries:{entries}\r\npercore_raft_log_bytes:{bytes}\r\npercore_raft_log_first_index:{first}\r\n\
-             percore_store_rebuilds:{}\r\npercore_snapshots_installed:{}\r\n",
+             percore_store_rebuilds:{}\r\npercore_snapshots_installed:{}\r\npercore_read_mode:{}\r\n",
             if st.leading { "master" } else { "slave" },
             r.members.len(),
             st.id,
@@ -434,6 +434,7 @@ impl Cx<'_> {
             st.applied,
             r.machine.rebuilds(),
             r.replica.installed(),
+            if r.replica.read_lease() { "lease" } else { "index" },
         )
     }
 
