@@ -55,6 +55,9 @@ pub const MAX_REFUSING: usize = 32;
 /// waits for their tasks to notice before it returns anyway.
 const CUT_GRACE: Duration = Duration::from_millis(500);
 
+/// How long after a failed snapshot the log's size may start another.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(1);
+
 /// A durable shard's snapshots: who asked for one, whether one runs, how
 /// the last ended.
 pub(crate) struct Snapshots {
@@ -74,6 +77,9 @@ pub(crate) struct Snapshots {
     size: Cell<u64>,
     /// Connections waiting for one to end.
     waiters: RefCell<Vec<std::task::Waker>>,
+    /// After a snapshot failed, none is started by size before this (one
+    /// asked for still starts at once).
+    retry_at: Cell<Option<Instant>>,
 }
 
 impl Snapshots {
@@ -86,6 +92,7 @@ impl Snapshots {
             last_ok: Cell::new(0),
             size: Cell::new(size),
             waiters: RefCell::new(Vec::new()),
+            retry_at: Cell::new(None),
         }
     }
 
@@ -120,9 +127,16 @@ impl Snapshots {
     }
 
     fn finish(&self, result: Result<crate::log::snapshot::Taken, String>) {
-        if let Ok(t) = &result {
-            self.size.set(t.bytes);
-            self.last_ok.set(crate::store::unix_ms() / 1000);
+        match &result {
+            Ok(t) => {
+                self.size.set(t.bytes);
+                self.last_ok.set(crate::store::unix_ms() / 1000);
+                self.retry_at.set(None);
+            }
+            // Whatever made it fail (a leader not caught up yet, a new
+            // leader replacing the point's entry, a full disk) is given a
+            // second before the log's size starts another.
+            Err(_) => self.retry_at.set(Some(Instant::now() + SNAPSHOT_RETRY)),
         }
         *self.last.borrow_mut() = Some(result);
         self.running.set(false);
@@ -612,7 +626,8 @@ impl Shard {
         if s.running.get() {
             return;
         }
-        let by_size = d.snapshot_after > 0 && since >= d.snapshot_after.max(s.size.get());
+        let due = s.retry_at.get().is_none_or(|at| Instant::now() >= at);
+        let by_size = due && d.snapshot_after > 0 && since >= d.snapshot_after.max(s.size.get());
         if !(s.requested.get() || by_size) {
             return;
         }
