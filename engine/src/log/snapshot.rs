@@ -43,6 +43,9 @@ use std::path::{Path, PathBuf};
 pub const FILE: &str = "snapshot";
 /// Name of the snapshot being written.
 pub const TMP: &str = "snapshot.tmp";
+/// Name of a snapshot received from a leader while it is written (not
+/// [`TMP`]: the shard's own snapshot may be being written meanwhile).
+pub const RECEIVED_TMP: &str = "snapshot.received.tmp";
 /// Bytes of records a step hands out before the shard runs other tasks.
 pub const STEP_BYTES: usize = 1 << 20;
 const MAGIC: &[u8; 8] = b"PCORSNP1";
@@ -357,6 +360,13 @@ impl Written {
     /// file, renames it into place and syncs the directory: from then on
     /// the snapshot is the shard's.
     pub async fn commit(self, header: Header) -> Result<Taken, LogError> {
+        self.commit_if(header, || Ok(())).await
+    }
+
+    /// [`Written::commit`], but `still` is asked once the file is synced,
+    /// just before the rename (nothing runs between the two): an `Err` from
+    /// it (why the snapshot is no longer wanted) drops the file instead.
+    pub async fn commit_if(self, header: Header, still: impl Fn() -> Result<(), String>) -> Result<Taken, LogError> {
         let tmp = self.tmp.clone();
         let result = async {
             let block = header.encode().ok_or_else(|| {
@@ -373,6 +383,7 @@ impl Written {
                 .await
                 .map_err(|e| LogError::io(&tmp, "writing the snapshot header", e.into()))?;
             super::sync_off_core(&self.file, &tmp, "syncing the snapshot").await?;
+            still().map_err(|why| LogError::io(&tmp, "keeping the snapshot", std::io::Error::other(why)))?;
             std::fs::rename(&tmp, path(&self.dir))
                 .map_err(|e| LogError::io(&tmp, "renaming the snapshot into place", e))?;
             super::sync_dir_off_core(&self.dir, "syncing the shard directory").await?;
@@ -400,11 +411,11 @@ impl Written {
 
 /// Writes a replicated shard's snapshot as a leader sent it (`records`,
 /// numbered with `header`'s Raft index) with blocking calls: written to
-/// [`TMP`], synced, renamed into place, the directory synced. The shard is
+/// [`RECEIVED_TMP`], synced, renamed into place, the directory synced. The shard is
 /// a follower while it installs one, so it has no client to keep waiting.
 pub fn write_received(dir: &Path, header: &Header, records: &[u8]) -> Result<(), LogError> {
     use std::io::Write;
-    let tmp = dir.join(TMP);
+    let tmp = dir.join(RECEIVED_TMP);
     let block = header.encode().ok_or_else(|| {
         LogError::io(&tmp, "writing the snapshot header", std::io::Error::other("the Raft metadata is too long"))
     })?;
@@ -622,6 +633,46 @@ mod tests {
         let err = load_raft(&dir, 1, &mut Store::default()).unwrap_err().to_string();
         assert!(err.contains("unreplicated shard's snapshot"), "{err}");
         assert_eq!(load(&dir, 1, &mut Store::default()).unwrap().records, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A snapshot no longer wanted when its file is ready (a leader's was
+    /// installed meanwhile) is dropped: the shard's file stays as it was,
+    /// and no temporary file is left. One still wanted replaces it.
+    #[test]
+    fn a_snapshot_superseded_before_its_rename_leaves_the_shards_file_alone() {
+        let dir = std::env::temp_dir().join(format!("percore-snapif-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let kept = Header { shard: 0, seq: 5, records: 0, bytes: 0, raft: None };
+        write_received(&dir, &kept, &[]).unwrap();
+        let before = std::fs::read(path(&dir)).unwrap();
+        let (d, unchanged) = (dir.clone(), before.clone());
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(512 << 10)
+            .spawn(move || async move {
+                let store = std::cell::RefCell::new(Store::default());
+                store.borrow_mut().put(b"k", b"v").unwrap();
+                let header = |records| Header { shard: 0, seq: 9, records, bytes: 0, raft: None };
+                assert!(store.borrow_mut().snapshot_begin(9));
+                let w = write_records(&store, &d, 9).await.unwrap();
+                let h = Header { bytes: w.bytes, ..header(w.records) };
+                let e = w.commit_if(h, || Err("superseded".into())).await.unwrap_err().to_string();
+                assert!(e.contains("superseded"), "{e}");
+                assert!(!d.join(TMP).exists(), "no temporary file left");
+                assert_eq!(std::fs::read(path(&d)).unwrap(), unchanged, "the shard's file is untouched");
+                assert!(store.borrow_mut().snapshot_begin(9));
+                let w = write_records(&store, &d, 9).await.unwrap();
+                let h = Header { bytes: w.bytes, ..header(w.records) };
+                w.commit_if(h, || Ok(())).await.unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let after = std::fs::read(path(&dir)).unwrap();
+        assert_ne!(before, after, "the wanted one replaced the file");
+        let mut store = Store::default();
+        assert_eq!(load(&dir, 0, &mut store).unwrap().records, 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

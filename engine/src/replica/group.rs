@@ -176,6 +176,8 @@ impl Replicated {
     /// stopped, the disk failed…): the log stays as it was.
     pub async fn snapshot(&self, shard: u32, dir: &std::path::Path, keep_bytes: usize) -> Result<Taken, String> {
         let (index, term) = self.machine.snapshot_point(&self.replica)?;
+        // A snapshot received from the leader meanwhile supersedes this one.
+        let installed = self.replica.installed();
         let written =
             crate::log::snapshot::write_records(self.machine.store(), dir, index).await.map_err(|e| e.to_string())?;
         let ready = async {
@@ -197,7 +199,20 @@ impl Replicated {
             }
         };
         let header = Header { shard, seq, records: written.records, bytes: written.bytes, raft: Some(meta.clone()) };
-        let taken = written.commit(header).await.map_err(|e| e.to_string())?;
+        let still = || {
+            if self.replica.installed() != installed {
+                return Err(format!(
+                    "a snapshot from the leader was installed while the one at entry {index} was written"
+                ));
+            }
+            Ok(())
+        };
+        let taken = written.commit_if(header, still).await.map_err(|e| e.to_string())?;
+        if self.replica.installed() != installed {
+            // Installed while the directory was synced: the installed one
+            // is the shard's now, and this one's file was replaced by it.
+            return Err(format!("a snapshot from the leader superseded the one at entry {index}"));
+        }
         if let Some(hs) = self.replica.snapshot_taken(dir.to_path_buf(), shard, meta, keep_bytes) {
             self.log.kick();
             self.log.safe_at(hs).await?;
