@@ -82,6 +82,8 @@ while :; do
     fi
     sleep 0.05
 done
+echo "catchup: the leader's snapshots:" >&2
+grep -h "snapshot" "$work/server0.log" | tail -3 >&2 || true
 secs=$(awk -v s="$start" -v now="$(date +%s.%N)" 'BEGIN { printf "%.2f", now - s }')
 installed=$(info "$p2" percore_snapshots_installed)
 size=$(stat -c %s "$data/c2/shard-0/snapshot" 2>/dev/null || echo 0)

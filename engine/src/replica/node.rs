@@ -256,10 +256,10 @@ impl Replica {
     }
 
     /// The Raft metadata of a snapshot of the store at entry `index`, which
-    /// must have been proposed in `term`: `Err` (why not) if the log no
-    /// longer holds it with that term, or a membership change lies between
-    /// what is applied and it (the membership at `index` is then not known
-    /// here).
+    /// must have been proposed in `term` and must be applied: `Err` (why
+    /// not) if the log no longer holds it with that term, or a membership
+    /// change was applied after it (the membership at `index` is then not
+    /// known here).
     pub fn snapshot_meta(&self, index: u64, term: u64) -> Result<SnapshotMetadata, String> {
         let raw = self.raw.borrow();
         let log = raw.store();
@@ -268,11 +268,16 @@ impl Replica {
             Ok(t) => return Err(format!("entry {index} is of term {t} now, not {term}: a new leader replaced it")),
             Err(e) => return Err(format!("entry {index} is no longer in the log ({e})")),
         }
+        // The log's membership is the one applied; it is the one at
+        // `index` unless a change between the two was applied.
         let applied = self.applied.get();
-        let conf_between =
-            (applied + 1..=index).filter_map(|i| log.entry(i)).any(|e| e.get_entry_type() != EntryType::EntryNormal);
-        if conf_between || index < applied {
-            return Err(format!("the membership at entry {index} is not known (applied: {applied})"));
+        if applied < index {
+            return Err(format!("entry {index} is not applied yet (applied: {applied})"));
+        }
+        let changed_after =
+            (index + 1..=applied).filter_map(|i| log.entry(i)).any(|e| e.get_entry_type() != EntryType::EntryNormal);
+        if changed_after {
+            return Err(format!("the membership changed after entry {index} (applied: {applied})"));
         }
         Ok(SnapshotMetadata { index, term, conf_state: Some(log.conf_state().clone()).into(), ..Default::default() })
     }
