@@ -391,16 +391,33 @@ impl Agg {
     }
 }
 
-/// Opens one handshaken connection per shard for one worker.
+/// How long a phase's start waits for a replicated shard to have a leader
+/// (or `--timeout`, if longer): a few election timeouts, so that a run
+/// started during an election waits it out instead of failing.
+pub const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens one handshaken connection per shard for one worker; a replicated
+/// shard's connection goes to its leader, waited for up to [`LEADER_WAIT`].
 fn connect_percore(topo: &Topology, timeout: Duration) -> Result<Vec<Endpoint<Percore>>, wire::Error> {
     let total = topo.map.len() as u32;
     topo.shards()
         .iter()
         .map(|s| {
             if !s.replicas.is_empty() {
+                // An election may be under way: ask again until one is won.
                 let started = Instant::now();
-                return percore_leader(&topo.map, topo.password.as_deref(), &topo.limits, s.id, timeout, 0)
-                    .map_err(|last| wire::Error::NoLeader { shard: s.id, waited: started.elapsed(), last });
+                let mut turn = 0;
+                loop {
+                    match percore_leader(&topo.map, topo.password.as_deref(), &topo.limits, s.id, timeout, turn) {
+                        Ok(ep) => return Ok(ep),
+                        Err(Miss::Refused(e)) => return Err(e),
+                        Err(Miss::NoLeader(last)) if started.elapsed() >= timeout.max(LEADER_WAIT) => {
+                            return Err(wire::Error::NoLeader { shard: s.id, waited: started.elapsed(), last });
+                        }
+                        Err(Miss::NoLeader(_)) => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                    turn += 1;
+                }
             }
             let addr = format!("{}:{}", s.addr, s.port);
             let expect = Expect { shard: Some(s.id), total_shards: Some(total), password: topo.password.clone() };
@@ -437,7 +454,8 @@ fn percore_endpoint(
 /// Connects to the leader of replicated shard `id`: the replica the map
 /// names first, then the others (from the `turn`-th on); each replica's
 /// handshake says which member leads as far as it knows, and a replica that
-/// names itself is taken. `Err` says what each try found.
+/// names itself is taken. `Err` says what each try found, or the refusal
+/// that asking again cannot change.
 fn percore_leader(
     map: &ShardMap,
     password: Option<&str>,
@@ -445,8 +463,10 @@ fn percore_leader(
     id: u32,
     timeout: Duration,
     turn: usize,
-) -> Result<Endpoint<Percore>, String> {
-    let info = map.shards().get(id as usize).ok_or_else(|| format!("shard {id} is not in the map"))?;
+) -> Result<Endpoint<Percore>, Miss> {
+    let info = map.shards().get(id as usize).ok_or_else(|| {
+        Miss::Refused(wire::Error::Protocol { addr: String::new(), message: format!("shard {id} is not in the map") })
+    })?;
     let n = info.replicas.len();
     let mut order: VecDeque<u32> = (0..n).map(|k| info.replicas[(turn + k) % n.max(1)].id).collect();
     if info.leader != 0 {
@@ -471,10 +491,23 @@ fn percore_leader(
                 order.push_front(leader);
                 tried.retain(|&t| t != leader);
             }
+            Err(e @ (wire::Error::Mismatch { .. } | wire::Error::Server { .. } | wire::Error::Limit(_))) => {
+                return Err(Miss::Refused(e));
+            }
             Err(e) => why.push(e.to_string()),
         }
     }
-    Err(why.join("; "))
+    Err(Miss::NoLeader(why.join("; ")))
+}
+
+/// Why [`percore_leader`] found no leader.
+enum Miss {
+    /// None of the replicas leads now (an election, replicas down): what
+    /// each try found. Asking again later may succeed.
+    NoLeader(String),
+    /// A replica refused the connection for good (wrong password, a map
+    /// that disagrees, a limit): asking again would not help.
+    Refused(wire::Error),
 }
 
 /// Failover for replicated percore shards: finds the shard's leader
@@ -486,7 +519,10 @@ fn percore_redial(topo: &Topology, timeout: Duration) -> crate::worker::Redial<P
     let mut turn = 0usize;
     Box::new(move |shard| {
         turn = turn.wrapping_add(1);
-        percore_leader(&map, password.as_deref(), &limits, shard, ask, turn)
+        percore_leader(&map, password.as_deref(), &limits, shard, ask, turn).map_err(|m| match m {
+            Miss::NoLeader(why) => why,
+            Miss::Refused(e) => e.to_string(),
+        })
     })
 }
 
