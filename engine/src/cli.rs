@@ -138,6 +138,15 @@ pub struct ServerArgs {
     /// stale value). Off by default: ReadIndex rests on no clock.
     #[arg(long)]
     pub read_lease: bool,
+    /// This node replaces a dead one, or takes a moved replica: its
+    /// replicas join their running groups instead of founding them. Each
+    /// starts without a membership, never stands for election, and waits
+    /// until the group's leader adds it (`percore members --config FILE`)
+    /// and sends it a snapshot. Give it a member id none of its set ever had
+    /// (`member` in the cluster file) and an empty data directory; a
+    /// replica that already holds a snapshot ignores the flag.
+    #[arg(long)]
+    pub join: bool,
     /// Spin this many microseconds before an idle executor parks (0: park at once).
     #[arg(long, value_name = "US", default_value_t = 0)]
     pub spin_us: u64,
@@ -253,6 +262,7 @@ impl ServerArgs {
             durability,
             raft_tick: self.raft_tick,
             read_lease: self.read_lease,
+            join: self.join,
         })
     }
 }

@@ -49,6 +49,10 @@ pub struct ServerOptions {
     /// rests on clocks and on the leader never pausing) instead of a
     /// ReadIndex round.
     pub read_lease: bool,
+    /// This node's replicas join running groups (`--join`): they start
+    /// without a membership and wait to be added (`percore members`) and
+    /// sent the leader's snapshot. Ignored for a replica that has one.
+    pub join: bool,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +70,7 @@ impl Default for ServerOptions {
             durability: None,
             raft_tick: crate::replica::group::TICK,
             read_lease: false,
+            join: false,
         }
     }
 }

@@ -294,6 +294,7 @@ pub fn serve(
                 peer_listener,
                 tick: opts.raft_tick,
                 read_lease: opts.read_lease,
+                joining: opts.join,
             });
         }
         let pubslot = Arc::new(Published::default());

@@ -434,6 +434,19 @@ impl Shard {
         let leader = r.replica.status().leader;
         if let Some(me) = reply.map.get_mut(self.setup.id as usize) {
             me.leader = u32::try_from(leader).unwrap_or(0);
+            // The group's applied membership, not the file's.
+            me.replicas = r
+                .members()
+                .into_iter()
+                .filter_map(|m| {
+                    Some(wire::msg::ReplicaInfo {
+                        id: u32::try_from(m.id).ok()?,
+                        node: m.node,
+                        addr: m.addr,
+                        port: m.port,
+                    })
+                })
+                .collect();
         }
         let mut out = Vec::new();
         match wire::codec::encode(wire::frame::Kind::HelloReply, &reply, &mut out) {
@@ -628,7 +641,14 @@ impl Shard {
         }
         let due = s.retry_at.get().is_none_or(|at| Instant::now() >= at);
         let by_size = due && d.snapshot_after > 0 && since >= d.snapshot_after.max(s.size.get());
-        if !(s.requested.get() || by_size) {
+        // A replicated shard snapshots after a membership change (a restart
+        // then starts from the new membership) and when a peer needs a
+        // snapshot none offered covers (a member that joined).
+        let for_group = self.replicated.as_ref().is_some_and(|r| {
+            let changed = r.replica.take_membership_changed();
+            changed || (due && r.replica.with_log(|l| l.snapshot_wanted()) > 0)
+        });
+        if !(s.requested.get() || by_size || for_group) {
             return;
         }
         s.requested.set(false);

@@ -136,6 +136,8 @@ fn start(
                 applied: 0,
                 preferred: 0,
                 read_lease: false,
+                book: Vec::new(),
+                joining: false,
             };
             let (log, durable, writer) = match over {
                 Over::Memory(log) => (*log, None, None),

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use tools::cmd::{attack, check, cluster, kv, lost, save, stats};
+use tools::cmd::{attack, check, cluster, kv, lost, members, save, stats};
 
 /// percore: a thread-per-core, shared-nothing key-value store and its tools.
 #[derive(Parser)]
@@ -26,6 +26,11 @@ enum Command {
     /// Snapshot every shard of a durable cluster now (RESP SAVE to each),
     /// each durable before the command returns.
     Save(save::SaveArgs),
+    /// Make every replicated shard's group have the members the cluster
+    /// file names: adds a replacement node (started with `--join`) as a
+    /// learner, promotes it once it has caught up, removes the members the
+    /// file dropped — replacing a dead node, or moving a replica.
+    Members(members::MembersArgs),
     /// Check that every shard answers its handshake (optionally waiting).
     Ping(stats::PingArgs),
     /// Benchmark this machine: start a server, load, run YCSB, report, stop.
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
         Command::Del(a) => kv::del(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Stats(a) => stats::stats(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Save(a) => save::save(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
+        Command::Members(a) => members::members(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Ping(a) => stats::ping(&a).map_or_else(fail, |_| ExitCode::SUCCESS),
         Command::Bench(a) => ExitCode::from(tools::bench::bench(&a)),
         Command::Check(a) => ExitCode::from(check::main(&a)),

@@ -97,6 +97,7 @@ struct ServerFile {
     slots: Option<Vec<String>>,
     metrics_port: Option<u16>,
     peer_port: Option<u16>,
+    member: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -259,7 +260,16 @@ pub struct Server {
     /// (`peer_port`, default `port` + [`PEER_PORT_OFFSET`]); shard `i` uses
     /// `peer_port + i`. Unused when `replicas` is 1.
     pub peer_port: u16,
+    /// Its replicas' member id in their groups (`member`; default: its
+    /// place in its set of `replicas` servers, from 1). A server that
+    /// replaces a dead one (or takes a moved replica) needs an id that none
+    /// of the set's servers ever had: see [`MAX_MEMBER_ID`].
+    pub member: u64,
 }
+
+/// Highest member id the cluster file may state (ids travel as `u32` in
+/// the shard map and in NotLeader).
+pub const MAX_MEMBER_ID: u64 = u32::MAX as u64;
 
 /// How far above a server's client ports its peer ports start by default
 /// (as Redis Cluster's bus port is its port + 10000).
@@ -271,8 +281,8 @@ pub const MAX_REPLICAS: u32 = 7;
 /// peers reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
-    /// Its id in the group: 1 for the first server of the group's set, 2
-    /// for the next, …
+    /// Its id in the group: its server's `member` (by default 1 for the
+    /// first server of the group's set, 2 for the next, …).
     pub id: u64,
     /// Its server's name.
     pub node: String,
@@ -593,6 +603,24 @@ impl Cluster {
             }
             // The servers of a set hold replicas of the same shards.
             let first_of_set = servers.len() % replicas as usize == 0;
+            let place = (servers.len() % replicas as usize) as u64 + 1;
+            let member = match s.member {
+                Some(_) if replicas == 1 => {
+                    return Err(invalid(format!("server {:?}: member needs replicas > 1", s.name)));
+                }
+                Some(m) if m == 0 || m > MAX_MEMBER_ID => {
+                    return Err(invalid(format!("server {:?}: member = {m}: must be 1 to {MAX_MEMBER_ID}", s.name)));
+                }
+                Some(m) => m,
+                None => place,
+            };
+            let set_start = servers.len() - servers.len() % replicas as usize;
+            if let Some(other) = servers[set_start..].iter().find(|o: &&Server| o.member == member) {
+                return Err(invalid(format!(
+                    "servers {:?} and {:?} of one set both have member id {member}: each replica of a group needs its own",
+                    other.name, s.name
+                )));
+            }
             if !first_of_set {
                 let head: &Server = &servers[servers.len() - servers.len() % replicas as usize];
                 if head.cores.len() != cores.len() {
@@ -615,6 +643,7 @@ impl Cluster {
                 shards: next_shard..next_shard + n,
                 metrics_port: s.metrics_port.or(file.metrics_port).unwrap_or(0),
                 peer_port,
+                member,
             });
             next_shard += n;
         }
@@ -741,6 +770,7 @@ impl Cluster {
                 shards: 0..n as u32,
                 metrics_port: 0,
                 peer_port: 0,
+                member: 1,
             }],
             clients: Vec::new(),
             map,
@@ -773,11 +803,10 @@ impl Cluster {
         self.servers
             .iter()
             .filter(|s| s.shards.contains(&id))
-            .enumerate()
-            .map(|(j, s)| {
+            .map(|s| {
                 let i = (id - s.shards.start) as usize;
                 Member {
-                    id: j as u64 + 1,
+                    id: s.member,
                     node: s.name.clone(),
                     addr: s.addr.clone(),
                     port: s.port + i as u16,
@@ -1061,6 +1090,28 @@ cores = "0,1"
         assert_eq!((local.id, local.node.as_str(), local.port), (3, "s4", 7041));
         assert_eq!(local.slots, c.map.shards()[3].slots);
         assert!(Cluster::parse(&servers(2, &["0"]), "one.toml").expect("valid").members(0).is_empty());
+    }
+
+    #[test]
+    fn a_server_can_state_its_member_id_and_ids_stay_distinct_within_a_set() {
+        // s1 replaced by a server with a new id (what replacing a dead node needs).
+        let text = format!("replicas = 3\n{}", servers(3, &["0"])).replace(
+            "name = \"s1\"\naddr = \"127.0.0.1\"\nport = 7010\n",
+            "name = \"s1\"\naddr = \"127.0.0.1\"\nport = 7010\nmember = 4\n",
+        );
+        let c = Cluster::parse(&text, "m.toml").expect("valid");
+        let members = c.members(0);
+        let ids: Vec<(u64, &str)> = members.iter().map(|m| (m.id, m.node.as_str())).collect();
+        assert_eq!(ids, vec![(1, "s0"), (4, "s1"), (3, "s2")]);
+        let replicas: Vec<u32> = c.map.shards()[0].replicas.iter().map(|r| r.id).collect();
+        assert_eq!(replicas, vec![1, 4, 3]);
+        assert_eq!(c.map.shards()[0].leader, 1);
+        let e = |text: String| Cluster::parse(&text, "m.toml").expect_err("refused").to_string();
+        let twice = e(text.replace("member = 4", "member = 3"));
+        assert!(twice.contains("\"s1\"") && twice.contains("\"s2\"") && twice.contains("member id 3"), "{twice}");
+        assert!(e(text.replace("member = 4", "member = 0")).contains("must be 1 to"));
+        assert!(e(text.replace("member = 4", "member = 4294967296")).contains("must be 1 to"));
+        assert!(e(servers(1, &["0"]).replace("cores =", "member = 2\ncores =")).contains("needs replicas > 1"));
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub(crate) struct ReplicationSetup {
     pub tick: Duration,
     /// Reads on a leader lease instead of ReadIndex rounds.
     pub read_lease: bool,
+    /// This replica joins the running group (`--join`): it starts without
+    /// a membership and waits for the leader's snapshot.
+    pub joining: bool,
 }
 
 /// A replicated shard's replication state (see the module comment).
@@ -78,8 +81,6 @@ pub(crate) struct Replicated {
     pub replica: Rc<Replica>,
     /// The shard's store as the group's state machine.
     pub machine: Rc<Machine>,
-    /// Every member, by id.
-    pub members: Vec<Member>,
     /// The Raft log's marks.
     log: Rc<LogState>,
     recovered: RefCell<Option<Recovered>>,
@@ -105,7 +106,9 @@ impl Replicated {
         setup: ReplicationSetup,
         store: &Rc<RefCell<Store>>,
     ) -> Result<Replicated, String> {
-        let voters: Vec<u64> = setup.members.iter().map(|m| m.id).collect();
+        // A joining replica knows no membership until the leader's
+        // snapshot brings it; a founding one starts from the file's.
+        let voters: Vec<u64> = if setup.joining { Vec::new() } else { setup.members.iter().map(|m| m.id).collect() };
         let mut log = RaftLog::new(&voters);
         let r = crate::log::recover::recover_raft(dir, id, &mut log, &mut store.borrow_mut(), d.truncate_corrupt)
             .map_err(|e| e.to_string())?;
@@ -139,6 +142,8 @@ impl Replicated {
             applied,
             preferred: setup.first_leader,
             read_lease: setup.read_lease,
+            book: setup.members.clone(),
+            joining: setup.joining,
         };
         let replica = Replica::new(&cfg, log, Some((state.clone(), r.next_seq)))
             .map_err(|e| format!("replica {} of shard {id}: {e}", setup.me))?
@@ -146,11 +151,10 @@ impl Replicated {
         Ok(Replicated {
             replica: Rc::new(replica),
             machine: Rc::new(Machine::new(store.clone(), applied).with_snapshot_dir(dir.to_path_buf(), id)),
-            members: setup.members,
             log: state,
             recovered: RefCell::new(Some(r)),
             peer_listener: RefCell::new(Some(setup.peer_listener)),
-            first_leader: setup.first_leader == setup.me,
+            first_leader: setup.first_leader == setup.me && !setup.joining,
         })
     }
 
@@ -161,7 +165,13 @@ impl Replicated {
         if leader == self.replica.id() {
             return None;
         }
-        self.members.iter().find(|m| m.id == leader).map(|m| format!("{}:{}", m.addr, m.port))
+        self.members().into_iter().find(|m| m.id == leader).map(|m| format!("{}:{}", m.addr, m.port))
+    }
+
+    /// The group's members that this replica knows where to find, by id:
+    /// the applied membership (see [`Replica::members`]).
+    pub fn members(&self) -> Vec<Member> {
+        self.replica.members().into_iter().filter_map(|m| m.at).collect()
     }
 
     /// The Raft log's marks (for the snapshot trigger and the stats).
@@ -229,7 +239,7 @@ impl Replicated {
         eprintln!(
             "percore-server: shard {id}: replica {} of {}: Raft log recovered from {} in {:.3} s: a snapshot of {} records at entry {base} ({:.1} MB), then {} records ({} segments); fsync {}",
             self.replica.id(),
-            self.members.len(),
+            self.replica.members().len(),
             dir.display(),
             r.elapsed.as_secs_f64(),
             r.snapshot.records,

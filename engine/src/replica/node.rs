@@ -29,8 +29,12 @@ use std::time::Duration;
 
 use glommio::net::TcpStream;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot, SnapshotMetadata};
+use raft::eraftpb::{
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType,
+    Snapshot, SnapshotMetadata,
+};
 use raft::{RawNode, ReadState, SnapshotStatus, StateRole};
+use wire::cluster::Member;
 
 use super::peer::{self, Link, PeerError};
 use super::storage::RaftLog;
@@ -84,6 +88,85 @@ pub struct ReplicaConfig {
     /// round trip, but it rests on clocks and on the leader never pausing)
     /// instead of a heartbeat round answered by a majority (`Safe`).
     pub read_lease: bool,
+    /// Where the members the cluster file names run (this one included):
+    /// what the shard map shows of the group until a membership change
+    /// tells of others. May be empty (the map then names no replica).
+    pub book: Vec<Member>,
+    /// A new replica joining a running group ([`Replica::joining`]): it
+    /// takes no entries until it has installed a leader's snapshot, which
+    /// brings the group's membership (its log starts without one).
+    pub joining: bool,
+}
+
+/// A change to a group's membership, proposed by its leader
+/// ([`Replica::change_members`]): one replica at a time, as Raft's single
+/// changes are safe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// A new replica joins as a learner (it receives the log, it does not
+    /// vote); the change carries where it runs, so every replica learns it.
+    AddLearner(Member),
+    /// A learner becomes a voter (once it has caught up).
+    Promote(u64),
+    /// A replica leaves the group (a dead node's, or a moved one's).
+    Remove(u64),
+}
+
+/// Why a membership change was not proposed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    /// This replica is not the leader; `leader` is the one it knows of.
+    #[error("not the leader (leader: {leader})")]
+    NotLeader {
+        /// The leader's id (0: none known).
+        leader: u64,
+    },
+    /// A change is proposed and not applied yet: one at a time.
+    #[error("a membership change is under way (proposed up to entry {0}): wait for it to apply")]
+    Pending(u64),
+    /// The change makes no sense for the group as it is.
+    #[error("{0}")]
+    Invalid(String),
+    /// The leader is asked to remove itself: it hands its leadership to
+    /// `to` first; the change must be asked of the new leader.
+    #[error("this replica leads: its leadership goes to member {to} first; ask the new leader")]
+    HandingOver {
+        /// The member the leadership goes to.
+        to: u64,
+    },
+}
+
+/// One member of the group as a replica sees it ([`Replica::members`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberView {
+    /// Its id.
+    pub id: u64,
+    /// Whether it votes (else a learner).
+    pub voter: bool,
+    /// Where it runs, when known.
+    pub at: Option<Member>,
+    /// The highest entry the leader knows it holds (0 on a follower).
+    pub matched: u64,
+}
+
+/// The context a membership change carries: where the member runs.
+pub fn member_context(m: &Member) -> Vec<u8> {
+    format!("{} {} {} {} {} {}", m.id, m.node, m.addr, m.port, m.peer_port, m.cpu).into_bytes()
+}
+
+/// Reads a [`member_context`] back (`None`: not one).
+pub fn parse_member_context(ctx: &[u8]) -> Option<Member> {
+    let text = std::str::from_utf8(ctx).ok()?;
+    let mut f = text.split(' ');
+    let m = Member {
+        id: f.next()?.parse().ok()?,
+        node: f.next()?.to_string(),
+        addr: f.next()?.to_string(),
+        port: f.next()?.parse().ok()?,
+        peer_port: f.next()?.parse().ok()?,
+        cpu: f.next()?.parse().ok()?,
+    };
+    f.next().is_none().then_some(m)
 }
 
 /// Why a proposal was not taken.
@@ -134,8 +217,19 @@ pub struct Replica {
     id: u64,
     tick: Duration,
     raw: RefCell<RawNode<RaftLog>>,
-    links: HashMap<u64, Rc<Link>>,
-    members: Vec<u64>,
+    links: RefCell<HashMap<u64, Rc<Link>>>,
+    /// The tasks of links added while the replica runs.
+    link_tasks: RefCell<Vec<glommio::Task<()>>>,
+    running: Cell<bool>,
+    /// Members that may connect: the file's and those changes added.
+    members: RefCell<Vec<u64>>,
+    /// Where members run: the file's, and what changes told.
+    book: RefCell<HashMap<u64, Member>>,
+    /// Joining: no entries are taken until a snapshot is installed.
+    joining: Cell<bool>,
+    /// A membership change was applied since the shard last snapshotted:
+    /// a snapshot keeps the new membership for restarts.
+    membership_changed: Cell<bool>,
     kicked: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     stopping: Cell<bool>,
@@ -213,13 +307,19 @@ impl Replica {
         let links = cfg.peers.iter().map(|&(id, addr)| (id, Rc::new(Link::new(id, addr)))).collect();
         let mut members: Vec<u64> = cfg.peers.iter().map(|p| p.0).collect();
         members.push(cfg.id);
+        let joining = cfg.joining && raw.store().base().0 == 0 && raw.store().conf_state().voters.is_empty();
         Ok(Replica {
             group: cfg.group,
             id: cfg.id,
             tick: cfg.tick,
             raw: RefCell::new(raw),
-            links,
-            members,
+            links: RefCell::new(links),
+            link_tasks: RefCell::new(Vec::new()),
+            running: Cell::new(false),
+            members: RefCell::new(members),
+            book: RefCell::new(cfg.book.iter().map(|m| (m.id, m.clone())).collect()),
+            joining: Cell::new(joining),
+            membership_changed: Cell::new(false),
             kicked: Cell::new(false),
             waker: RefCell::new(None),
             stopping: Cell::new(false),
@@ -297,7 +397,17 @@ impl Replica {
         // they are few enough; a peer further behind is sent the snapshot.
         let mut from = index + 1;
         if leading {
-            let needed = raw.raft.prs().iter().filter(|(id, _)| **id != self.id).map(|(_, p)| p.matched + 1).min();
+            // A peer that holds nothing yet (one that joins) takes the
+            // snapshot whatever is kept: keeping the log from its start for
+            // it would let it replay entries without the group's first
+            // membership.
+            let needed = raw
+                .raft
+                .prs()
+                .iter()
+                .filter(|(id, p)| **id != self.id && p.matched > 0)
+                .map(|(_, p)| p.matched + 1)
+                .min();
             if let Some(needed) = needed.filter(|&n| n <= index) {
                 let log = raw.store();
                 let mut kept = 0usize;
@@ -402,7 +512,7 @@ impl Replica {
             // does not close it, it ends the reads `serve` waits in.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
-        for l in self.links.values() {
+        for l in self.links.borrow().values() {
             l.stop();
         }
         self.kick();
@@ -438,7 +548,9 @@ impl Replica {
         drop(waiting);
         let from = match peer::parse_hello(&h) {
             Ok((group, _)) if group != self.group => return PeerError::WrongGroup { got: group, want: self.group },
-            Ok((_, from)) if from == self.id || !self.members.contains(&from) => return PeerError::UnknownPeer(from),
+            Ok((_, from)) if from == self.id || !self.members.borrow().contains(&from) => {
+                return PeerError::UnknownPeer(from);
+            }
             Ok((_, from)) => from,
             Err(e) => return e,
         };
@@ -465,6 +577,17 @@ impl Replica {
             if self.isolated.get() {
                 continue;
             }
+            // A joining replica's log starts without the group's
+            // membership: it takes the leader's snapshot first, never the
+            // log from its start (it refuses later appends as any
+            // follower would, which leads the leader back to that start).
+            if self.joining.get() && msg.get_msg_type() == MessageType::MsgAppend && msg.index == 0 {
+                continue;
+            }
+            if !self.members.borrow().contains(&from) {
+                // Removed by a change applied since it connected.
+                return PeerError::UnknownPeer(from);
+            }
             if let Err(e) = self.raw.borrow_mut().step(msg) {
                 return PeerError::Refused(e.to_string());
             }
@@ -475,14 +598,11 @@ impl Replica {
     /// Runs the replica until [`Replica::stop`]: ticks, and handles every
     /// `Ready` (see the module comment). Starts the links to the peers.
     pub async fn run(&self, sm: &impl StateMachine) {
-        let tasks: Vec<_> = self
-            .links
-            .values()
-            .map(|l| {
-                let (l, group, me) = (l.clone(), self.group, self.id);
-                glommio::spawn_local(async move { l.run(group, me, Duration::from_millis(50)).await })
-            })
-            .collect();
+        self.running.set(true);
+        let links: Vec<Rc<Link>> = self.links.borrow().values().cloned().collect();
+        for l in links {
+            self.spawn_link(l);
+        }
         let mut next_tick = std::time::Instant::now() + self.tick;
         while !self.stopping.get() {
             let now = std::time::Instant::now();
@@ -490,7 +610,8 @@ impl Replica {
                 self.raw.borrow_mut().tick();
                 next_tick = now + self.tick;
             }
-            for l in self.links.values() {
+            let links: Vec<Rc<Link>> = self.links.borrow().values().cloned().collect();
+            for l in links {
                 if l.take_unreachable() {
                     self.raw.borrow_mut().report_unreachable(l.peer);
                 }
@@ -504,9 +625,16 @@ impl Replica {
             let wait = next_tick.saturating_duration_since(std::time::Instant::now());
             futures_lite::future::or(glommio::timer::sleep(wait), self.kicked()).await;
         }
+        let tasks = std::mem::take(&mut *self.link_tasks.borrow_mut());
         for t in tasks {
             t.await;
         }
+    }
+
+    fn spawn_link(&self, l: Rc<Link>) {
+        let (group, me) = (self.group, self.id);
+        let task = glommio::spawn_local(async move { l.run(group, me, Duration::from_millis(50)).await });
+        self.link_tasks.borrow_mut().push(task);
     }
 
     /// A leader that is not the preferred member hands the leadership to
@@ -556,8 +684,9 @@ impl Replica {
         if self.isolated.get() {
             return;
         }
+        let links = self.links.borrow();
         for m in msgs {
-            if let Some(l) = self.links.get(&m.to) {
+            if let Some(l) = links.get(&m.to) {
                 l.send(m);
             }
         }
@@ -596,6 +725,7 @@ impl Replica {
                 if raw.mut_store().apply_snapshot(snap).is_ok() {
                     self.applied.set(index);
                     self.installed.set(self.installed.get() + 1);
+                    self.joining.set(false);
                     if let Some((dir, shard)) = &self.snapshot_dir {
                         raw.mut_store().offer_snapshot_file(dir.clone(), *shard, meta);
                     }
@@ -703,6 +833,158 @@ impl Replica {
         crate::log::snapshot::write_received(dir, &header, data).map_err(|e| e.to_string())
     }
 
+    /// Follows an applied membership change: a member added gets a link
+    /// (its address comes with the change) and may connect; one removed
+    /// loses both. The shard is asked for a snapshot, which keeps the new
+    /// membership for a restart.
+    fn membership_applied(&self, changes: &[ConfChangeSingle], context: &[u8], cs: &ConfState) {
+        let told = parse_member_context(context);
+        for c in changes {
+            let id = c.node_id;
+            match c.get_change_type() {
+                ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                    if let Some(m) = told.as_ref().filter(|m| m.id == id) {
+                        self.book.borrow_mut().insert(id, m.clone());
+                    }
+                    if !self.members.borrow().contains(&id) {
+                        self.members.borrow_mut().push(id);
+                    }
+                    if id == self.id || self.links.borrow().contains_key(&id) {
+                        continue;
+                    }
+                    let at = self.book.borrow().get(&id).and_then(|m| {
+                        std::net::ToSocketAddrs::to_socket_addrs(&(m.addr.as_str(), m.peer_port)).ok()?.next()
+                    });
+                    match at {
+                        Some(addr) => {
+                            let l = Rc::new(Link::new(id, addr));
+                            self.links.borrow_mut().insert(id, l.clone());
+                            if self.running.get() {
+                                self.spawn_link(l);
+                            }
+                        }
+                        None => eprintln!(
+                            "group {} replica {}: member {id} joined, but where it runs is not known here (list it in the cluster file)",
+                            self.group, self.id
+                        ),
+                    }
+                }
+                ConfChangeType::RemoveNode => {
+                    if id == self.id {
+                        eprintln!("group {} replica {}: this replica was removed from its group", self.group, self.id);
+                        continue;
+                    }
+                    self.members.borrow_mut().retain(|&m| m != id);
+                    self.book.borrow_mut().remove(&id);
+                    if let Some(l) = self.links.borrow_mut().remove(&id) {
+                        l.stop();
+                    }
+                    // Its served connection ends at its next message.
+                    self.by_member.borrow_mut().remove(&id);
+                }
+            }
+        }
+        eprintln!(
+            "group {} replica {}: membership now: voters {:?}, learners {:?}",
+            self.group, self.id, cs.voters, cs.learners
+        );
+        self.membership_changed.set(true);
+    }
+
+    /// Whether a membership change was applied since the last call (the
+    /// shard then snapshots, so a restart finds the new membership).
+    pub fn take_membership_changed(&self) -> bool {
+        self.membership_changed.replace(false)
+    }
+
+    /// Whether this replica joins a running group and has not yet
+    /// installed the leader's snapshot.
+    pub fn joining(&self) -> bool {
+        self.joining.get()
+    }
+
+    /// The group's members as this replica knows them: the applied
+    /// membership (with where each runs, when known) — or, while it knows
+    /// none (joining), the cluster file's.
+    pub fn members(&self) -> Vec<MemberView> {
+        let raw = self.raw.borrow();
+        let cs = raw.store().conf_state();
+        let book = self.book.borrow();
+        let leading = raw.raft.state == StateRole::Leader;
+        let matched = |id: u64| if leading { raw.raft.prs().get(id).map_or(0, |p| p.matched) } else { 0 };
+        let view = |id: u64, voter: bool| MemberView { id, voter, at: book.get(&id).cloned(), matched: matched(id) };
+        if cs.voters.is_empty() && cs.learners.is_empty() {
+            let mut all: Vec<MemberView> = book.keys().map(|&id| view(id, true)).collect();
+            all.sort_by_key(|m| m.id);
+            return all;
+        }
+        let mut all: Vec<MemberView> = cs.voters.iter().map(|&id| view(id, true)).collect();
+        all.extend(cs.learners.iter().map(|&id| view(id, false)));
+        all.sort_by_key(|m| m.id);
+        all
+    }
+
+    /// Proposes a membership change, on the leader; returns the entry's
+    /// index (the change holds once that entry is applied: see
+    /// [`Replica::status`]'s `applied`).
+    pub fn change_members(&self, change: MemberChange) -> Result<u64, MemberError> {
+        let mut raw = self.raw.borrow_mut();
+        if raw.raft.state != StateRole::Leader {
+            return Err(MemberError::NotLeader { leader: raw.raft.leader_id });
+        }
+        if raw.raft.has_pending_conf() {
+            return Err(MemberError::Pending(raw.raft.pending_conf_index));
+        }
+        let cs = raw.store().conf_state().clone();
+        let (kind, id, context) = match &change {
+            MemberChange::AddLearner(m) => {
+                if m.id == 0 || cs.voters.contains(&m.id) || cs.learners.contains(&m.id) {
+                    return Err(MemberError::Invalid(format!("member {} is in the group already", m.id)));
+                }
+                (ConfChangeType::AddLearnerNode, m.id, member_context(m))
+            }
+            MemberChange::Promote(id) => {
+                if !cs.learners.contains(id) {
+                    return Err(MemberError::Invalid(format!("member {id} is not a learner of the group")));
+                }
+                let context = self.book.borrow().get(id).map(member_context).unwrap_or_default();
+                (ConfChangeType::AddNode, *id, context)
+            }
+            MemberChange::Remove(id) => {
+                if !cs.voters.contains(id) && !cs.learners.contains(id) {
+                    return Err(MemberError::Invalid(format!("member {id} is not in the group")));
+                }
+                if cs.voters.contains(id) && cs.voters.len() == 1 {
+                    return Err(MemberError::Invalid(format!("member {id} is the group's last voter")));
+                }
+                if *id == self.id {
+                    // A leader does not remove itself: it hands over to the
+                    // voter that holds most of the log, which then can.
+                    let to = cs
+                        .voters
+                        .iter()
+                        .filter(|&&v| v != self.id)
+                        .max_by_key(|&&v| raw.raft.prs().get(v).map_or(0, |p| p.matched))
+                        .copied()
+                        .ok_or_else(|| MemberError::Invalid("no other voter to hand the leadership to".into()))?;
+                    raw.transfer_leader(to);
+                    drop(raw);
+                    self.kick();
+                    return Err(MemberError::HandingOver { to });
+                }
+                (ConfChangeType::RemoveNode, *id, Vec::new())
+            }
+        };
+        let mut cc = ConfChange::default();
+        cc.set_change_type(kind);
+        cc.node_id = id;
+        raw.propose_conf_change(context, cc).map_err(|e| MemberError::Invalid(e.to_string()))?;
+        let index = raw.raft.raft_log.last_index();
+        drop(raw);
+        self.kick();
+        Ok(index)
+    }
+
     fn apply(&self, raw: &mut RawNode<RaftLog>, sm: &impl StateMachine, entries: Vec<Entry>) {
         for e in entries {
             match e.get_entry_type() {
@@ -710,13 +992,21 @@ impl Replica {
                 EntryType::EntryNormal => sm.skip(raw.store(), e.index),
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     // A committed membership change, in either encoding.
-                    let cs = if e.get_entry_type() == EntryType::EntryConfChange {
-                        ConfChange::parse_from_bytes(&e.data).ok().and_then(|cc| raw.apply_conf_change(&cc).ok())
+                    let cc = if e.get_entry_type() == EntryType::EntryConfChange {
+                        ConfChange::parse_from_bytes(&e.data).ok().map(|cc| {
+                            let mut one = ConfChangeSingle::default();
+                            one.set_change_type(cc.get_change_type());
+                            one.node_id = cc.node_id;
+                            ConfChangeV2 { changes: vec![one].into(), ..Default::default() }
+                        })
                     } else {
-                        ConfChangeV2::parse_from_bytes(&e.data).ok().and_then(|cc| raw.apply_conf_change(&cc).ok())
+                        ConfChangeV2::parse_from_bytes(&e.data).ok()
                     };
-                    if let Some(cs) = cs {
-                        raw.mut_store().set_conf_state(cs);
+                    if let Some(cc) = cc
+                        && let Ok(cs) = raw.apply_conf_change(&cc)
+                    {
+                        raw.mut_store().set_conf_state(cs.clone());
+                        self.membership_applied(&cc.changes, &e.context, &cs);
                     }
                     sm.skip(raw.store(), e.index);
                 }

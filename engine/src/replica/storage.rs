@@ -301,7 +301,24 @@ impl Storage for RaftLog {
         Ok(self.last())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> Result<Snapshot> {
+        // A snapshot from before `to` joined would not make it a member
+        // (raft-rs refuses to install it): a newer one is wanted.
+        let names = |meta: &SnapshotMetadata| {
+            let cs = meta.get_conf_state();
+            cs.voters.contains(&to) || cs.learners.contains(&to)
+        };
+        let meta = match &self.offered {
+            Some(Offered::Held(s)) => Some(s.get_metadata()),
+            Some(Offered::File { meta, .. }) => Some(meta),
+            None => None,
+        };
+        if let Some(meta) = meta
+            && !names(meta)
+        {
+            self.wanted.set(self.wanted.get().max(request_index.max(meta.index + 1)));
+            return Err(Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
         match &self.offered {
             Some(Offered::Held(s)) if s.get_metadata().index >= request_index => Ok(s.clone()),
             Some(Offered::File { dir, shard, meta }) if meta.index >= request_index => {
@@ -532,11 +549,30 @@ mod tests {
         let mut s = Snapshot::default();
         s.mut_metadata().index = 7;
         s.mut_metadata().term = 1;
+        s.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
         s.data = b"store at 7".to_vec().into();
         log.offer_snapshot(s.clone());
         assert_eq!(log.snapshot_wanted(), 0);
         assert_eq!(log.snapshot(7, 2).unwrap(), s);
         assert!(log.snapshot(9, 2).is_err(), "a snapshot older than asked is not served");
         assert_eq!(log.snapshot_wanted(), 9);
+    }
+
+    #[test]
+    fn a_member_that_joined_after_the_offered_snapshot_waits_for_a_newer_one() {
+        let mut log = RaftLog::new(&[1, 2, 3]);
+        let mut s = Snapshot::default();
+        s.mut_metadata().index = 7;
+        s.mut_metadata().term = 1;
+        s.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+        log.offer_snapshot(s.clone());
+        // Member 4 joined after entry 7: raft-rs would refuse to install a
+        // snapshot whose membership does not name it.
+        assert!(matches!(log.snapshot(1, 4), Err(Error::Store(StorageError::SnapshotTemporarilyUnavailable))));
+        assert_eq!(log.snapshot_wanted(), 8, "the shard is told to prepare a newer one");
+        s.mut_metadata().index = 9;
+        s.mut_metadata().mut_conf_state().learners = vec![4];
+        log.offer_snapshot(s.clone());
+        assert_eq!(log.snapshot(1, 4).unwrap(), s);
     }
 }

@@ -418,14 +418,14 @@ impl Cx<'_> {
         };
         let st = r.replica.status();
         let (entries, bytes, first) = r.replica.with_log(|l| (l.last() + 1 - l.first(), l.bytes(), l.first()));
-        let leader = r.members.iter().find(|m| m.id == st.leader).map(|m| format!("{}:{}", m.addr, m.port));
+        let leader = r.members().into_iter().find(|m| m.id == st.leader).map(|m| format!("{}:{}", m.addr, m.port));
         format!(
             "# Replication\r\nrole:{}\r\npercore_replicas:{}\r\npercore_replica_id:{}\r\npercore_leader:{}\r\n\
              percore_serving:{}\r\npercore_raft_term:{}\r\npercore_raft_commit_index:{}\r\npercore_raft_applied_index:{}\r\n\
              percore_raft_log_entries:{entries}\r\npercore_raft_log_bytes:{bytes}\r\npercore_raft_log_first_index:{first}\r\n\
              percore_store_rebuilds:{}\r\npercore_snapshots_installed:{}\r\npercore_read_mode:{}\r\n",
             if st.leading { "master" } else { "slave" },
-            r.members.len(),
+            r.replica.members().len(),
             st.id,
             leader.unwrap_or_default(),
             u8::from(self.shard.serving()),
@@ -511,6 +511,88 @@ impl Cx<'_> {
         }
     }
 
+    /// `CLUSTER MEMBERS`: this core's replication group as its replica sees
+    /// it, one line for the replica (`shard`, `me`, `leader`, `term`,
+    /// `commit`, `applied`, `joining`), then one per member (`member`,
+    /// `role` voter or learner, `node`, `addr`, `port`, `peer_port`, `cpu`,
+    /// `matched`: the last entry the leader knows it holds, 0 elsewhere).
+    fn cluster_members(&mut self) {
+        let Some(r) = &self.shard.replicated else {
+            err(self.out, "ERR this core's shard is not replicated");
+            return;
+        };
+        let st = r.replica.status();
+        let mut text = format!(
+            "shard:{} me:{} leader:{} term:{} commit:{} applied:{} joining:{}\n",
+            self.node.shard,
+            st.id,
+            st.leader,
+            st.term,
+            st.commit,
+            st.applied,
+            u8::from(r.replica.joining())
+        );
+        for m in r.replica.members() {
+            let role = if m.voter { "voter" } else { "learner" };
+            match &m.at {
+                Some(at) => text.push_str(&format!(
+                    "member:{} role:{role} node:{} addr:{} port:{} peer_port:{} cpu:{} matched:{}\n",
+                    m.id, at.node, at.addr, at.port, at.peer_port, at.cpu, m.matched
+                )),
+                None => text.push_str(&format!("member:{} role:{role} matched:{}\n", m.id, m.matched)),
+            }
+        }
+        resp::verbatim(self.out, "txt", text.as_bytes(), self.sess.proto);
+    }
+
+    /// `CLUSTER MEMBER ADD|PROMOTE|REMOVE …`: proposes a change to this
+    /// core's group, on its leader; answers the entry's index (the change
+    /// holds once `CLUSTER MEMBERS` shows it applied). A follower answers
+    /// `NOTLEADER <leader id>`; a change under way or a leader asked to
+    /// remove itself (it hands its leadership over first) `TRYAGAIN`.
+    fn cluster_member(&mut self, a: &[&[u8]]) {
+        use crate::replica::node::{MemberChange, MemberError};
+        let Some(r) = &self.shard.replicated else {
+            err(self.out, "ERR this core's shard is not replicated");
+            return;
+        };
+        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
+        let num = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| t.parse::<u64>().ok());
+        let id = num(a[3]).filter(|&id| id > 0 && id <= wire::cluster::MAX_MEMBER_ID);
+        let change = match (a[2].to_ascii_lowercase().as_slice(), a.len(), id) {
+            (b"add" | b"promote" | b"remove", _, None) => {
+                return err(self.out, &format!("ERR member ids are 1 to {}", wire::cluster::MAX_MEMBER_ID));
+            }
+            (b"add", 9, Some(id)) => {
+                let port = |b: &[u8]| num(b).and_then(|p| u16::try_from(p).ok()).filter(|&p| p > 0);
+                let word = |b: &[u8]| text(b).filter(|t| !t.is_empty() && t.len() <= 255 && !t.contains(' '));
+                let cpu = num(a[8]).and_then(|c| u32::try_from(c).ok());
+                match (word(a[4]), word(a[5]), port(a[6]), port(a[7]), cpu) {
+                    (Some(node), Some(addr), Some(port), Some(peer_port), Some(cpu)) => {
+                        MemberChange::AddLearner(wire::cluster::Member { id, node, addr, port, peer_port, cpu })
+                    }
+                    _ => {
+                        return err(
+                            self.out,
+                            "ERR CLUSTER MEMBER ADD <id> <node> <addr> <port> <peer-port> <cpu>: a name and an address without spaces, two ports, a CPU",
+                        );
+                    }
+                }
+            }
+            (b"promote", 4, Some(id)) => MemberChange::Promote(id),
+            (b"remove", 4, Some(id)) => MemberChange::Remove(id),
+            _ => return self.unknown_sub("CLUSTER MEMBER", a[2]),
+        };
+        match r.replica.change_members(change) {
+            Ok(index) => resp::integer(self.out, index as i64),
+            Err(MemberError::NotLeader { leader }) => err(self.out, &format!("NOTLEADER {leader}")),
+            Err(e @ (MemberError::Pending(_) | MemberError::HandingOver { .. })) => {
+                err(self.out, &format!("TRYAGAIN {e}"))
+            }
+            Err(e) => err(self.out, &format!("ERR {e}")),
+        }
+    }
+
     /// One `CLUSTER NODES` row per shard (per replica of a replicated
     /// shard), rows ending in `\n`.
     fn cluster_nodes(&self) -> String {
@@ -519,7 +601,7 @@ impl Cx<'_> {
             let holders = holders(self.node, self.shard, i);
             let master_id = holders[0].1.to_string();
             for (j, (s, id)) in holders.into_iter().enumerate() {
-                self.node_row(&mut text, s, id, (j > 0).then_some(master_id.as_str()));
+                self.node_row(&mut text, &s, &id, (j > 0).then_some(master_id.as_str()));
             }
         }
         text
@@ -598,7 +680,7 @@ impl Cx<'_> {
                     resp::array(self.out, holders.len());
                     for (j, (h, id)) in holders.into_iter().enumerate() {
                         resp::map(self.out, 7, p);
-                        for (k, v) in [("id", id), ("ip", h.addr.as_str()), ("endpoint", h.addr.as_str())] {
+                        for (k, v) in [("id", id.as_str()), ("ip", h.addr.as_str()), ("endpoint", h.addr.as_str())] {
                             resp::bulk(self.out, k.as_bytes());
                             resp::bulk(self.out, v.as_bytes());
                         }
@@ -645,13 +727,23 @@ impl Cx<'_> {
                     "KEYSLOT <key>: the hash slot of a key.",
                     "COUNTKEYSINSLOT <slot>: keys this core holds in a slot.",
                     "INFO: the cluster's state.",
+                    "MEMBERS: this core's replication group: its members, roles and progress.",
+                    "MEMBER ADD <id> <node> <addr> <port> <peer-port> <cpu>: add a learner (on the leader).",
+                    "MEMBER PROMOTE <id>: make a learner a voter (on the leader).",
+                    "MEMBER REMOVE <id>: remove a member (on the leader).",
                 ];
                 resp::array(self.out, lines.len());
                 for l in lines {
                     resp::simple(self.out, l);
                 }
             }
-            (b"slots" | b"shards" | b"nodes" | b"myid" | b"keyslot" | b"countkeysinslot" | b"info" | b"help", _) => {
+            (b"members", 2) => self.cluster_members(),
+            (b"member", 4 | 9) => self.cluster_member(a),
+            (
+                b"slots" | b"shards" | b"nodes" | b"myid" | b"keyslot" | b"countkeysinslot" | b"info" | b"help"
+                | b"members" | b"member",
+                _,
+            ) => {
                 err(
                     self.out,
                     &format!("ERR wrong number of arguments for 'cluster|{}' command", String::from_utf8_lossy(&sub)),
@@ -663,24 +755,31 @@ impl Cx<'_> {
 }
 
 /// Who holds shard `i`'s keys, master first: the shard itself when it
-/// is not replicated; else its replicas, the leader as master — this
-/// shard's current leader as far as this replica knows, another
-/// shard's first leader (the cluster file's).
-fn holders<'n>(n: &'n RespNode, shard: &Shard, i: usize) -> Vec<(&'n wire::msg::ShardInfo, &'n str)> {
+/// is not replicated; else its replicas, the leader as master — for this
+/// shard, the group's applied membership and the leader this replica knows
+/// of; for another shard, the cluster file's replicas and first leader.
+fn holders(n: &RespNode, shard: &Shard, i: usize) -> Vec<(wire::msg::ShardInfo, String)> {
     let (s, reps) = (&n.shards[i], &n.replicas[i]);
     if reps.is_empty() {
-        return vec![(s, n.ids[i].as_str())];
+        return vec![(s.clone(), n.ids[i].clone())];
     }
-    let known = (s.id == n.shard)
-        .then(|| shard.replicated.as_ref().map(|r| r.replica.status().leader))
-        .flatten()
-        .filter(|&l| l != 0);
-    let leader = match known {
-        Some(member) => member as usize - 1,
-        None => reps.iter().position(|(m, _)| m.node == s.node).unwrap_or(0),
+    let mine = (s.id == n.shard).then_some(shard.replicated.as_ref()).flatten();
+    let (reps, known): (Vec<(wire::msg::ShardInfo, String)>, Option<usize>) = match mine {
+        Some(r) => {
+            let leader = r.replica.status().leader;
+            let reps: Vec<_> = r.members().iter().map(|m| super::replica_row(s, m)).collect();
+            let members = r.members();
+            let known = members.iter().position(|m| m.id == leader && leader != 0);
+            (reps, known)
+        }
+        None => (reps.clone(), None),
     };
-    let mut out: Vec<(&wire::msg::ShardInfo, &str)> = vec![(&reps[leader].0, reps[leader].1.as_str())];
-    out.extend(reps.iter().enumerate().filter(|&(j, _)| j != leader).map(|(_, (m, id))| (m, id.as_str())));
+    if reps.is_empty() {
+        return vec![(s.clone(), n.ids[i].clone())];
+    }
+    let leader = known.unwrap_or_else(|| reps.iter().position(|(m, _)| m.node == s.node).unwrap_or(0));
+    let mut out = vec![reps[leader].clone()];
+    out.extend(reps.iter().enumerate().filter(|&(j, _)| j != leader).map(|(_, r)| r.clone()));
     out
 }
 

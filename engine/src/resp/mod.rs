@@ -82,6 +82,23 @@ pub(crate) struct RespNode {
     pub idle_secs: u64,
 }
 
+/// Replica `m` of shard `s` as a cluster node: its own address with
+/// the shard's slots, and its node id.
+pub(crate) fn replica_row(s: &ShardInfo, m: &wire::cluster::Member) -> (ShardInfo, String) {
+    let info = ShardInfo {
+        id: s.id,
+        node: m.node.clone(),
+        addr: m.addr.clone(),
+        port: m.port,
+        cpu: m.cpu,
+        slots: s.slots.clone(),
+        replicas: Vec::new(),
+        leader: 0,
+    };
+    let id = node_id(&info);
+    (info, id)
+}
+
 impl RespNode {
     /// Builds the door's settings for shard `shard` of `map`.
     pub fn new(
@@ -104,28 +121,8 @@ impl RespNode {
         }
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let run_id = format!("{:032x}{:08x}", nanos ^ u128::from(std::process::id()) << 64, shard);
-        let replicas = shards
-            .iter()
-            .zip(members)
-            .map(|(s, ms)| {
-                ms.iter()
-                    .map(|m| {
-                        let info = ShardInfo {
-                            id: s.id,
-                            node: m.node.clone(),
-                            addr: m.addr.clone(),
-                            port: m.port,
-                            cpu: m.cpu,
-                            slots: s.slots.clone(),
-                            replicas: Vec::new(),
-                            leader: 0,
-                        };
-                        let id = node_id(&info);
-                        (info, id)
-                    })
-                    .collect()
-            })
-            .collect();
+        let replicas =
+            shards.iter().zip(members).map(|(s, ms)| ms.iter().map(|m| replica_row(s, m)).collect()).collect();
         RespNode {
             shard,
             replicas,

@@ -14,6 +14,9 @@
 //! - [`lost`]: `lost` — the acknowledged writes a crash lost, from the
 //!   history of a run and of the reads after the restart
 //!   (`tools/crash-test.sh`).
+//! - [`members`]: `members` — makes each replicated shard's group have
+//!   the members the cluster file names (replace a dead node, move a
+//!   replica).
 //! - [`save`]: `save` — a durable snapshot of every shard now (RESP `SAVE`).
 //! - [`attack`]: `attack` — hostile traffic for the soak test
 //!   (`tools/soak.sh`).
@@ -24,6 +27,7 @@ pub mod cluster;
 pub mod kv;
 pub mod lost;
 pub mod manifest;
+pub mod members;
 pub mod save;
 pub mod stats;
 pub mod target;

@@ -1,0 +1,174 @@
+//! Replacing a dead node: `percore members` changes a replicated shard's
+//! group to the cluster file's membership.
+//!
+//! Four real `percore server` processes on loopback: three found a group
+//! (`replicas = 3`, one core each, `fsync always`), keys are loaded, one
+//! node is killed for good. The file is edited to name a new server with a
+//! new member id in its place; the new node starts with `--join`, and
+//! `percore members` adds it as a learner, promotes it once it caught up
+//! (from the leader's snapshot: its log starts without the group's first
+//! membership) and removes the dead member. The new replica's store then
+//! equals the leader's; the group survives losing one more of its
+//! original nodes (a majority of the new membership is up); every key
+//! loaded reads back; and a restarted original rejoins the new membership
+//! from its snapshot.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use testkit::resp::Resp;
+use testkit::{Server, TempDir};
+
+const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
+
+fn percore(args: &[&str]) -> Output {
+    Command::new(PERCORE).args(args).stdin(Stdio::null()).output().expect("run percore")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn load_core() -> String {
+    wire::cluster::available_cpus().last().copied().unwrap_or(0).to_string()
+}
+
+/// `CLUSTER MEMBERS` of the core at `addr`, if it answers.
+fn members(addr: &str) -> Option<String> {
+    Resp::try_connect(addr)?.try_cmd(&["CLUSTER", "MEMBERS"]).map(|v| v.text())
+}
+
+/// The leader `addr`s' replicas agree on (waits, at most 30 s).
+fn leader_of(addrs: &[&String]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for a in addrs {
+            if let Some(m) = members(a)
+                && m.lines().next().is_some_and(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    let get = |k: &str| f.iter().find_map(|x| x.strip_prefix(k)).unwrap_or("0");
+                    get("me:") == get("leader:") && get("leader:") != "0"
+                })
+            {
+                return a.to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader among {addrs:?} within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn digest(addr: &str) -> Option<String> {
+    Resp::try_connect(addr)?.try_cmd(&["DEBUG", "DIGEST"]).map(|v| v.text())
+}
+
+/// Waits until every one of `addrs` has the same store (at most 30 s).
+fn agree(addrs: &[&String]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d: Vec<Option<String>> = addrs.iter().map(|a| digest(a)).collect();
+        if d[0].is_some() && d.iter().all(|x| *x == d[0]) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the replicas never agreed: {d:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The cluster file with node `n1` (member 2) replaced by `n3` (member 4)
+/// on fresh ports. Returns it and n3's client endpoint.
+fn replaced(file: &Path, dir: &Path) -> (PathBuf, String) {
+    let old = std::fs::read_to_string(file).expect("read the cluster file");
+    let ports = testkit::free_ports(2);
+    let mut out = String::new();
+    for block in old.split("[[server]]\n") {
+        if block.contains("name = \"n1\"") {
+            out += &format!(
+                "[[server]]\nname = \"n3\"\naddr = \"127.0.0.1\"\nport = {}\npeer_port = {}\ncores = [0]\nmember = 4\n",
+                ports[0], ports[1]
+            );
+        } else if block.starts_with("name") {
+            out += "[[server]]\n";
+            out += block;
+        } else {
+            out += block;
+        }
+    }
+    let path = dir.join("replaced.toml");
+    std::fs::write(&path, out).expect("write the new cluster file");
+    (path, format!("127.0.0.1:{}", ports[0]))
+}
+
+#[test]
+fn a_dead_node_is_replaced_and_the_group_survives_losing_another() {
+    let dir = TempDir::new("members");
+    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
+    let start = |f: &Path, node: usize, extra: &[&str]| {
+        let mut before = vec!["server"];
+        before.extend_from_slice(extra);
+        testkit::start_replicated(PERCORE, &before, f, node, dir.path())
+    };
+    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, &[]))).collect();
+    let core = load_core();
+    let all: Vec<&String> = addrs.iter().collect();
+    let leader = leader_of(&all);
+    let load = |target: &str, records: &str| {
+        percore(&["loadgen", "load", "--target", target, "--records", records, "--cores", &core, "-q"])
+    };
+    let out = load(&format!("percore://{leader}"), "3000");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // n1 dies for good.
+    nodes[1].take().expect("running").signal(libc::SIGKILL);
+
+    // A new node takes its place under a new member id.
+    let (new_file, n3) = replaced(&file, dir.path());
+    let refused = percore(&["members", "--config", new_file.to_str().expect("utf8")]);
+    assert!(!refused.status.success(), "nothing runs at n3 yet: {}", text(&refused.stdout));
+    let mut n3_server = Some(start(&new_file, 3, &["--join"]));
+    let plan = percore(&["members", "--config", new_file.to_str().expect("utf8"), "--dry-run"]);
+    let plan_text = text(&plan.stdout);
+    assert!(plan.status.success(), "{}{}", plan_text, text(&plan.stderr));
+    assert!(plan_text.contains("would add member 4") && plan_text.contains("would remove member 2"), "{plan_text}");
+    let m = members(&n3).expect("n3 answers CLUSTER MEMBERS");
+    assert!(m.contains("joining:1"), "{m}");
+
+    let done = percore(&["members", "--config", new_file.to_str().expect("utf8"), "--timeout", "60s"]);
+    let said = text(&done.stdout);
+    eprint!("{said}{}", text(&done.stderr));
+    assert!(done.status.success(), "{said}{}", text(&done.stderr));
+    assert!(said.contains("member 4 promoted") && said.contains("member 2 removed"), "{said}");
+    assert!(said.contains("members now 1, 3, 4"), "{said}");
+
+    // Its store is the group's; the leader's map names the new membership.
+    let now: Vec<&String> = vec![&addrs[0], &n3, &addrs[2]];
+    agree(&now);
+    let m = members(&n3).expect("n3 answers");
+    let voters = ["member:1 role:voter", "member:3 role:voter", "member:4 role:voter"];
+    assert!(m.contains("joining:0") && voters.iter().all(|v| m.contains(v)) && !m.contains("member:2 "), "{m}");
+    let info = Resp::connect(&n3).cmd(&["INFO", "replication"]).text();
+    assert!(info.contains("percore_snapshots_installed:1"), "n3 began from the leader's snapshot: {info}");
+
+    // Writes after the change, then one more original node dies: 3 and 4
+    // are a majority of {1, 3, 4}.
+    let out = load(&format!("percore://{}", leader_of(&now)), "4000");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    nodes[0].take().expect("running").signal(libc::SIGKILL);
+    let rest: Vec<&String> = vec![&n3, &addrs[2]];
+    let leader = leader_of(&rest);
+    let verify = percore(&["loadgen", "verify", "--target", &format!("percore://{leader}"), "--records", "4000"]);
+    let verified = text(&verify.stdout) + &text(&verify.stderr);
+    assert!(verify.status.success() && verified.contains("4000 hits, 0 misses"), "{verified}");
+    let out = load(&format!("percore://{leader}"), "4500");
+    assert!(out.status.success(), "the two survivors take writes: {}", text(&out.stderr));
+    let got = percore(&["get", "--config", new_file.to_str().expect("utf8"), "4499"]);
+    assert!(got.status.success(), "{}", text(&got.stderr));
+
+    // n0 restarts with the new file: it rejoins the new membership.
+    nodes[0] = Some(start(&new_file, 0, &[]));
+    agree(&now);
+    let m = members(&addrs[0]).expect("n0 answers");
+    assert!(m.contains("member:4 role:voter") && !m.contains("member:2 "), "{m}");
+    drop(n3_server.take());
+    drop(nodes);
+}
