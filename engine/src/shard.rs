@@ -431,7 +431,10 @@ impl Shard {
     pub fn hello_reply(&self) -> std::borrow::Cow<'_, [u8]> {
         let Some(r) = &self.replicated else { return std::borrow::Cow::Borrowed(&self.setup.hello_reply) };
         let mut reply = self.setup.hello.clone();
-        let leader = r.replica.status().leader;
+        // A leader that cannot serve yet (catching up after its election,
+        // handing over) names none: clients wait instead of being refused.
+        let st = r.replica.status();
+        let leader = if st.leader == st.id && !self.serving() { 0 } else { st.leader };
         if let Some(me) = reply.map.get_mut(self.setup.id as usize) {
             me.leader = u32::try_from(leader).unwrap_or(0);
             // The group's applied membership, not the file's.

@@ -327,9 +327,9 @@ fn a_peer_port_holds_a_bounded_number_of_connections() {
     let hello = |from: u64| {
         let mut h = [0u8; 20];
         h[..4].copy_from_slice(b"PCRP");
-        h[4..6].copy_from_slice(&1u16.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
         h[12..20].copy_from_slice(&from.to_le_bytes());
-        h
+        [&h[..], &[0u8]].concat()
     };
     let mut first = TcpStream::connect(peer).expect("connect");
     first.write_all(&hello(2)).expect("hello");

@@ -382,7 +382,17 @@ pub fn emit(report: &crate::report::Report, output: &OutputArgs) -> bool {
             }
         }
     }
-    report.error_detail.connection.is_none() && report.bad_reads == 0 && misrouted == 0
+    // A run that follows leaders abandons and redials what an election
+    // refused; a load or a verification has no failover, and what it was
+    // refused is not done (records not written, or not read).
+    let leaderless = if report.failover.is_some() { 0 } else { report.error_detail.no_leader };
+    if leaderless > 0 {
+        eprintln!(
+            "percore-loadgen: {leaderless} operations refused because their shard had no serving leader (an election): they were not done; run the {} again",
+            report.phase
+        );
+    }
+    report.error_detail.connection.is_none() && report.bad_reads == 0 && misrouted == 0 && leaderless == 0
 }
 
 /// A stop flag that SIGINT/SIGTERM set (the run then reports what it measured).

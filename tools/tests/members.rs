@@ -14,23 +14,15 @@
 //! from its snapshot.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 use testkit::resp::Resp;
-use testkit::{Server, TempDir};
+use testkit::{Server, TempDir, load_core, text};
 
 const PERCORE: &str = env!("CARGO_BIN_EXE_percore");
 
 fn percore(args: &[&str]) -> Output {
-    Command::new(PERCORE).args(args).stdin(Stdio::null()).output().expect("run percore")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn load_core() -> String {
-    wire::cluster::available_cpus().last().copied().unwrap_or(0).to_string()
+    testkit::run_to_end(PERCORE, args)
 }
 
 /// `CLUSTER MEMBERS` of the core at `addr`, if it answers.
@@ -75,14 +67,14 @@ fn agree(addrs: &[&String]) {
     }
 }
 
-/// The cluster file with node `n1` (member 2) replaced by `n3` (member 4)
-/// on fresh ports. Returns it and n3's client endpoint.
-fn replaced(file: &Path, dir: &Path) -> (PathBuf, String) {
+/// The cluster file with node `gone` replaced by `n3` (member 4) on fresh
+/// ports. Returns it and n3's client endpoint.
+fn replaced(file: &Path, dir: &Path, gone: &str) -> (PathBuf, String) {
     let old = std::fs::read_to_string(file).expect("read the cluster file");
     let ports = testkit::free_ports(2);
     let mut out = String::new();
     for block in old.split("[[server]]\n") {
-        if block.contains("name = \"n1\"") {
+        if block.contains(&format!("name = \"{gone}\"")) {
             out += &format!(
                 "[[server]]\nname = \"n3\"\naddr = \"127.0.0.1\"\nport = {}\npeer_port = {}\ncores = [0]\nmember = 4\n",
                 ports[0], ports[1]
@@ -122,7 +114,7 @@ fn a_dead_node_is_replaced_and_the_group_survives_losing_another() {
     nodes[1].take().expect("running").signal(libc::SIGKILL);
 
     // A new node takes its place under a new member id.
-    let (new_file, n3) = replaced(&file, dir.path());
+    let (new_file, n3) = replaced(&file, dir.path(), "n1");
     let refused = percore(&["members", "--config", new_file.to_str().expect("utf8")]);
     assert!(!refused.status.success(), "nothing runs at n3 yet: {}", text(&refused.stdout));
     let mut n3_server = Some(start(&new_file, 3, &["--join"]));
@@ -170,5 +162,59 @@ fn a_dead_node_is_replaced_and_the_group_survives_losing_another() {
     let m = members(&addrs[0]).expect("n0 answers");
     assert!(m.contains("member:4 role:voter") && !m.contains("member:2 "), "{m}");
     drop(n3_server.take());
+    drop(nodes);
+}
+
+/// Moving a live replica, the leader's: member 1 (n0, the group's first
+/// leader) moves to n3. Asked to remove itself, the leader hands its
+/// leadership over first; the command follows the new leader and removes
+/// it. The moved-from node still runs and is no member any more: the group
+/// then survives losing one more of its other original nodes.
+#[test]
+fn the_leaders_replica_moves_to_a_new_node() {
+    let dir = TempDir::new("members-move");
+    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
+    let start = |f: &Path, node: usize, extra: &[&str]| {
+        let mut before = vec!["server"];
+        before.extend_from_slice(extra);
+        testkit::start_replicated(PERCORE, &before, f, node, dir.path())
+    };
+    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, &[]))).collect();
+    let core = load_core();
+    let all: Vec<&String> = addrs.iter().collect();
+    // The first leader is n0 (member 1); it takes the leadership back
+    // once caught up, so wait for that.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leader_of(&all) != addrs[0] {
+        assert!(Instant::now() < deadline, "n0 never led");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let load = |target: &str, records: &str| {
+        percore(&["loadgen", "load", "--target", target, "--records", records, "--cores", &core, "-q"])
+    };
+    let out = load(&format!("percore://{}", addrs[0]), "3000");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let (new_file, n3) = replaced(&file, dir.path(), "n0");
+    let _n3 = start(&new_file, 3, &["--join"]);
+    let done = percore(&["members", "--config", new_file.to_str().expect("utf8"), "--timeout", "60s"]);
+    let said = text(&done.stdout);
+    eprint!("{said}{}", text(&done.stderr));
+    assert!(done.status.success(), "{said}{}", text(&done.stderr));
+    assert!(said.contains("member 1 removed") && said.contains("members now 2, 3, 4"), "{said}");
+    let now: Vec<&String> = vec![&n3, &addrs[1], &addrs[2]];
+    agree(&now);
+    let leader = leader_of(&now);
+    assert_ne!(leader, addrs[0], "the moved-from node leads no more");
+
+    // n0 runs on, outside the group; n1 dies: n3 and n2 are a majority.
+    nodes[1].take().expect("running").signal(libc::SIGKILL);
+    let rest: Vec<&String> = vec![&n3, &addrs[2]];
+    let leader = leader_of(&rest);
+    let out = load(&format!("percore://{leader}"), "3500");
+    assert!(out.status.success(), "the group takes writes without n0 and n1: {}", text(&out.stderr));
+    let verify = percore(&["loadgen", "verify", "--target", &format!("percore://{leader}"), "--records", "3500"]);
+    let verified = text(&verify.stdout) + &text(&verify.stderr);
+    assert!(verify.status.success() && verified.contains("3500 hits, 0 misses"), "{verified}");
     drop(nodes);
 }

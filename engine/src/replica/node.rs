@@ -227,6 +227,9 @@ pub struct Replica {
     book: RefCell<HashMap<u64, Member>>,
     /// Joining: no entries are taken until a snapshot is installed.
     joining: Cell<bool>,
+    /// The hello this replica's links open with (its peer endpoint, when
+    /// the book says where it runs).
+    hello: Rc<[u8]>,
     /// A membership change was applied since the shard last snapshotted:
     /// a snapshot keeps the new membership for restarts.
     membership_changed: Cell<bool>,
@@ -234,7 +237,7 @@ pub struct Replica {
     waker: RefCell<Option<Waker>>,
     stopping: Cell<bool>,
     isolated: Cell<bool>,
-    preferred: u64,
+    preferred: Cell<u64>,
     read_lease: bool,
     applied: Cell<u64>,
     /// The shard's log, when durable: entries and hard states are journaled
@@ -308,6 +311,17 @@ impl Replica {
         let mut members: Vec<u64> = cfg.peers.iter().map(|p| p.0).collect();
         members.push(cfg.id);
         let joining = cfg.joining && raw.store().base().0 == 0 && raw.store().conf_state().voters.is_empty();
+        // Members of the group's membership may connect, whether or not
+        // the file names them.
+        let cs = raw.store().conf_state();
+        for &id in cs.voters.iter().chain(&cs.learners) {
+            if id != cfg.id && !members.contains(&id) {
+                members.push(id);
+            }
+        }
+        let advertise =
+            cfg.book.iter().find(|m| m.id == cfg.id).map(|m| format!("{}:{}", m.addr, m.peer_port)).unwrap_or_default();
+        let hello: Rc<[u8]> = peer::hello_from(cfg.group, cfg.id, &advertise).into();
         Ok(Replica {
             group: cfg.group,
             id: cfg.id,
@@ -319,12 +333,13 @@ impl Replica {
             members: RefCell::new(members),
             book: RefCell::new(cfg.book.iter().map(|m| (m.id, m.clone())).collect()),
             joining: Cell::new(joining),
+            hello,
             membership_changed: Cell::new(false),
             kicked: Cell::new(false),
             waker: RefCell::new(None),
             stopping: Cell::new(false),
             isolated: Cell::new(false),
-            preferred: cfg.preferred,
+            preferred: Cell::new(cfg.preferred),
             read_lease: cfg.read_lease,
             applied: Cell::new(cfg.applied),
             durable: durable.map(|(state, next)| (state, RefCell::new(Journal::new(next)))),
@@ -533,27 +548,56 @@ impl Replica {
         self.unidentified.set(self.unidentified.get() + 1);
         let waiting = Unidentified(&self.unidentified);
         let mut h = [0u8; peer::HELLO];
+        let mut at = [0u8; peer::MAX_ADVERTISED + 1];
         let hello = futures_lite::future::or(
-            async { Some(futures_lite::AsyncReadExt::read_exact(&mut stream, &mut h).await) },
+            async {
+                use futures_lite::AsyncReadExt;
+                let read = async {
+                    stream.read_exact(&mut h).await?;
+                    stream.read_exact(&mut at[..1]).await?;
+                    let len = usize::from(at[0]);
+                    stream.read_exact(&mut at[1..=len]).await?;
+                    Ok::<usize, std::io::Error>(len)
+                };
+                Some(read.await)
+            },
             async {
                 glommio::timer::sleep(peer::HELLO_TIMEOUT).await;
                 None
             },
         );
-        match hello.await {
-            Some(Ok(())) => {}
+        let at_len = match hello.await {
+            Some(Ok(len)) => len,
             Some(Err(e)) => return e.into(),
             None => return PeerError::HelloTimeout,
-        }
+        };
         drop(waiting);
         let from = match peer::parse_hello(&h) {
             Ok((group, _)) if group != self.group => return PeerError::WrongGroup { got: group, want: self.group },
-            Ok((_, from)) if from == self.id || !self.members.borrow().contains(&from) => {
-                return PeerError::UnknownPeer(from);
-            }
+            Ok((_, from)) if from == self.id => return PeerError::UnknownPeer(from),
             Ok((_, from)) => from,
             Err(e) => return e,
         };
+        if !self.members.borrow().contains(&from) {
+            // A joining replica knows no membership yet: it takes the
+            // members that reach it (the leader among them) at their word.
+            if !self.joining.get() {
+                return PeerError::UnknownPeer(from);
+            }
+            self.members.borrow_mut().push(from);
+        }
+        // Where the member's peer port is, for a member this replica has no
+        // link to (its file does not name it).
+        if !self.links.borrow().contains_key(&from)
+            && let Ok(text) = std::str::from_utf8(&at[1..=at_len])
+            && let Some(addr) = std::net::ToSocketAddrs::to_socket_addrs(text).ok().and_then(|mut a| a.next())
+        {
+            let l = Rc::new(Link::new(from, addr));
+            self.links.borrow_mut().insert(from, l.clone());
+            if self.running.get() {
+                self.spawn_link(l);
+            }
+        }
         // One connection per member: a newer one means the member redialled
         // and the older is dead on its side.
         if let Some(old) = self.by_member.borrow_mut().insert(from, conn)
@@ -632,8 +676,8 @@ impl Replica {
     }
 
     fn spawn_link(&self, l: Rc<Link>) {
-        let (group, me) = (self.group, self.id);
-        let task = glommio::spawn_local(async move { l.run(group, me, Duration::from_millis(50)).await });
+        let hello = self.hello.clone();
+        let task = glommio::spawn_local(async move { l.run(&hello, Duration::from_millis(50)).await });
         self.link_tasks.borrow_mut().push(task);
     }
 
@@ -643,7 +687,7 @@ impl Replica {
     /// election timeout has passed).
     fn hand_over(&self) {
         let mut raw = self.raw.borrow_mut();
-        let to = self.preferred;
+        let to = self.preferred.get();
         if to == 0 || to == self.id || raw.raft.state != StateRole::Leader || raw.raft.lead_transferee.is_some() {
             return;
         }
@@ -726,6 +770,13 @@ impl Replica {
                     self.applied.set(index);
                     self.installed.set(self.installed.get() + 1);
                     self.joining.set(false);
+                    let cs = raw.store().conf_state().clone();
+                    let mut members = self.members.borrow_mut();
+                    for &id in cs.voters.iter().chain(&cs.learners) {
+                        if id != self.id && !members.contains(&id) {
+                            members.push(id);
+                        }
+                    }
                     if let Some((dir, shard)) = &self.snapshot_dir {
                         raw.mut_store().offer_snapshot_file(dir.clone(), *shard, meta);
                     }
@@ -889,6 +940,15 @@ impl Replica {
             self.group, self.id, cs.voters, cs.learners
         );
         self.membership_changed.set(true);
+    }
+
+    /// Makes `member` the one this replica hands its leadership to when it
+    /// leads and `member` has caught up (0: none). The cluster file names
+    /// it at start; a membership change that moves it sets it anew on every
+    /// replica (else a replica would hand the leadership back to a leader
+    /// that is leaving).
+    pub fn set_preferred(&self, member: u64) {
+        self.preferred.set(member);
     }
 
     /// Whether a membership change was applied since the last call (the

@@ -1,6 +1,9 @@
 //! The wire between the replicas of one group: a hello that names the
-//! group and the sender, then raft-rs messages, each a little-endian `u32`
-//! length and the message's protobuf bytes.
+//! group, the sender and where the sender's own peer port is (so that a
+//! replica learns how to answer a member its cluster file does not name:
+//! one that joined, or a leader that is moving away), then raft-rs
+//! messages, each a little-endian `u32` length and the message's protobuf
+//! bytes.
 //!
 //! A replica dials each peer once ([`Link`]) and sends on that connection
 //! only; it receives on the connections its peers dialled. Messages queue
@@ -39,10 +42,14 @@ use raft::eraftpb::Message;
 /// Bytes that open a peer connection.
 pub const PEER_MAGIC: &[u8; 4] = b"PCRP";
 /// Version of this wire.
-pub const PEER_VERSION: u16 = 1;
-/// Bytes of the hello: magic, version (`u16`), zero (`u16`), the group
-/// (`u32`, the shard's index) and the sender's replica id (`u64`).
+pub const PEER_VERSION: u16 = 2;
+/// Bytes of the hello's fixed part: magic, version (`u16`), zero (`u16`),
+/// the group (`u32`, the shard's index) and the sender's replica id
+/// (`u64`). A length byte and the sender's peer endpoint (`addr:port`, at
+/// most [`MAX_ADVERTISED`] bytes, none if 0) follow.
 pub const HELLO: usize = 20;
+/// Longest peer endpoint a hello advertises.
+pub const MAX_ADVERTISED: usize = 255;
 /// Longest message accepted (a snapshot travels in one message).
 pub const MAX_MESSAGE: usize = 256 << 20;
 /// Messages a link holds for a peer it cannot reach (or that reads slowly).
@@ -108,13 +115,23 @@ pub enum PeerError {
     Refused(String),
 }
 
-/// The hello a replica `from` of `group` opens its connections with.
-pub fn hello(group: u32, from: u64) -> [u8; HELLO] {
-    let mut h = [0u8; HELLO];
+/// The hello a replica `from` of `group` opens its connections with,
+/// advertising no endpoint.
+pub fn hello(group: u32, from: u64) -> Vec<u8> {
+    hello_from(group, from, "")
+}
+
+/// The hello of replica `from` of `group` whose peer port is at
+/// `advertise` (`addr:port`; cut to [`MAX_ADVERTISED`] bytes).
+pub fn hello_from(group: u32, from: u64, advertise: &str) -> Vec<u8> {
+    let mut h = vec![0u8; HELLO];
     h[..4].copy_from_slice(PEER_MAGIC);
     h[4..6].copy_from_slice(&PEER_VERSION.to_le_bytes());
     h[8..12].copy_from_slice(&group.to_le_bytes());
     h[12..20].copy_from_slice(&from.to_le_bytes());
+    let at = if advertise.len() <= MAX_ADVERTISED { advertise.as_bytes() } else { &[] };
+    h.push(at.len() as u8);
+    h.extend_from_slice(at);
     h
 }
 
@@ -233,7 +250,7 @@ impl Link {
     /// all that are queued in one write; redials after a failure, backing
     /// off from `retry` up to a second. Messages queued while no connection
     /// is up are dropped (the peer is unreachable; raft-rs sends again).
-    pub async fn run(&self, group: u32, me: u64, retry: Duration) {
+    pub async fn run(&self, hello: &[u8], retry: Duration) {
         let mut backoff = retry;
         let mut out = Vec::new();
         while !self.stopping.get() {
@@ -252,7 +269,7 @@ impl Link {
             // gives up (minutes): redial instead.
             let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
             backoff = retry;
-            if stream.write_all(&hello(group, me)).await.is_err() {
+            if stream.write_all(hello).await.is_err() {
                 self.drop_queued();
                 continue;
             }
@@ -309,14 +326,18 @@ mod tests {
 
     #[test]
     fn a_hello_round_trips_and_a_wrong_one_is_refused() {
-        let h = hello(7, 3);
-        assert_eq!(parse_hello(&h).unwrap(), (7, 3));
-        let mut bad = h;
+        let fixed = |h: &[u8]| -> [u8; HELLO] { h[..HELLO].try_into().expect("a whole hello") };
+        let h = hello_from(7, 3, "10.0.0.1:17000");
+        assert_eq!(parse_hello(&fixed(&h)).unwrap(), (7, 3));
+        assert_eq!(&h[HELLO..], b"\x0e10.0.0.1:17000", "the sender's peer endpoint follows, length first");
+        assert_eq!(&hello(7, 3)[HELLO..], &[0], "none advertised");
+        assert_eq!(hello_from(7, 3, &"x".repeat(MAX_ADVERTISED + 1))[HELLO..], [0], "too long: none");
+        let mut bad = fixed(&h);
         bad[0] = b'X';
         assert!(matches!(parse_hello(&bad), Err(PeerError::BadHello)));
-        let mut other_version = h;
-        other_version[4] = 9;
-        assert!(matches!(parse_hello(&other_version), Err(PeerError::BadHello)));
+        let mut other_version = fixed(&h);
+        other_version[4] = 1;
+        assert!(matches!(parse_hello(&other_version), Err(PeerError::BadHello)), "version 1 is refused");
     }
 
     #[test]

@@ -547,7 +547,8 @@ impl Cx<'_> {
 
     /// `CLUSTER MEMBER ADD|PROMOTE|REMOVE …`: proposes a change to this
     /// core's group, on its leader; answers the entry's index (the change
-    /// holds once `CLUSTER MEMBERS` shows it applied). A follower answers
+    /// holds once `CLUSTER MEMBERS` shows it applied). `PREFER <id>` (on any
+    /// replica) sets the member it hands its leadership to. A follower answers
     /// `NOTLEADER <leader id>`; a change under way or a leader asked to
     /// remove itself (it hands its leadership over first) `TRYAGAIN`.
     fn cluster_member(&mut self, a: &[&[u8]]) {
@@ -560,7 +561,7 @@ impl Cx<'_> {
         let num = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| t.parse::<u64>().ok());
         let id = num(a[3]).filter(|&id| id > 0 && id <= wire::cluster::MAX_MEMBER_ID);
         let change = match (a[2].to_ascii_lowercase().as_slice(), a.len(), id) {
-            (b"add" | b"promote" | b"remove", _, None) => {
+            (b"add" | b"promote" | b"remove" | b"prefer", _, None) => {
                 return err(self.out, &format!("ERR member ids are 1 to {}", wire::cluster::MAX_MEMBER_ID));
             }
             (b"add", 9, Some(id)) => {
@@ -580,6 +581,10 @@ impl Cx<'_> {
                 }
             }
             (b"promote", 4, Some(id)) => MemberChange::Promote(id),
+            (b"prefer", 4, Some(id)) => {
+                r.replica.set_preferred(id);
+                return resp::simple(self.out, "OK");
+            }
             (b"remove", 4, Some(id)) => MemberChange::Remove(id),
             _ => return self.unknown_sub("CLUSTER MEMBER", a[2]),
         };
@@ -731,6 +736,7 @@ impl Cx<'_> {
                     "MEMBER ADD <id> <node> <addr> <port> <peer-port> <cpu>: add a learner (on the leader).",
                     "MEMBER PROMOTE <id>: make a learner a voter (on the leader).",
                     "MEMBER REMOVE <id>: remove a member (on the leader).",
+                    "MEMBER PREFER <id>: the member this replica hands its leadership to once caught up.",
                 ];
                 resp::array(self.out, lines.len());
                 for l in lines {

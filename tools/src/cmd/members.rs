@@ -9,7 +9,9 @@
 //! 2. once it holds the leader's log up to the commit index seen when it
 //!    was added (its snapshot installed), it is promoted to voter;
 //! 3. a member the group has and the file no longer names is removed (a
-//!    leader to be removed first hands its leadership over).
+//!    leader to be removed first hands its leadership over; every replica
+//!    is first told to prefer the file's first leader for the shard, so
+//!    that none hands the leadership back to a leaving member).
 //!
 //! Each step waits until the leader has applied it before the next is
 //! asked (Raft takes one membership change at a time). Adding before
@@ -56,6 +58,8 @@ struct Seen {
     id: u64,
     voter: bool,
     matched: u64,
+    /// Its client endpoint, when the answering replica knows it.
+    at: Option<String>,
 }
 
 /// A `CLUSTER MEMBERS` answer.
@@ -93,6 +97,7 @@ fn parse_view(text: &str) -> Result<View, String> {
             id: num(&f, "member")?,
             voter: f.get("role") == Some(&"voter"),
             matched: num(&f, "matched").unwrap_or(0),
+            at: f.get("addr").zip(f.get("port")).map(|(a, p)| format!("{a}:{p}")),
         });
     }
     Ok(v)
@@ -171,7 +176,10 @@ pub fn members(args: &MembersArgs) -> Result<(), String> {
         if args.shard.is_some_and(|s| s != id) {
             continue;
         }
-        changed += Group { id, wanted: cluster.members(id), secret: secret.as_deref(), args }.reconcile()?;
+        // The member the file makes the shard's first leader: every replica
+        // hands its leadership to it once it has caught up.
+        let prefer = cluster.map.shards().get(id as usize).map_or(0, |s| u64::from(s.leader));
+        changed += Group { id, wanted: cluster.members(id), prefer, secret: secret.as_deref(), args }.reconcile()?;
     }
     if args.shard.is_some_and(|s| s as usize >= cluster.map.len()) {
         return Err(format!("shard {}: the file has {} shards", args.shard.unwrap_or(0), cluster.map.len()));
@@ -183,6 +191,7 @@ pub fn members(args: &MembersArgs) -> Result<(), String> {
 struct Group<'a> {
     id: u32,
     wanted: Vec<Member>,
+    prefer: u64,
     secret: Option<&'a str>,
     args: &'a MembersArgs,
 }
@@ -208,20 +217,20 @@ impl Group<'_> {
                 match found {
                     Ok((d, v)) if v.leader != 0 && v.leader == v.me => return Ok((d, v)),
                     Ok((_, v)) if v.leader != 0 => {
-                        // The leader may be a member the file dropped (it is
-                        // still asked through the members that follow it).
-                        if let Some(l) = self.wanted.iter().find(|w| w.id == v.leader) {
-                            if let Ok(mut d) = Door::open(&endpoint(l), self.secret, self.short())
-                                && let Ok(lv) = d.view()
-                                && lv.leader == lv.me
-                            {
-                                return Ok((d, lv));
+                        // The leader may be a member the file dropped: its
+                        // followers know where it runs.
+                        let at = v.members.iter().find(|s| s.id == v.leader).and_then(|s| s.at.clone());
+                        match at {
+                            Some(at) => {
+                                if let Ok(mut d) = Door::open(&at, self.secret, self.short())
+                                    && let Ok(lv) = d.view()
+                                    && lv.leader == lv.me
+                                {
+                                    return Ok((d, lv));
+                                }
+                                last = format!("member {} at {at} leads, but does not answer as the leader", v.leader);
                             }
-                        } else {
-                            last = format!(
-                                "member {} leads, and the file does not say where it runs (it is to be removed: wait for it to hand over, or list it)",
-                                v.leader
-                            );
+                            None => last = format!("member {} leads, and no member knows where it runs", v.leader),
                         }
                     }
                     Ok(_) => last = format!("{}: knows no leader", endpoint(m)),
@@ -235,13 +244,28 @@ impl Group<'_> {
         }
     }
 
-    /// Asks the leader for one change; waits until it is applied.
-    fn change(&self, args: &[&str], deadline: Instant) -> Result<(), String> {
+    /// Asks the leader for one change, unless `done` says the group has
+    /// it already; waits until it is applied. A connection that closes
+    /// before the answer (the leader stepped down, handing over) is asked
+    /// again of the new leader, after looking whether the change was made.
+    fn change(&self, args: &[&str], done: impl Fn(&View) -> bool, deadline: Instant) -> Result<(), String> {
         loop {
-            let (mut door, _) = self.leader(deadline)?;
+            let (mut door, v) = self.leader(deadline)?;
+            if done(&v) {
+                return Ok(());
+            }
             let mut cmd = vec!["CLUSTER", "MEMBER"];
             cmd.extend_from_slice(args);
-            match door.call(&cmd)? {
+            let answer = match door.call(&cmd) {
+                Ok(a) => a,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("percore: shard {}: {e}; asking the leader again", self.id);
+                    std::thread::sleep(Duration::from_millis(300));
+                    continue;
+                }
+                Err(e) => return Err(format!("shard {}: CLUSTER MEMBER {}: {e}", self.id, args.join(" "))),
+            };
+            match answer {
                 Value::Int(index) => {
                     let index = u64::try_from(index).unwrap_or(0);
                     loop {
@@ -317,7 +341,8 @@ impl Group<'_> {
             }
             let (id, port, peer, cpu) =
                 (m.id.to_string(), m.port.to_string(), m.peer_port.to_string(), m.cpu.to_string());
-            self.change(&["ADD", &id, &m.node, &m.addr, &port, &peer, &cpu], deadline)?;
+            let has = |v: &View| v.members.iter().any(|s| s.id == m.id);
+            self.change(&["ADD", &id, &m.node, &m.addr, &port, &peer, &cpu], has, deadline)?;
             println!("shard {}: member {} ({} at {}) added as a learner", self.id, m.id, m.node, endpoint(m));
         }
         for id in &promote {
@@ -339,11 +364,26 @@ impl Group<'_> {
                 self.id,
                 started.elapsed().as_secs_f64()
             );
-            self.change(&["PROMOTE", &id.to_string()], deadline)?;
+            let voter = |v: &View| v.members.iter().any(|s| s.id == *id && s.voter);
+            self.change(&["PROMOTE", &id.to_string()], voter, deadline)?;
             println!("shard {}: member {id} promoted to voter", self.id);
         }
+        if !remove.is_empty() && self.prefer != 0 {
+            // Every replica now prefers the file's first leader, not a
+            // leaving one (a leader to be removed hands over first, and must
+            // not be handed the leadership back).
+            let (_, v) = self.leader(deadline)?;
+            for at in v.members.iter().filter(|m| !remove.contains(&m.id)).filter_map(|m| m.at.as_deref()) {
+                let told = Door::open(at, self.secret, self.short())
+                    .and_then(|mut d| d.call(&["CLUSTER", "MEMBER", "PREFER", &self.prefer.to_string()]));
+                if let Err(e) | Ok(Value::Error(e)) = told {
+                    eprintln!("percore: shard {}: {at} was not told to prefer member {}: {e}", self.id, self.prefer);
+                }
+            }
+        }
         for id in &remove {
-            self.change(&["REMOVE", &id.to_string()], deadline)?;
+            let gone = |v: &View| v.members.iter().all(|s| s.id != *id);
+            self.change(&["REMOVE", &id.to_string()], gone, deadline)?;
             println!("shard {}: member {id} removed", self.id);
         }
         let (_, v) = self.leader(deadline)?;
@@ -370,9 +410,9 @@ mod tests {
         assert_eq!(
             v.members,
             vec![
-                Seen { id: 1, voter: true, matched: 40 },
-                Seen { id: 4, voter: false, matched: 12 },
-                Seen { id: 2, voter: true, matched: 0 }
+                Seen { id: 1, voter: true, matched: 40, at: Some("127.0.0.1:7000".into()) },
+                Seen { id: 4, voter: false, matched: 12, at: Some("127.0.0.1:7030".into()) },
+                Seen { id: 2, voter: true, matched: 0, at: None }
             ]
         );
         assert!(parse_view("shard:0 leader:1\n").is_err(), "no me");

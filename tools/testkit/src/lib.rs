@@ -60,6 +60,26 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs `program` with `args` (no stdin) to its end and returns its output.
+pub fn run_to_end(program: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"))
+}
+
+/// A process's output as text (invalid UTF-8 replaced).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The CPU a test's load thread runs on: the last one available (a local
+/// server takes the first).
+pub fn load_core() -> String {
+    wire::cluster::available_cpus().last().copied().unwrap_or(0).to_string()
+}
+
 /// `n` distinct free loopback ports (all held open until every one is
 /// picked, so none is handed out twice).
 pub fn free_ports(n: usize) -> Vec<u16> {
