@@ -91,33 +91,82 @@ fn replaced(file: &Path, dir: &Path, gone: &str) -> (PathBuf, String) {
     (path, format!("127.0.0.1:{}", ports[0]))
 }
 
-#[test]
-fn a_dead_node_is_replaced_and_the_group_survives_losing_another() {
-    let dir = TempDir::new("members");
-    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
-    let start = |f: &Path, node: usize, extra: &[&str]| {
+/// Three founding nodes of one replicated shard (n0, n1, n2: members 1 to
+/// 3), and what both tests do with them.
+struct Trio {
+    dir: TempDir,
+    file: PathBuf,
+    addrs: Vec<String>,
+    nodes: Vec<Option<Server>>,
+    core: String,
+}
+
+impl Trio {
+    /// Starts the three and waits until n0 (member 1, the file's first
+    /// leader) leads: another that wins the first election hands it the
+    /// leadership once it has caught up, and a load running through that
+    /// handover would lose its connection.
+    fn start(name: &str) -> Trio {
+        let dir = TempDir::new(name);
+        let (file, addrs) = testkit::replicated_cluster_file(dir.path());
+        let mut trio = Trio { dir, file, addrs, nodes: Vec::new(), core: load_core() };
+        let file = trio.file.clone();
+        trio.nodes = (0..3).map(|i| Some(trio.node(&file, i, &[]))).collect();
+        let all: Vec<&String> = trio.addrs.iter().collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while leader_of(&all) != trio.addrs[0] {
+            assert!(Instant::now() < deadline, "n0 never led");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        trio
+    }
+
+    /// Starts node `n{node}` of cluster file `f` (`extra`: flags such as `--join`).
+    fn node(&self, f: &Path, node: usize, extra: &[&str]) -> Server {
         let mut before = vec!["server"];
         before.extend_from_slice(extra);
-        testkit::start_replicated(PERCORE, &before, f, node, dir.path())
-    };
-    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, &[]))).collect();
-    let core = load_core();
-    let all: Vec<&String> = addrs.iter().collect();
-    let leader = leader_of(&all);
-    let load = |target: &str, records: &str| {
-        percore(&["loadgen", "load", "--target", target, "--records", records, "--cores", &core, "-q"])
-    };
-    let out = load(&format!("percore://{leader}"), "3000");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        testkit::start_replicated(PERCORE, &before, f, node, self.dir.path())
+    }
+
+    /// Loads `records` records through the replica at `addr`; must succeed.
+    fn load(&self, addr: &str, records: &str) {
+        let target = format!("percore://{addr}");
+        let out = percore(&["loadgen", "load", "--target", &target, "--records", records, "--cores", &self.core, "-q"]);
+        assert!(out.status.success(), "load through {addr}: {}", text(&out.stderr));
+    }
+
+    /// Reads every one of `records` records back through `addr`.
+    fn verify(&self, addr: &str, records: &str) {
+        let target = format!("percore://{addr}");
+        let out = percore(&["loadgen", "verify", "--target", &target, "--records", records, "--cores", &self.core]);
+        let said = text(&out.stdout) + &text(&out.stderr);
+        assert!(out.status.success() && said.contains(&format!("{records} hits, 0 misses")), "{said}");
+    }
+
+    /// `percore members` with cluster file `f`; must succeed. Its output.
+    fn reconcile(&self, f: &Path) -> String {
+        let done = percore(&["members", "--config", f.to_str().expect("utf8"), "--timeout", "60s"]);
+        let said = text(&done.stdout);
+        eprint!("{said}{}", text(&done.stderr));
+        assert!(done.status.success(), "{said}{}", text(&done.stderr));
+        said
+    }
+}
+
+#[test]
+fn a_dead_node_is_replaced_and_the_group_survives_losing_another() {
+    let mut t = Trio::start("members");
+    let addrs = t.addrs.clone();
+    t.load(&addrs[0], "3000");
 
     // n1 dies for good.
-    nodes[1].take().expect("running").signal(libc::SIGKILL);
+    t.nodes[1].take().expect("running").signal(libc::SIGKILL);
 
     // A new node takes its place under a new member id.
-    let (new_file, n3) = replaced(&file, dir.path(), "n1");
+    let (new_file, n3) = replaced(&t.file, t.dir.path(), "n1");
     let refused = percore(&["members", "--config", new_file.to_str().expect("utf8")]);
     assert!(!refused.status.success(), "nothing runs at n3 yet: {}", text(&refused.stdout));
-    let mut n3_server = Some(start(&new_file, 3, &["--join"]));
+    let n3_server = t.node(&new_file, 3, &["--join"]);
     let plan = percore(&["members", "--config", new_file.to_str().expect("utf8"), "--dry-run"]);
     let plan_text = text(&plan.stdout);
     assert!(plan.status.success(), "{}{}", plan_text, text(&plan.stderr));
@@ -125,10 +174,7 @@ fn a_dead_node_is_replaced_and_the_group_survives_losing_another() {
     let m = members(&n3).expect("n3 answers CLUSTER MEMBERS");
     assert!(m.contains("joining:1"), "{m}");
 
-    let done = percore(&["members", "--config", new_file.to_str().expect("utf8"), "--timeout", "60s"]);
-    let said = text(&done.stdout);
-    eprint!("{said}{}", text(&done.stderr));
-    assert!(done.status.success(), "{said}{}", text(&done.stderr));
+    let said = t.reconcile(&new_file);
     assert!(said.contains("member 4 promoted") && said.contains("member 2 removed"), "{said}");
     assert!(said.contains("members now 1, 3, 4"), "{said}");
 
@@ -143,26 +189,20 @@ fn a_dead_node_is_replaced_and_the_group_survives_losing_another() {
 
     // Writes after the change, then one more original node dies: 3 and 4
     // are a majority of {1, 3, 4}.
-    let out = load(&format!("percore://{}", leader_of(&now)), "4000");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    nodes[0].take().expect("running").signal(libc::SIGKILL);
-    let rest: Vec<&String> = vec![&n3, &addrs[2]];
-    let leader = leader_of(&rest);
-    let verify = percore(&["loadgen", "verify", "--target", &format!("percore://{leader}"), "--records", "4000"]);
-    let verified = text(&verify.stdout) + &text(&verify.stderr);
-    assert!(verify.status.success() && verified.contains("4000 hits, 0 misses"), "{verified}");
-    let out = load(&format!("percore://{leader}"), "4500");
-    assert!(out.status.success(), "the two survivors take writes: {}", text(&out.stderr));
+    t.load(&leader_of(&now), "4000");
+    t.nodes[0].take().expect("running").signal(libc::SIGKILL);
+    let leader = leader_of(&[&n3, &addrs[2]]);
+    t.verify(&leader, "4000");
+    t.load(&leader, "4500");
     let got = percore(&["get", "--config", new_file.to_str().expect("utf8"), "4499"]);
     assert!(got.status.success(), "{}", text(&got.stderr));
 
     // n0 restarts with the new file: it rejoins the new membership.
-    nodes[0] = Some(start(&new_file, 0, &[]));
+    t.nodes[0] = Some(t.node(&new_file, 0, &[]));
     agree(&now);
     let m = members(&addrs[0]).expect("n0 answers");
     assert!(m.contains("member:4 role:voter") && !m.contains("member:2 "), "{m}");
-    drop(n3_server.take());
-    drop(nodes);
+    drop(n3_server);
 }
 
 /// Moving a live replica, the leader's: member 1 (n0, the group's first
@@ -172,49 +212,27 @@ fn a_dead_node_is_replaced_and_the_group_survives_losing_another() {
 /// then survives losing one more of its other original nodes.
 #[test]
 fn the_leaders_replica_moves_to_a_new_node() {
-    let dir = TempDir::new("members-move");
-    let (file, addrs) = testkit::replicated_cluster_file(dir.path());
-    let start = |f: &Path, node: usize, extra: &[&str]| {
-        let mut before = vec!["server"];
-        before.extend_from_slice(extra);
-        testkit::start_replicated(PERCORE, &before, f, node, dir.path())
-    };
-    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(&file, i, &[]))).collect();
-    let core = load_core();
-    let all: Vec<&String> = addrs.iter().collect();
-    // The first leader is n0 (member 1); it takes the leadership back
-    // once caught up, so wait for that.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while leader_of(&all) != addrs[0] {
-        assert!(Instant::now() < deadline, "n0 never led");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let load = |target: &str, records: &str| {
-        percore(&["loadgen", "load", "--target", target, "--records", records, "--cores", &core, "-q"])
-    };
-    let out = load(&format!("percore://{}", addrs[0]), "3000");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut t = Trio::start("members-move");
+    let addrs = t.addrs.clone();
+    t.load(&addrs[0], "3000");
 
-    let (new_file, n3) = replaced(&file, dir.path(), "n0");
-    let _n3 = start(&new_file, 3, &["--join"]);
-    let done = percore(&["members", "--config", new_file.to_str().expect("utf8"), "--timeout", "60s"]);
-    let said = text(&done.stdout);
-    eprint!("{said}{}", text(&done.stderr));
-    assert!(done.status.success(), "{said}{}", text(&done.stderr));
+    let (new_file, n3) = replaced(&t.file, t.dir.path(), "n0");
+    let _n3 = t.node(&new_file, 3, &["--join"]);
+    let said = t.reconcile(&new_file);
     assert!(said.contains("member 1 removed") && said.contains("members now 2, 3, 4"), "{said}");
     let now: Vec<&String> = vec![&n3, &addrs[1], &addrs[2]];
     agree(&now);
-    let leader = leader_of(&now);
-    assert_ne!(leader, addrs[0], "the moved-from node leads no more");
+    // n3 took n0's place in the file, so every replica now hands the
+    // leadership to it once it has caught up: wait for that.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leader_of(&now) != n3 {
+        assert!(Instant::now() < deadline, "n3, now the preferred member, never led");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // n0 runs on, outside the group; n1 dies: n3 and n2 are a majority.
-    nodes[1].take().expect("running").signal(libc::SIGKILL);
-    let rest: Vec<&String> = vec![&n3, &addrs[2]];
-    let leader = leader_of(&rest);
-    let out = load(&format!("percore://{leader}"), "3500");
-    assert!(out.status.success(), "the group takes writes without n0 and n1: {}", text(&out.stderr));
-    let verify = percore(&["loadgen", "verify", "--target", &format!("percore://{leader}"), "--records", "3500"]);
-    let verified = text(&verify.stdout) + &text(&verify.stderr);
-    assert!(verify.status.success() && verified.contains("3500 hits, 0 misses"), "{verified}");
-    drop(nodes);
+    t.nodes[1].take().expect("running").signal(libc::SIGKILL);
+    let leader = leader_of(&[&n3, &addrs[2]]);
+    t.load(&leader, "3500");
+    t.verify(&leader, "3500");
 }
