@@ -13,7 +13,9 @@
 # Every server process is pinned to CPU $SERVER_CPU (0) — the three
 # replicas share it, as the single node has it alone — and the load runs on
 # $CLIENT_CPU (1). DURATION (5s) and RECORDS (200000) override; data goes
-# under $DATA_DIR (default /var/tmp).
+# under $DATA_DIR (default /var/tmp). TARGETS picks and orders the targets
+# (default "memory always replicated"); "replicated-no" is replicas = 3
+# with --fsync no, which takes the disk's flushes out of the comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/percore}
@@ -59,7 +61,9 @@ start() {
         always) "$bin" server --cores "$scpu" --port "$port" --stats-interval-ms 0 --capacity "$records" \
             --data-dir "$data" --fsync always >"$work/server.log" 2>&1 &
             pids+=($!) ;;
-        replicated)
+        replicated | replicated-no)
+            local fsync=always
+            [ "$1" = replicated-no ] && fsync=no
             printf 'replicas = 3\n' >"$work/cluster.toml"
             for n in 0 1 2; do
                 printf '[[server]]\nname = "r%s"\naddr = "127.0.0.1"\nport = %s\npeer_port = %s\ncores = [%s]\n' \
@@ -67,7 +71,7 @@ start() {
             done
             for n in 0 1 2; do
                 "$bin" server --config "$work/cluster.toml" --node "r$n" --stats-interval-ms 0 \
-                    --capacity "$records" --data-dir "$data/r$n" --fsync always >"$work/server$n.log" 2>&1 &
+                    --capacity "$records" --data-dir "$data/r$n" --fsync "$fsync" >"$work/server$n.log" 2>&1 &
                 pids+=($!)
             done ;;
     esac
@@ -81,7 +85,13 @@ start() {
     exit 1
 }
 
-targets=(memory always replicated)
+read -r -a targets <<<"${TARGETS:-memory always replicated}"
+for t in "${targets[@]}"; do
+    case $t in
+        memory | always | replicated | replicated-no) ;;
+        *) echo "bench/replicated.sh: unknown target $t (memory, always, replicated, replicated-no)" >&2; exit 2 ;;
+    esac
+done
 echo "== $rounds rounds × $dur, $records records, YCSB-B and YCSB-A over RESP; data on $(df --output=source "$data" | tail -1)" >&2
 for i in $(seq 1 "$rounds"); do
     for t in "${targets[@]}"; do
@@ -96,5 +106,13 @@ for i in $(seq 1 "$rounds"); do
     done
 done
 
-python3 bench/ycsb_table.py "$work" "$rounds" "over RESP" memory="replicas = 1, in memory" \
-    always="replicas = 1, --fsync always" replicated="replicas = 3, --fsync always"
+labels=()
+for t in "${targets[@]}"; do
+    case $t in
+        memory) labels+=("memory=replicas = 1, in memory") ;;
+        always) labels+=("always=replicas = 1, --fsync always") ;;
+        replicated) labels+=("replicated=replicas = 3, --fsync always") ;;
+        replicated-no) labels+=("replicated-no=replicas = 3, --fsync no") ;;
+    esac
+done
+python3 bench/ycsb_table.py "$work" "$rounds" "over RESP" "${labels[@]}"
