@@ -580,8 +580,9 @@ impl Replica {
         };
         if !self.members.borrow().contains(&from) {
             // A joining replica knows no membership yet: it takes the
-            // members that reach it (the leader among them) at their word.
-            if !self.joining.get() {
+            // members that reach it (the leader among them) at their word,
+            // as many as a group can have (each gets a link).
+            if !self.joining.get() || self.members.borrow().len() >= 2 * wire::cluster::MAX_REPLICAS as usize {
                 return PeerError::UnknownPeer(from);
             }
             self.members.borrow_mut().push(from);

@@ -20,7 +20,10 @@
 //! [`HELLO_TIMEOUT`], and one connection per fellow member: a member that
 //! dials again (its old connection died on its side) replaces its old one,
 //! which is closed. What a peer port holds is thus bounded by the group's
-//! size, whoever connects to it. The peer port serves a node's fellow replicas only:
+//! size, whoever connects to it. A joining replica (no membership yet)
+//! also takes members it does not know, at most twice the largest group
+//! (`wire::cluster::MAX_REPLICAS`) in all, each with a link to the endpoint
+//! its hello advertises. The peer port serves a node's fellow replicas only:
 //! raft-rs assumes its peers run raft-rs (a forged message claiming a
 //! commit beyond a replica's log makes raft-rs panic), so a deployment
 //! must keep it unreachable from clients, as Redis Cluster does its bus.

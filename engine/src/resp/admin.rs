@@ -773,8 +773,8 @@ fn holders(n: &RespNode, shard: &Shard, i: usize) -> Vec<(wire::msg::ShardInfo, 
     let (reps, known): (Vec<(wire::msg::ShardInfo, String)>, Option<usize>) = match mine {
         Some(r) => {
             let leader = r.replica.status().leader;
-            let reps: Vec<_> = r.members().iter().map(|m| super::replica_row(s, m)).collect();
             let members = r.members();
+            let reps: Vec<_> = members.iter().map(|m| super::replica_row(s, m)).collect();
             let known = members.iter().position(|m| m.id == leader && leader != 0);
             (reps, known)
         }
